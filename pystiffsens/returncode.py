@@ -1,0 +1,31 @@
+"""Solve outcomes in SciML's ``ReturnCode`` vocabulary.
+
+A solve never raises for a numerical failure: it returns one of these codes, and every
+quantity derived from a failed solve (states past the failure, gradients) is NaN.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ReturnCode(enum.IntEnum):
+    """Outcome of a solve, named as in SciMLBase's ``ReturnCode``.
+
+    Stored as a small integer inside jitted code; :meth:`name` gives the SciML word.
+    """
+
+    Success = 0
+    MaxIters = 1  #: ``max_steps`` reached before the end of the time span.
+    DtLessThanMin = 2  #: the step size underflowed (repeated error-test failures).
+    Unstable = 3  #: non-finite values appeared, or a backward solve diverged.
+    ConvergenceFailure = 4  #: the Newton iteration of an implicit method did not converge.
+
+    @classmethod
+    def from_value(cls, value) -> "ReturnCode":
+        return cls(int(value))
+
+
+def status_name(value) -> str:
+    """The SciML word for an integer status."""
+    return ReturnCode.from_value(value).name
