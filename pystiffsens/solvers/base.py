@@ -1,0 +1,115 @@
+"""The contract every pystiffsens solver implements.
+
+A solver is a pure, stateless description of a method. The integrator (``integrate.py``)
+owns the loop, step-size control, status and bookkeeping; a solver owns the maths of one
+step. Everything here is a pure function of its inputs, so the same step can be taken in
+a forward solve, differentiated in forward or reverse mode, or replayed by the discrete
+adjoint with the step sizes and orders of the forward solve held fixed.
+
+Implementers provide:
+
+1. ``init(fn, t0, y0, args, h0) -> state``: the solver state at ``t0`` (a pytree whose
+   ``y`` field is the current solution; multistep methods add their history).
+2. ``attempt(fn, t, h, state, args, tol) -> Attempt``: one step of size ``h``.
+3. ``y_of(state)``: the solution held in a state.
+4. ``interpolate(dense, theta)``: the dense output on the step, ``theta`` in [0, 1].
+5. Optionally ``accept``/``reject`` to own the step-size (and order) choice; the default
+   is the elementary controller of Hairer & Wanner II, Sect. IV.8.
+6. ``control_fields``: names of state fields that are discrete controls (orders, the step
+   a history is scaled to). They are not differentiated, and the discrete adjoint takes
+   them from the recorded forward solve.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+
+SAFETY = 0.9
+MIN_FACTOR = 0.2
+MAX_FACTOR = 6.0
+
+
+class Tolerance(NamedTuple):
+    rtol: Any
+    atol: Any
+
+
+class Attempt(NamedTuple):
+    """The outcome of one attempted step.
+
+    Attributes
+    ----------
+    state : the solver state after the step, were it accepted.
+    error : local error estimate, same shape as ``y`` (zeros for methods without one).
+    dense : pytree of dense-output coefficients for the step.
+    converged : whether every implicit solve inside the step converged.
+    n_f, n_jac, n_lu : work done (RHS evaluations, Jacobians, LU factorisations).
+    """
+
+    state: Any
+    error: Any
+    dense: Any
+    converged: Any
+    n_f: Any
+    n_jac: Any
+    n_lu: Any
+
+
+class AbstractSolver(abc.ABC):
+    """Base of every solver; see the module docstring for the contract."""
+
+    name: str
+    order: int
+    #: Whether the method has an embedded error estimate (adaptive steps).
+    adaptive: bool
+    control_fields: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def init(self, fn, t0, y0, args, h0):
+        ...
+
+    @abc.abstractmethod
+    def attempt(self, fn, t, h, state, args, tol: Tolerance) -> Attempt:
+        ...
+
+    @abc.abstractmethod
+    def y_of(self, state):
+        ...
+
+    @abc.abstractmethod
+    def interpolate(self, dense, theta):
+        ...
+
+    @property
+    def error_order(self) -> int:
+        """Order of the error estimate, for the controller's exponent 1/(q+1)."""
+        return self.order - 1
+
+    def accept(self, state, err_norm, h, tol):
+        """State and next step size after an accepted step."""
+        return state, h * _factor(err_norm, self.error_order, MAX_FACTOR)
+
+    def reject(self, state, err_norm, h, tol):
+        """Next step size after a rejected step (the state is the one before the step)."""
+        return h * jnp.minimum(1.0, _factor(err_norm, self.error_order, 1.0))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name})"
+
+
+def _factor(err_norm, q, max_factor):
+    """Elementary controller ``SAFETY * err^(-1/(q+1))`` clipped to [MIN_FACTOR, max_factor]."""
+    raw = SAFETY * jnp.where(err_norm > 0, err_norm, 1e-10) ** (-1.0 / (q + 1))
+    raw = jnp.where(jnp.isfinite(raw), raw, MIN_FACTOR)
+    return jnp.clip(raw, MIN_FACTOR, max_factor)
+
+
+def scaled_rms(x, scale, mask=None):
+    """Hairer's RMS norm of ``x / scale``, optionally over the components where ``mask`` is 1."""
+    r = (x / scale) ** 2
+    if mask is None:
+        return jnp.sqrt(jnp.mean(r))
+    return jnp.sqrt(jnp.sum(mask * r) / jnp.sum(mask))
