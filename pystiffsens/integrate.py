@@ -44,6 +44,7 @@ class Trajectory(NamedTuple):
     step_stop : (max_steps,) index of the stop step ``i`` ended on, or -1.
     states : solver states at ``step_t`` (leading axis max_steps + 1), or None.
     dense : dense-output coefficients per accepted step (leading axis max_steps), or None.
+    h0 : the step size the solver state was initialised with.
     """
 
     ys: Any
@@ -55,6 +56,7 @@ class Trajectory(NamedTuple):
     step_stop: Any
     states: Any
     dense: Any
+    h0: Any
 
 
 def initial_step(fn, t0, y0, args, t_span, order, rtol, atol):
@@ -218,6 +220,7 @@ def integrate(
         step_stop=out["step_stop"],
         states=out["states"],
         dense=out["dense"],
+        h0=h_init,
     )
 
 

@@ -20,7 +20,7 @@ def final_state_sum(ts, ys, p):
     return jnp.sum(ys[-1])
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
     """A parameterised initial-value problem ``y' = rhs(t, y, p)``, ``y(t0) = y0``.
 
@@ -84,6 +84,11 @@ class Problem:
     @property
     def loss_fn(self) -> Callable:
         return self.loss if self.loss is not None else final_state_sum
+
+    @property
+    def structure_key(self) -> tuple:
+        """Everything a compiled solve depends on besides the parameter values."""
+        return (self.rhs, self.loss_fn, self.tspan, tuple(self.y0.tolist()), tuple(self.saveat.tolist()))
 
     @property
     def label(self) -> str:

@@ -56,7 +56,8 @@ def solve_implicit(G, z0, lu, scale, tol, max_iter):
 
         init = (z_init, jnp.inf, jnp.nan, 0, False, False)
         z, _, _, k, _, converged = lax.while_loop(cond, body, init)
-        return z, (converged, k)
+        # custom_root differentiates its aux output too, so report it as floats.
+        return z, jnp.stack([converged.astype(z.dtype), k.astype(z.dtype)])
 
     z, (converged, n_iter) = lax.custom_root(G, z0, iterate, _exact_linear_solve, has_aux=True)
-    return z, lax.stop_gradient(converged), lax.stop_gradient(n_iter)
+    return z, lax.stop_gradient(converged) > 0.5, lax.stop_gradient(n_iter).astype(jnp.int32)

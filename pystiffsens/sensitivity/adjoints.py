@@ -1,0 +1,170 @@
+"""The continuous adjoints: BacksolveAdjoint, InterpolatingAdjoint and GaussAdjoint.
+
+They differ only in where the backward pass gets the state ``y(t)`` and how it integrates
+``int lambda^T df/dp dt``; the backward segments are shared (:mod:`.continuous_adjoint`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..integrate import dense_eval
+from ..returncode import ReturnCode
+from ..solvers.base import scaled_rms
+from .base import AbstractSensitivity, SensitivityOutput, combine_status, loss_gradients, prefixed
+from .continuous_adjoint import backward_segments, vjp_rhs
+
+#: Largest accepted mismatch, in units of the error weights ``atol + rtol |y|``, between the
+#: state BacksolveAdjoint reconstructs backward and the forward solution at saved times and t0.
+RECONSTRUCTION_TOLERANCE = 100.0
+
+
+def _output(loss, grad, forward, backward_status, backward_stats, extra_status=ReturnCode.Success):
+    status = combine_status(forward.status, backward_status, extra_status)
+    stats = {**forward.stats, **prefixed(backward_stats, "backward_")}
+    return SensitivityOutput(loss, grad, status, stats)
+
+
+def _add_jump(g_ys, lo, hi):
+    """The jump ``lambda += dL/dy(t_k)`` on components ``lo:hi`` of the backward state."""
+    return lambda z, k: z.at[lo:hi].add(g_ys[k])
+
+
+class BacksolveAdjoint(AbstractSensitivity):
+    """Continuous adjoint with the state re-integrated backward alongside the adjoint.
+
+    Solves ``(y, lambda, mu)`` backward from the final time using only the final state.
+    Memory is constant, but integrating ``y`` backward runs a stiff system in its
+    unstable direction: on stiff problems the reconstructed state departs from the
+    forward solution and the gradient is meaningless. pystiffsens therefore compares the
+    backward state with the forward one at every saved time and at ``t0``; a mismatch
+    larger than :data:`RECONSTRUCTION_TOLERANCE` error weights gives status ``Unstable``
+    and NaN gradients (``pss.gradient`` also warns). Use it only for non-stiff problems;
+    prefer :class:`InterpolatingAdjoint`, :class:`GaussAdjoint` or ``ReverseDiffAdjoint``.
+    """
+
+    name = "BacksolveAdjoint"
+    backward = True
+
+    def compute(self, problem, solver, theta, settings):
+        forward = settings.integrate(problem.rhs, solver, problem.y0, theta, t0=problem.t0, stops=problem.stops)
+        loss, g_ys, g_theta = loss_gradients(problem, forward.ys, theta)
+        n, P = problem.y0.shape[0], theta.shape[0]
+
+        def adjoint_rhs(t, z, th):
+            y, lam = z[:n], z[n : 2 * n]
+            JT_lam, fpT_lam = vjp_rhs(problem.rhs, t, y, th, lam)
+            return jnp.concatenate([problem.rhs(t, y, th), -JT_lam, -fpT_lam])
+
+        # The forward state at each segment's lower end, latest segment first.
+        references = jnp.concatenate([problem.y0[None], forward.ys[:-1]])[::-1]
+
+        def check(traj, z_end, carry):
+            worst, segment = carry[0], carry[1].astype(jnp.int32)
+            reference = references[segment]
+            err = scaled_rms(z_end[:n] - reference, settings.atol + settings.rtol * jnp.abs(reference))
+            return jnp.stack([jnp.maximum(worst, jnp.where(jnp.isfinite(err), err, jnp.inf)), carry[1] + 1.0])
+
+        z_final = jnp.concatenate([forward.ys[-1], g_ys[-1], jnp.zeros(P)])
+        z0, status, stats, (worst, _) = backward_segments(
+            problem, solver, theta, settings, adjoint_rhs, z_final, _add_jump(g_ys, n, 2 * n),
+            per_segment=check, extra0=jnp.zeros(2),
+        )
+        diverged = jnp.where(worst > RECONSTRUCTION_TOLERANCE, ReturnCode.Unstable, ReturnCode.Success)
+        return _output(loss, g_theta + z0[2 * n :], forward, status, stats, diverged)
+
+
+class InterpolatingAdjoint(AbstractSensitivity):
+    """Continuous adjoint reading the state from the forward solve's dense output.
+
+    The forward solve stores its dense output (each solver's own interpolant: the
+    stiff-aware Rosenbrock interpolants, ESDIRK dense output, the BDF interpolating
+    polynomial); the backward solve integrates ``(lambda, mu)`` with ``y(t)`` interpolated,
+    so nothing is integrated in an unstable direction. Memory grows with the number of
+    forward steps (no checkpointing: the whole dense output is kept). Converges to the
+    exact ODE gradient as the tolerances tighten. This is the ``"adjoint"`` alias.
+    """
+
+    name = "InterpolatingAdjoint"
+    backward = True
+
+    def compute(self, problem, solver, theta, settings):
+        forward = settings.integrate(
+            problem.rhs, solver, problem.y0, theta, t0=problem.t0, stops=problem.stops, record_dense=True
+        )
+        loss, g_ys, g_theta = loss_gradients(problem, forward.ys, theta)
+        n, P = problem.y0.shape[0], theta.shape[0]
+
+        def adjoint_rhs(t, z, th):
+            y = dense_eval(solver, forward, t)
+            JT_lam, fpT_lam = vjp_rhs(problem.rhs, t, y, th, z[:n])
+            return jnp.concatenate([-JT_lam, -fpT_lam])
+
+        z_final = jnp.concatenate([g_ys[-1], jnp.zeros(P)])
+        z0, status, stats, _ = backward_segments(
+            problem, solver, theta, settings, adjoint_rhs, z_final, _add_jump(g_ys, 0, n)
+        )
+        return _output(loss, g_theta + z0[n:], forward, status, stats)
+
+
+class GaussAdjoint(AbstractSensitivity):
+    """Continuous adjoint with the parameter integral done by Gauss–Legendre quadrature.
+
+    Only ``lambda`` (the state's size) is integrated backward, with ``y(t)`` from the
+    forward dense output; ``int lambda^T df/dp dt`` is then summed with an ``n_points``
+    Gauss–Legendre rule on every *forward* step (where the fast transients of ``y`` are
+    resolved), reading ``lambda`` from the backward solve's dense output, in the spirit
+    of SciMLSensitivity's ``GaussAdjoint``. Cheaper than :class:`InterpolatingAdjoint`
+    when there are many parameters, because the implicit backward solve does not carry
+    them.
+    """
+
+    name = "GaussAdjoint"
+    backward = True
+
+    def __init__(self, n_points: int = 4):
+        if not (isinstance(n_points, int) and 1 <= n_points <= 20):
+            raise ValueError(f"n_points={n_points!r} must be an integer in 1..20.")
+        self.n_points = n_points
+
+    def compute(self, problem, solver, theta, settings):
+        forward = settings.integrate(
+            problem.rhs, solver, problem.y0, theta, t0=problem.t0, stops=problem.stops, record_dense=True
+        )
+        loss, g_ys, g_theta = loss_gradients(problem, forward.ys, theta)
+        n = problem.y0.shape[0]
+        nodes, weights = np.polynomial.legendre.leggauss(self.n_points)
+        nodes, weights = (nodes + 1.0) / 2.0, weights / 2.0
+
+        def adjoint_rhs(t, lam, th):
+            y = dense_eval(solver, forward, t)
+            return -vjp_rhs(problem.rhs, t, y, th, lam)[0]
+
+        def quadrature(backward, lam_end, total):
+            """Add the integral over the forward steps inside this segment (s = -t backward)."""
+            t_lo, t_hi = -backward.step_t[backward.n_steps], -backward.step_t[0]
+            first = jnp.searchsorted(forward.step_t, t_lo, side="left")
+            last = jnp.searchsorted(forward.step_t, t_hi, side="left")
+
+            def step(carry):
+                i, acc = carry
+                t_start, h = forward.step_t[i], forward.step_h[i]
+                coeffs = jax.tree_util.tree_map(lambda b: b[i], forward.dense)
+                for x, w in zip(nodes, weights):
+                    t = t_start + x * h
+                    y = solver.interpolate(coeffs, x)
+                    lam = dense_eval(solver, backward, -t)
+                    acc = acc + (w * h) * vjp_rhs(problem.rhs, t, y, theta, lam)[1]
+                return i + 1, acc
+
+            _, total = lax.while_loop(lambda c: c[0] < last, step, (first, total))
+            return total
+
+        _, status, stats, integral = backward_segments(
+            problem, solver, theta, settings, adjoint_rhs, g_ys[-1], _add_jump(g_ys, 0, n),
+            per_segment=quadrature, extra0=jnp.zeros_like(theta), record_dense=True,
+        )
+        return _output(loss, g_theta + integral, forward, status, stats)

@@ -1,0 +1,35 @@
+"""Stiffness proxies of Jacobians, and the stiffness of a problem along its solution.
+
+``stiffness_ratio``, ``spectral_radius`` (Gelfand, power method, eigenvalues),
+``singular_ratio``, ``singular_max`` and ``frobenius`` act on one matrix or a batch (:mod:`.proxies`);
+``stiffness_along_solution`` evaluates them at the Jacobian of every accepted step of a
+solve (:mod:`.along_solution`).
+"""
+
+from .along_solution import PROXY_COLUMNS, rhs_jacobians, stiffness_along_solution
+from .proxies import (
+    GELFAND_SQUARINGS,
+    POWER_ITERATIONS,
+    SPECTRAL_RADIUS_METHODS,
+    STIFFNESS_RATIO_PARTS,
+    frobenius,
+    singular_max,
+    singular_ratio,
+    spectral_radius,
+    stiffness_ratio,
+)
+
+__all__ = [
+    "GELFAND_SQUARINGS",
+    "POWER_ITERATIONS",
+    "PROXY_COLUMNS",
+    "SPECTRAL_RADIUS_METHODS",
+    "STIFFNESS_RATIO_PARTS",
+    "frobenius",
+    "rhs_jacobians",
+    "singular_max",
+    "singular_ratio",
+    "spectral_radius",
+    "stiffness_along_solution",
+    "stiffness_ratio",
+]

@@ -1,0 +1,87 @@
+"""Solvers and sensitivity methods side by side: decay exponent, cost and failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .fit import fit_decay
+from .schema import SUCCESS, check_columns
+
+COMPARE_KEYS = ("problem", "backend", "device", "solver", "sensitivity", "rtol", "atol", "dt")
+"""One comparison row per group of gradient rows sharing these columns."""
+
+COMPARE_COLUMNS = (
+    *COMPARE_KEYS,
+    "exponent",
+    "exponent_se",
+    "exponent_param",
+    "exact_exponent",
+    "theory_exponent",
+    "median_wall_time_s",
+    "median_n_steps",
+    "median_n_f",
+    "n_failures",
+    "n_values",
+)
+"""Columns of :func:`compare`'s frame.
+
+* ``exponent`` (with ``exponent_se``): the steepest fitted decay exponent over the parameter
+  entries, i.e. the most negative one; ``exponent_param`` names that entry and
+  ``exact_exponent`` / ``theory_exponent`` are the fit's columns for it.
+* ``median_wall_time_s``, ``median_n_steps``, ``median_n_f``: medians over the stiffness values
+  (every value counted once, failures included).
+* ``n_failures``: stiffness values whose status is not ``Success``; ``n_values``: all of them.
+"""
+
+
+def compare(frame: pd.DataFrame, fits: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Tabulate every (solver, sensitivity) pair of a sweep next to each other.
+
+    Parameters
+    ----------
+    frame : a gradient frame from :func:`~pystiffsens.study.sweep`.
+    fits : its :func:`~pystiffsens.study.fit_decay` frame (computed when omitted).
+
+    Returns
+    -------
+    One row per (problem, backend, device, solver, sensitivity, tolerances, dt), in the order
+    they first appear in ``frame``, columns :data:`COMPARE_COLUMNS`.
+    """
+    check_columns(frame, (*COMPARE_KEYS, "stiffness", "status", "wall_time_s", "n_steps", "n_f"))
+    fits = fit_decay(frame) if fits is None else fits
+    per_value = frame.drop_duplicates(subset=[*COMPARE_KEYS, "stiffness"])
+    cost = (
+        per_value.assign(failed=per_value["status"] != SUCCESS)
+        .groupby(list(COMPARE_KEYS), sort=False, dropna=False)
+        .agg(
+            median_wall_time_s=("wall_time_s", "median"),
+            median_n_steps=("n_steps", "median"),
+            median_n_f=("n_f", "median"),
+            n_failures=("failed", "sum"),
+            n_values=("stiffness", "size"),
+        )
+        .reset_index()
+    )
+    steepest = (
+        fits.groupby(list(COMPARE_KEYS), sort=False, dropna=False)
+        .apply(_steepest, include_groups=False)
+        .reset_index()
+    )
+    table = cost.merge(steepest, on=list(COMPARE_KEYS), how="left")
+    return table[list(COMPARE_COLUMNS)]
+
+
+def _steepest(fits: pd.DataFrame) -> pd.Series:
+    """The fit row with the most negative exponent (NaN entries when none was fitted)."""
+    fitted = fits[np.isfinite(fits["exponent"])]
+    if fitted.empty:
+        return pd.Series(
+            {"exponent": np.nan, "exponent_se": np.nan, "exponent_param": "",
+             "exact_exponent": np.nan, "theory_exponent": np.nan}
+        )
+    row = fitted.loc[fitted["exponent"].idxmin()]
+    return pd.Series(
+        {"exponent": row["exponent"], "exponent_se": row["exponent_se"], "exponent_param": row["param"],
+         "exact_exponent": row["exact_exponent"], "theory_exponent": row["theory_exponent"]}
+    )

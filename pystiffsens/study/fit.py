@@ -1,0 +1,152 @@
+"""Power-law decay exponents of gradients: ``|grad| ~ C * stiffness**p`` fitted in log-log.
+
+Each fit is an ordinary least-squares regression (statsmodels) of ``log10 |grad|`` on
+``log10 stiffness``; the slope is the exponent ``p`` and the intercept is ``log10 C``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from .schema import SUCCESS, check_columns
+
+FIT_KEYS = ("problem", "backend", "device", "solver", "sensitivity", "rtol", "atol", "dt", "param")
+"""One fit per group of rows sharing these columns."""
+
+MIN_POINTS = 3
+"""Fewest distinct stiffness values a fit needs (two points leave no residual to estimate the
+standard error from); groups with fewer get NaN fit columns."""
+
+CONFIDENCE = 0.95
+
+FIT_COLUMNS = (
+    *FIT_KEYS,
+    "exponent",
+    "exponent_se",
+    "exponent_ci_lower",
+    "exponent_ci_upper",
+    "intercept",
+    "r2",
+    "n_points",
+    "n_failed",
+    "n_zero",
+    "stiffness_min",
+    "stiffness_max",
+    "exact_exponent",
+    "exact_r2",
+    "exact_n_points",
+    "theory_exponent",
+)
+"""Columns of :func:`fit_decay`'s frame.
+
+* ``exponent`` with ``exponent_se`` and the 95% interval ``exponent_ci_lower/upper``;
+  ``intercept`` is log10 of the prefactor; ``r2`` the coefficient of determination (NaN
+  when log10 |grad| is constant).
+* ``n_points``: rows used; ``n_failed``: rows left out for a non-``Success`` status or a
+  non-finite gradient; ``n_zero``: rows left out for an exactly zero gradient (log undefined).
+* ``stiffness_min/max``: the stiffness range of the rows used.
+* ``exact_exponent``, ``exact_r2``, ``exact_n_points``: the same fit on ``exact_grad`` over the
+  same stiffness range (NaN where the problem has no closed form).
+* ``theory_exponent``: the decay exponent of ``|R'(z)|`` for the solver's stability function
+  from :func:`pystiffsens.theory.decay_exponent`, NaN where it gives none.
+"""
+
+
+def loglog_fit(stiffness, magnitude) -> dict:
+    """Fit ``log10 magnitude = intercept + exponent * log10 stiffness`` by OLS.
+
+    Returns the fit columns (``exponent`` ... ``stiffness_max``, without the counts of
+    left-out rows); every value is NaN when fewer than :data:`MIN_POINTS` distinct
+    stiffness values are given.
+    """
+    x = np.log10(np.asarray(stiffness, dtype=np.float64))
+    y = np.log10(np.asarray(magnitude, dtype=np.float64))
+    result = {
+        "exponent": np.nan,
+        "exponent_se": np.nan,
+        "exponent_ci_lower": np.nan,
+        "exponent_ci_upper": np.nan,
+        "intercept": np.nan,
+        "r2": np.nan,
+        "n_points": int(x.size),
+        "stiffness_min": float(10 ** x.min()) if x.size else np.nan,
+        "stiffness_max": float(10 ** x.max()) if x.size else np.nan,
+    }
+    if np.unique(x).size < MIN_POINTS:
+        return result
+    ols = sm.OLS(y, sm.add_constant(x)).fit()
+    lower, upper = ols.conf_int(alpha=1.0 - CONFIDENCE)[1]
+    result.update(
+        exponent=float(ols.params[1]),
+        exponent_se=float(ols.bse[1]),
+        exponent_ci_lower=float(lower),
+        exponent_ci_upper=float(upper),
+        intercept=float(ols.params[0]),
+        # R^2 is undefined when log|grad| does not vary (e.g. an exponent of exactly 0).
+        r2=float(ols.rsquared) if ols.centered_tss > 0 else np.nan,
+    )
+    return result
+
+
+def theory_exponent(solver: str) -> float:
+    """The theory exponent for ``solver``, or NaN where the theory gives none."""
+    try:
+        from ..theory import decay_exponent
+    except ImportError:  # the theory subpackage is optional for fitting: no column value then
+        return np.nan
+    try:
+        return float(decay_exponent(solver))
+    except ValueError:  # e.g. variable-order methods have no single stability function
+        return np.nan
+
+
+def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) -> pd.DataFrame:
+    """Fit the decay exponent of ``|grad|`` in stiffness for every solver, sensitivity and parameter.
+
+    Parameters
+    ----------
+    frame : a gradient frame from :func:`~pystiffsens.study.sweep`.
+    min_stiffness, max_stiffness : fit only rows with stiffness in this closed range
+        (default: all rows).
+
+    Returns
+    -------
+    One row per group of :data:`FIT_KEYS` (in practice: problem, backend, solver, sensitivity,
+    parameter entry), columns :data:`FIT_COLUMNS`. Rows with a failed status or a zero
+    gradient are left out of the fit and counted in ``n_failed`` / ``n_zero``.
+    """
+    check_columns(frame, (*FIT_KEYS, "stiffness", "grad", "exact_grad", "status"))
+    low = -np.inf if min_stiffness is None else float(min_stiffness)
+    high = np.inf if max_stiffness is None else float(max_stiffness)
+    if not low <= high:
+        raise ValueError(
+            f"min_stiffness={min_stiffness!r} exceeds max_stiffness={max_stiffness!r}; "
+            "give a range with min_stiffness <= max_stiffness."
+        )
+    selected = frame[(frame["stiffness"] >= low) & (frame["stiffness"] <= high)]
+    theory = {solver: theory_exponent(solver) for solver in selected["solver"].unique()}
+    rows = []
+    for key, group in selected.groupby(list(FIT_KEYS), sort=False, dropna=False):
+        grad = group["grad"].to_numpy(dtype=np.float64)
+        failed = (group["status"] != SUCCESS).to_numpy() | ~np.isfinite(grad)
+        zero = ~failed & (grad == 0.0)
+        used = ~failed & ~zero
+        fit = loglog_fit(group["stiffness"].to_numpy()[used], np.abs(grad[used]))
+        exact = group["exact_grad"].to_numpy(dtype=np.float64)
+        has_exact = np.isfinite(exact) & (exact != 0.0)
+        exact_fit = loglog_fit(group["stiffness"].to_numpy()[has_exact], np.abs(exact[has_exact]))
+        rows.append(
+            {
+                **dict(zip(FIT_KEYS, key)),
+                **fit,
+                "n_failed": int(failed.sum()),
+                "n_zero": int(zero.sum()),
+                "exact_exponent": exact_fit["exponent"],
+                "exact_r2": exact_fit["r2"],
+                "exact_n_points": exact_fit["n_points"],
+                "theory_exponent": theory[key[FIT_KEYS.index("solver")]],
+            }
+        )
+    return pd.DataFrame(rows, columns=list(FIT_COLUMNS))

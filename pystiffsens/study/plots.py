@@ -1,0 +1,124 @@
+"""Figures of a sweep: |grad| against stiffness in log-log, and the solvers side by side."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .schema import SUCCESS  # noqa: E402
+
+MAX_PARAMS_PLOTTED = 6
+"""Panels per gradient figure: the first parameter entries of the problem, in frame order."""
+
+LINE_KEYS = ("backend", "device", "solver", "sensitivity", "rtol", "atol", "dt")
+"""Rows sharing these columns (within one problem and parameter) form one line."""
+
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X")
+
+
+def plot_gradients(frame: pd.DataFrame, fits: pd.DataFrame, problem: str, path) -> Path:
+    """|grad| vs stiffness for ``problem``: a panel per parameter entry, a line per solver and
+    sensitivity, the fitted power law dashed over its range and the exact gradient dotted."""
+    rows = frame[frame["problem"] == problem]
+    varying = [k for k in LINE_KEYS if k not in ("solver", "sensitivity") and rows[k].nunique(dropna=False) > 1]
+    rows = rows.assign(line=_line_labels(rows, varying))
+    problem_fits = fits[fits["problem"] == problem]
+    fit_of = dict(zip(zip(_line_labels(problem_fits, varying), problem_fits["param"]), problem_fits.to_dict("records")))
+    params = list(dict.fromkeys(rows["param"]))[:MAX_PARAMS_PLOTTED]
+    solvers = list(dict.fromkeys(rows["solver"]))
+    sensitivities = list(dict.fromkeys(rows["sensitivity"]))
+    colors = plt.get_cmap("tab10")
+    ncols = min(3, len(params))
+    nrows = math.ceil(len(params) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols + 3.0, 3.6 * nrows + 0.6), squeeze=False, layout="constrained")
+    for ax, param in zip(axes.flat, params):
+        panel = rows[rows["param"] == param]
+        for label, line in panel.groupby("line", sort=False):
+            color = colors(solvers.index(line["solver"].iloc[0]) % 10)
+            marker = _MARKERS[sensitivities.index(line["sensitivity"].iloc[0]) % len(_MARKERS)]
+            ok = line[(line["status"] == SUCCESS) & (line["abs_grad"] > 0)]
+            ax.loglog(ok["stiffness"], ok["abs_grad"], marker=marker, linestyle="-", linewidth=1.0,
+                      markersize=4, color=color, label=label)
+            fit = fit_of.get((label, param))
+            if fit is not None and np.isfinite(fit["exponent"]):
+                s = np.geomspace(fit["stiffness_min"], fit["stiffness_max"], 50)
+                ax.loglog(s, 10 ** fit["intercept"] * s ** fit["exponent"], linestyle="--", linewidth=0.8, color=color)
+        exact = panel.drop_duplicates("stiffness")
+        exact = exact[np.isfinite(exact["exact_grad"]) & (exact["exact_grad"] != 0)]
+        if len(exact):
+            ax.loglog(exact["stiffness"], exact["exact_grad"].abs(), linestyle=":", color="black", label="exact")
+        ax.set_title(param)
+        ax.set_xlabel("stiffness")
+        ax.set_ylabel(f"|dL/d{param}|")
+        ax.grid(True, which="major", alpha=0.3)
+    for ax in list(axes.flat)[len(params):]:
+        ax.set_visible(False)
+    handles, labels = _unique_legend(axes.flat)
+    fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+    fig.suptitle(f"{problem}: |gradient| vs stiffness (dashed: fitted power law)")
+    return _save(fig, path)
+
+
+def plot_comparison(comparison: pd.DataFrame, path) -> Path:
+    """Per problem: the fitted exponent (bars, with standard errors; theory as black ticks) and
+    the median wall time per stiffness value, solvers along x, one bar per sensitivity."""
+    problems = list(dict.fromkeys(comparison["problem"]))
+    fig, axes = plt.subplots(len(problems), 2, figsize=(11, 3.8 * len(problems) + 0.6), squeeze=False, layout="constrained")
+    colors = plt.get_cmap("tab10")
+    for (ax_exp, ax_time), problem in zip(axes, problems):
+        table = comparison[comparison["problem"] == problem]
+        solvers = list(dict.fromkeys(table["solver"]))
+        sensitivities = list(dict.fromkeys(table["sensitivity"]))
+        width = 0.8 / len(sensitivities)
+        for j, sensitivity in enumerate(sensitivities):
+            part = table[table["sensitivity"] == sensitivity].drop_duplicates("solver")
+            x = np.array([solvers.index(s) for s in part["solver"]]) - 0.4 + width * (j + 0.5)
+            ax_exp.bar(x, part["exponent"], width, yerr=part["exponent_se"], color=colors(j % 10), label=sensitivity)
+            ax_time.bar(x, part["median_wall_time_s"], width, color=colors(j % 10), label=sensitivity)
+        theory = table.drop_duplicates("solver")
+        theory = theory[np.isfinite(theory["theory_exponent"])]
+        ax_exp.scatter(
+            [solvers.index(s) for s in theory["solver"]], theory["theory_exponent"],
+            marker="_", s=400, color="black", zorder=3, label="theory",
+        )
+        for ax, ylabel in ((ax_exp, "fitted exponent p"), (ax_time, "median wall time per value [s]")):
+            ax.set_xticks(range(len(solvers)), solvers, rotation=30, ha="right")
+            ax.set_ylabel(ylabel)
+            ax.set_title(problem)
+            ax.grid(True, axis="y", alpha=0.3)
+        ax_exp.axhline(0.0, color="grey", linewidth=0.8)
+        ax_time.set_yscale("log")
+        ax_exp.legend(fontsize="small")
+    fig.suptitle("Steepest gradient decay |grad| ~ stiffness^p and cost per solver")
+    return _save(fig, path)
+
+
+def _line_labels(table: pd.DataFrame, varying: list[str]) -> list[str]:
+    """Legend label of each row: solver / sensitivity, plus the ``varying`` settings."""
+    labels = []
+    for record in table[list(LINE_KEYS)].to_dict("records"):
+        extra = ", ".join(f"{k}={record[k]:g}" if isinstance(record[k], float) else f"{k}={record[k]}" for k in varying)
+        labels.append(f"{record['solver']} / {record['sensitivity']}" + (f" ({extra})" if extra else ""))
+    return labels
+
+
+def _unique_legend(axes):
+    seen = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    return list(seen.values()), list(seen)
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,72 @@
+"""Columns of the tidy gradient frame that :func:`~pystiffsens.study.sweep` returns.
+
+One row per (solver, sensitivity, stiffness value, scalar parameter entry). Array
+parameters are expanded to ``name[i]`` / ``name[i,j]`` entries, as
+:meth:`pystiffsens.results.GradientResult.flat_grad` does.
+"""
+
+from __future__ import annotations
+
+from ..results import STAT_NAMES
+
+KEY_COLUMNS = (
+    "problem",
+    "problem_id",
+    "backend",
+    "device",
+    "rtol",
+    "atol",
+    "dt",
+    "max_steps",
+    "solver",
+    "sensitivity",
+)
+"""What identifies one batch (one solver and sensitivity over a stiffness grid) of a sweep.
+
+``problem_id`` fingerprints the problem's data (see :func:`~pystiffsens.study.resume.problem_id`);
+``dt`` is NaN for adaptive steps. Two rows with equal keys and equal ``stiffness`` come from the
+same computation, which is what lets an interrupted sweep resume.
+"""
+
+COUNTER_COLUMNS = STAT_NAMES + tuple(f"backward_{name}" for name in STAT_NAMES)
+"""Cost counters: forward solve, then the backward (adjoint) solve. A counter the method does
+not report (the backward ones of a forward-mode sensitivity) is -1."""
+
+NOT_REPORTED = -1
+
+GRADIENT_COLUMNS = (
+    *KEY_COLUMNS,
+    "stiffness",
+    "param",
+    "grad",
+    "abs_grad",
+    "exact_grad",
+    "loss",
+    "status",
+    *COUNTER_COLUMNS,
+    "wall_time_s",
+    "compile_time_s",
+)
+"""Every column of the gradient frame, in order.
+
+* ``grad`` / ``abs_grad``: d loss / d param entry from the solver (NaN when the solve failed).
+* ``exact_grad``: the same derivative from the problem's closed-form solution, NaN where none.
+* ``status``: the :class:`~pystiffsens.ReturnCode` name (``"Success"``, ``"MaxIters"``, ...).
+* ``wall_time_s``: this stiffness value's share of the batch run time, i.e. the run time of the
+  compiled batched computation over the whole grid divided by the number of stiffness values
+  in it (compilation excluded).
+* ``compile_time_s``: the one-off compilation time of that batch (the same for every row of
+  the batch; NaN for backends that do not report it).
+"""
+
+SUCCESS = "Success"
+
+
+def check_columns(frame, required, what: str = "frame") -> None:
+    """Raise ``ValueError`` naming the columns of ``required`` that ``frame`` lacks."""
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{what} lacks the column(s) {missing}; expected a gradient frame from pss.sweep "
+            f"with columns {list(GRADIENT_COLUMNS)}."
+        )

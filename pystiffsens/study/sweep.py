@@ -1,0 +1,161 @@
+"""Stiffness sweeps: gradients for every solver and sensitivity over a stiffness grid, as a tidy frame."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .. import _validation, problems
+from ..device import DEVICES
+from ..problem import Problem
+from ..results import GradientResult
+from ..returncode import ReturnCode
+from ..solve import BACKENDS, check_options
+from . import resume
+from .batch import BatchResult, Settings, run_batch
+from .names import resolve_sensitivities, resolve_solvers
+from .schema import COUNTER_COLUMNS, GRADIENT_COLUMNS, NOT_REPORTED
+
+
+def sweep(
+    problem,
+    stiffness,
+    solvers,
+    sensitivities,
+    *,
+    backend: str = "jax",
+    device: str = "cpu",
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    dt: float | None = None,
+    max_steps: int = 100_000,
+    progress: bool = True,
+    out_dir=None,
+) -> pd.DataFrame:
+    """Parameter gradients of ``problem`` for every solver and sensitivity over a stiffness grid.
+
+    Parameters
+    ----------
+    problem : a :class:`~pystiffsens.Problem` or the name of a built-in problem.
+    stiffness : the stiffness values (positive, distinct), set through ``problem.set_stiffness``.
+    solvers, sensitivities : a name or a list of names (see ``pss.solvers.names()`` and
+        ``pss.sensitivity.names()``; ``"forward"`` and ``"adjoint"`` are accepted aliases).
+    backend : ``"jax"`` or ``"julia"``; device : ``"cpu"`` or ``"cuda"``.
+    rtol, atol : tolerances of adaptive solvers; dt : the step of fixed-step solvers (``None``
+        for adaptive steps); max_steps : the step budget of each solve.
+    progress : show a progress bar over the (solver, sensitivity) batches.
+    out_dir : if given, each batch's rows are appended to ``out_dir/gradients.csv`` as soon as
+        the batch finishes, and rows already there for the same batch key and stiffness value
+        are reused instead of recomputed (see :mod:`pystiffsens.study.resume`).
+
+    Returns
+    -------
+    A tidy frame, one row per (solver, sensitivity, stiffness value, scalar parameter entry),
+    columns :data:`~pystiffsens.study.schema.GRADIENT_COLUMNS`, ordered by solver, then
+    sensitivity (as given), then stiffness (as given), then parameter entry.
+
+    For the JAX backend each (solver, sensitivity) pair runs the whole grid as one vmapped
+    computation compiled once; a failed stiffness value gets its status and NaN gradient
+    without affecting the others.
+    """
+    problem = problems.get(problem) if isinstance(problem, str) else problem
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem={problem!r} must be a pss.Problem or one of {problems.names()}.")
+    grid = check_stiffness(stiffness)
+    backend = _validation.choose("backend", backend, BACKENDS)
+    device = _validation.choose("device", device, DEVICES)
+    solvers = resolve_solvers(solvers)
+    for solver in solvers:  # every option error surfaces before the first batch runs
+        check_options(problem, solver, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps)
+    pairs = list(itertools.product(solvers, resolve_sensitivities(sensitivities)))
+    settings = Settings(backend, device, float(rtol), float(atol), None if dt is None else float(dt), int(max_steps))
+    checkpoint = resume.Checkpoint(out_dir) if out_dir is not None else None
+    base_key = {
+        "problem": problem.label,
+        "problem_id": resume.problem_id(problem),
+        "backend": backend,
+        "device": device,
+        "rtol": settings.rtol,
+        "atol": settings.atol,
+        "dt": np.nan if dt is None else settings.dt,
+        "max_steps": settings.max_steps,
+    }
+    exact = _exact_gradients(problem, grid)
+    frames = []
+    with tqdm(pairs, desc=f"sweep {problem.label}", unit="batch", disable=not progress) as bar:
+        for solver, sensitivity in bar:
+            bar.set_postfix_str(f"{solver} / {sensitivity}")
+            key = {**base_key, "solver": solver, "sensitivity": sensitivity}
+            done = checkpoint.done(key, grid) if checkpoint is not None else resume.empty_frame()
+            todo = resume.missing(done, grid)
+            if todo.any():
+                batch = run_batch(problem, grid[todo], solver, sensitivity, settings)
+                rows = batch_rows(key, grid[todo], batch, {name: values[todo] for name, values in exact.items()})
+                if checkpoint is not None:
+                    checkpoint.append(rows)
+                done = pd.concat([done, rows], ignore_index=True) if len(done) else rows
+            frames.append(_in_grid_order(done, grid))
+    return pd.concat(frames, ignore_index=True)
+
+
+def check_stiffness(stiffness) -> np.ndarray:
+    """The stiffness grid as a 1-D float64 array; ``ValueError`` unless positive, finite and distinct."""
+    grid = np.atleast_1d(np.asarray(stiffness, dtype=np.float64))
+    if grid.ndim != 1 or grid.size == 0:
+        raise ValueError(f"stiffness={stiffness!r} must be a non-empty 1-D list of values.")
+    if not np.all(np.isfinite(grid)) or np.any(grid <= 0):
+        raise ValueError(f"stiffness={stiffness!r} must hold positive finite values.")
+    if np.unique(grid).size != grid.size:
+        raise ValueError(f"stiffness={stiffness!r} has repeated values; give each value once.")
+    return grid
+
+
+def batch_rows(key: dict, stiffness: np.ndarray, batch: BatchResult, exact: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The gradient-frame rows of one batch.
+
+    ``exact`` maps flat parameter names to exact gradients at ``stiffness`` (empty when the
+    problem has no closed form).
+    """
+    share = batch.run_time_s / len(stiffness)
+    columns: dict[str, list] = {name: [] for name in GRADIENT_COLUMNS}
+    for i, (value, result) in enumerate(zip(stiffness, batch.results)):
+        for param, grad in result.flat_grad().items():
+            for name, entry in key.items():
+                columns[name].append(entry)
+            columns["stiffness"].append(float(value))
+            columns["param"].append(param)
+            columns["grad"].append(grad)
+            columns["abs_grad"].append(abs(grad))
+            columns["exact_grad"].append(float(exact[param][i]) if param in exact else np.nan)
+            columns["loss"].append(float(result.loss))
+            columns["status"].append(ReturnCode.from_value(result.status).name)
+            for name in COUNTER_COLUMNS:
+                columns[name].append(int(result.stats.get(name, NOT_REPORTED)))
+            columns["wall_time_s"].append(share)
+            columns["compile_time_s"].append(float(batch.compile_time_s))
+    return pd.DataFrame(columns)
+
+
+def _exact_gradients(problem: Problem, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """Flat parameter name -> closed-form gradient at every stiffness value ({} without a closed form)."""
+    exact = jax.jit(jax.vmap(lambda s: problem.exact_loss_and_grad(problem.set_stiffness(problem.params, s))))
+    out = exact(jnp.asarray(grid))
+    if out is None:
+        return {}
+    loss, grad = jax.device_get(out)
+    flat = [
+        GradientResult(float(loss[i]), {k: v[i] for k, v in grad.items()}, ReturnCode.Success, {}, "closed form", "closed form").flat_grad()
+        for i in range(grid.size)
+    ]
+    return {name: np.array([entry[name] for entry in flat]) for name in flat[0]}
+
+
+def _in_grid_order(rows: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
+    """``rows`` sorted by the position of their stiffness in ``grid``, parameter order kept."""
+    position = resume.positions(rows["stiffness"].to_numpy(), grid)
+    return rows.iloc[np.argsort(position, kind="stable")].reset_index(drop=True)

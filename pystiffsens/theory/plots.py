@@ -1,0 +1,46 @@
+"""Plots of ``|R(z)|`` and ``|R'(z)|`` against ``|z|`` with the ``|z|^-1`` bound."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .methods import stability_function
+
+
+def plot_stability(methods, zmin: float = 1e-2, zmax: float = 1e6, angle_deg: float = 0.0,
+                   n_points: int = 300) -> Figure:
+    """Log–log plots of ``|R(z)|`` (left) and ``|R'(z)|`` (right) on ``z = -r e^(i angle)``.
+
+    ``methods`` are names, tableaux or theory objects; for BDF ``R`` is the principal root.
+    The right panel draws ``C |z|^-1``, the slowest rate of decay any A-stable method can
+    have (Fronk & Petzold, arXiv:2508.01519, 2025), through the largest ``|R'|`` at
+    ``|z| = zmax``: every curve decays at least as fast, so approaching its slope means
+    approaching the bound. Returns a
+    :class:`matplotlib.figure.Figure` (no pyplot state; save it with ``fig.savefig``).
+    """
+    if not (0.0 < zmin < zmax and math.isfinite(zmax)):
+        raise ValueError(f"zmin={zmin!r}, zmax={zmax!r} must satisfy 0 < zmin < zmax < inf.")
+    theories = [stability_function(m) for m in methods]
+    if not theories:
+        raise ValueError("methods is empty; pass at least one method name, tableau or theory object.")
+    r = np.geomspace(zmin, zmax, n_points)
+    z = -r * np.exp(1j * math.radians(angle_deg))
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    ax_r, ax_d = fig.subplots(1, 2)
+    end = 0.0
+    for theory in theories:
+        dr = np.abs(theory.dR(z))
+        end = max(end, dr[-1])
+        ax_r.loglog(r, np.abs(theory.R(z)), label=f"{theory.name}")
+        ax_d.loglog(r, dr, label=f"{theory.name} (exponent {theory.decay_exponent:.3g})")
+    ax_d.loglog(r, end * zmax / r, "k--", label=r"$\propto|z|^{-1}$: slowest possible decay")
+    where = "negative real axis" if angle_deg == 0 else f"arg(-z) = {angle_deg:g} deg"
+    ax_r.set(xlabel="|z|", ylabel="|R(z)|", title=f"Stability function on the {where}")
+    ax_d.set(xlabel="|z|", ylabel="|R'(z)|", title="Its derivative: the per-step sensitivity")
+    for ax in (ax_r, ax_d):
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize="small")
+    return fig
