@@ -112,11 +112,11 @@ def gradient(
     with jax.default_device(dev):
         out = jax.device_get(run(problem.params, rtol, atol, 0.0 if dt is None else dt))
     status = ReturnCode(int(out["status"]))
-    if status == ReturnCode.Unstable and algorithm.name == "BacksolveAdjoint":
+    if status != ReturnCode.Success and algorithm.name == "BacksolveAdjoint":
         warnings.warn(
-            "BacksolveAdjoint: the state re-integrated backward diverged from the forward solution "
-            "(expected on stiff problems), so the gradient is NaN with status Unstable. Use "
-            "InterpolatingAdjoint, GaussAdjoint or ReverseDiffAdjoint instead.",
+            f"BacksolveAdjoint failed with status {status.name}: integrating the state backward is "
+            "unstable on stiff problems (the reconstruction diverges or the backward solve fails), so "
+            "the gradient is NaN. Use InterpolatingAdjoint, GaussAdjoint or ReverseDiffAdjoint instead.",
             RuntimeWarning,
             stacklevel=2,
         )

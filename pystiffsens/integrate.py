@@ -151,14 +151,11 @@ def integrate(
         h_try = jnp.where(land, remaining, h)
         attempt = solver.attempt(fn, t, h_try, state, args, tol)
         y_old, y_new = solver.y_of(state), solver.y_of(attempt.state)
-        finite = jnp.all(jnp.isfinite(y_new))
-        if fixed:
-            err_norm = jnp.asarray(0.0)
-        else:
-            scale = tol.atol + tol.rtol * jnp.maximum(jnp.abs(y_old), jnp.abs(y_new))
-            err_norm = lax.stop_gradient(scaled_rms(attempt.error, scale, error_mask))
-            finite = finite & jnp.isfinite(err_norm)
-        ok = attempt.converged & finite & (err_norm <= 1.0)
+        scale = tol.atol + tol.rtol * jnp.maximum(jnp.abs(y_old), jnp.abs(y_new))
+        err_norm = lax.stop_gradient(scaled_rms(attempt.error, scale, error_mask))
+        finite = jnp.all(jnp.isfinite(y_new)) & jnp.isfinite(err_norm)
+        # With fixed steps the error estimate only informs order selection (FBDF), never acceptance.
+        ok = attempt.converged & finite & (fixed | (err_norm <= 1.0))
 
         accepted_state, h_accept = solver.accept(attempt.state, err_norm, h_try, tol)
         rejected_norm = jnp.where(attempt.converged & finite, err_norm, jnp.inf)

@@ -13,14 +13,19 @@ import pandas as pd  # noqa: E402
 
 from .model import LAYER_PROXIES  # noqa: E402
 
-DECK_ALPINE02 = {"model": "RES", "epochs": 10_000, "er": 0.00389, "ge": 0.00613, "df": 2.64, "frob": 37.5, "singular": 25.8}
+DECK_ALPINE02 = {
+    "model": "RES", "epochs": 10_000, "er": 0.00389, "ge": 0.00613, "df": 2.64, "frob": 37.5, "singular": 25.8,
+}
 """The deck's table for the unpenalised ResNet on Alpine02 (width 20, depth 10, tanh, 900/100
 points, 10k epochs). The deck does not define its columns; read here as: ``er``/``ge``
 empirical risk and generalisation error (taken to be MSE), ``frob`` and ``singular`` the
 Frobenius norm and the largest singular value of the layer Jacobians summed over layers
 (the deck's upper bounds of the spectral radius), ``df`` not identified."""
 
-SUMMARY_COLUMNS = ("model", "epochs", "er", "ge", "spectral_radius_gelfand", "frobenius", "singular_max", "singular_ratio", "stiffness_ratio", "train_time_s")
+SUMMARY_COLUMNS = (
+    "model", "epochs", "er", "ge", "spectral_radius_gelfand", "frobenius", "singular_max", "singular_ratio",
+    "stiffness_ratio", "train_time_s",
+)
 
 CLIMATE_NOTE = (
     "The deck's second case (a surrogate of the E3SM land model ELM v2 with FATES, 15 inputs, "
@@ -88,7 +93,9 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 
 def _summary_markdown(summary: pd.DataFrame, config) -> str:
-    deck = {key.upper() if key in ("er", "ge") else key: value for key, value in DECK_ALPINE02.items() if key != "model"}
+    deck = {
+        key.upper() if key in ("er", "ge") else key: value for key, value in DECK_ALPINE02.items() if key != "model"
+    }
     side_by_side = pd.DataFrame([{"source": f"deck, {DECK_ALPINE02['model']}", **deck}] + [
         {
             "source": f"pystiffsens, {row.model}",

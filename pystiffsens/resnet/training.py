@@ -75,7 +75,8 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("dim", "width", "depth", "n_train", "n_test", "batch_size", "epochs", "plateau_patience", "record_every"):
+        integers = ("dim", "width", "depth", "n_train", "n_test", "batch_size", "epochs", "plateau_patience", "record_every")
+        for name in integers:
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name}={value!r} must be a positive integer.")
@@ -98,8 +99,8 @@ class TrainConfig:
     @classmethod
     def short(cls, **changes) -> "TrainConfig":
         """A seconds-long setting for tests and smoke runs: width 8, depth 4, 90 training and
-        30 test points, batches of 15, 40 epochs."""
-        base = dict(width=8, depth=4, n_train=90, n_test=30, batch_size=15, epochs=40, record_every=5)
+        30 test points, batches of 15, 30 epochs, history every 10."""
+        base = dict(width=8, depth=4, n_train=90, n_test=30, batch_size=15, epochs=30, record_every=10)
         return cls(**{**base, **changes})
 
     @property
@@ -209,6 +210,16 @@ def _epoch_fn(config: TrainConfig, optimizer, kind: str, weight: float):
     return jax.jit(epoch)
 
 
+def _keys(config: TrainConfig):
+    """Data, initialisation and shuffling keys: functions of the seed alone."""
+    return jax.random.split(jax.random.PRNGKey(config.seed), 3)
+
+
+def dataset(config: TrainConfig):
+    """The ``(u_train, y_train, u_test, y_test)`` every model of ``config.seed`` is trained on."""
+    return make_data(_keys(config)[0], config.dim, config.n_train, config.n_test)
+
+
 def train(model: str = "RES", config: TrainConfig | None = None, *, penalty_weight: float | None = None) -> TrainResult:
     """Train one of :data:`MODELS` on Alpine02.
 
@@ -225,8 +236,8 @@ def train(model: str = "RES", config: TrainConfig | None = None, *, penalty_weig
         if not (isinstance(penalty_weight, (int, float)) and math.isfinite(penalty_weight) and penalty_weight >= 0):
             raise ValueError(f"penalty_weight={penalty_weight!r} must be a finite number >= 0.")
         weight = float(penalty_weight)
-    data_key, init_key, shuffle_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
-    data = make_data(data_key, config.dim, config.n_train, config.n_test)
+    _, init_key, shuffle_key = _keys(config)
+    data = dataset(config)
     params = resnet.init_params(init_key, config.dim, config.width, config.depth)
     optimizer = _optimizer(config)
     opt_state = optimizer.init(params)

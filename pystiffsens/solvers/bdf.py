@@ -119,9 +119,7 @@ class BDF(AbstractSolver):
         def G(d):
             return d - c * fn(t_new, y_predict + d, args) + psi
 
-        d, converged, iters = solve_implicit(
-            G, jnp.zeros_like(y_predict), lu, scale, newton_tolerance(tol.rtol), NEWTON_MAXITER
-        )
+        d, newton = solve_implicit(G, jnp.zeros_like(y_predict), lu, scale, newton_tolerance(tol.rtol), NEWTON_MAXITER)
         y_new = y_predict + d
         error = jnp.asarray(ERROR_CONST)[order] * d
         new_state = BDFState(_update_D(D, d, order), order, jnp.asarray(h, dtype=D.dtype), n_equal)
@@ -130,10 +128,10 @@ class BDF(AbstractSolver):
             state=new_state,
             error=error,
             dense=dense,
-            converged=converged & jnp.all(jnp.isfinite(y_new)),
-            n_f=iters,
-            n_jac=1,
-            n_lu=1,
+            converged=newton.converged & jnp.all(jnp.isfinite(y_new)),
+            n_f=newton.n_iter,
+            n_jac=1 + newton.n_jac,
+            n_lu=1 + newton.n_jac,
         )
 
     def accept(self, state, err_norm, h, tol):

@@ -58,7 +58,7 @@ class ESDIRK(AbstractSolver):
         lus = {d: lu_factor(jnp.eye(n) - h * d * J) for d in diagonals}
         hk = []  # h * k_i
         converged = jnp.array(True)
-        n_f = 0
+        n_f, n_extra_jac = 0, 0
         for i in range(tab.stages):
             base = y
             for j in range(i):
@@ -75,9 +75,10 @@ class ESDIRK(AbstractSolver):
             def G(z, base=base, d=d, t_i=t_i):
                 return z - base - h * d * fn(t_i, z, args)
 
-            z, ok, iters = solve_implicit(G, guess, lus[d], scale, newton_tol, NEWTON_MAXITER)
-            converged = converged & ok
-            n_f += iters
+            z, newton = solve_implicit(G, guess, lus[d], scale, newton_tol, NEWTON_MAXITER)
+            converged = converged & newton.converged
+            n_f += newton.n_iter
+            n_extra_jac += newton.n_jac
             hk.append((z - base) / d)
         hk = jnp.stack(hk)
         y_new = y + tab.b @ hk
@@ -91,8 +92,8 @@ class ESDIRK(AbstractSolver):
             dense=dense,
             converged=converged & jnp.all(jnp.isfinite(y_new)),
             n_f=n_f,
-            n_jac=1,
-            n_lu=len(diagonals),
+            n_jac=1 + n_extra_jac,
+            n_lu=len(diagonals) + n_extra_jac,
         )
 
     def interpolate(self, dense, theta):

@@ -1,14 +1,22 @@
-"""Simplified Newton iteration for the implicit stage equations, differentiated implicitly.
+"""Newton iteration for the implicit stage equations, differentiated implicitly.
 
-The iteration uses a frozen iteration matrix (an LU factorisation of ``I - c J``) and the
+The iteration first runs as simplified Newton with a frozen iteration matrix (an LU
+factorisation of ``I - c J`` with the Jacobian from the start of the step) and the
 convergence test of Hairer & Wanner II, Sect. IV.8 (as in scipy's BDF/Radau): stop when
-``rate / (1 - rate) * ||dz|| < tol`` and declare divergence when the contraction rate
-reaches 1. Derivatives of the root with respect to everything ``G`` closes over follow
-from the implicit function theorem (``jax.lax.custom_root``) with the exact Jacobian, so
-they do not depend on the iteration count or on the frozen matrix.
+``rate / (1 - rate) * ||dz|| < tol`` (or the update is negligible) and declare failure
+when the contraction rate reaches 1 or the iteration budget runs out. On failure it
+restarts from the initial guess as full Newton, re-evaluating ``dG/dz`` at every iterate
+(as Hairer & Wanner refresh a stale Jacobian before reducing the step): this rescues
+stages whose Jacobian changes strongly across the step, e.g. ROBER's first step from
+``y2 = 0`` or an adjoint driven by an interpolated state. Derivatives of the root with
+respect to everything ``G`` closes over follow from the implicit function theorem
+(``jax.lax.custom_root``) with the exact Jacobian, so they depend neither on the
+iteration count nor on the matrix used.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +26,15 @@ from jax.scipy.linalg import lu_solve
 from .base import scaled_rms
 
 EPS = jnp.finfo(jnp.float64).eps
+#: An update this small (in error-weight units) counts as converged, as in OrdinaryDiffEq's nlsolve.
+NEGLIGIBLE_UPDATE = 1e-5
+SIMPLIFIED, FULL = 0, 1
+
+
+class NewtonStats(NamedTuple):
+    converged: jnp.ndarray
+    n_iter: jnp.ndarray  #: RHS evaluations (one per iteration)
+    n_jac: jnp.ndarray  #: Jacobians evaluated by the full-Newton fallback (each with an LU)
 
 
 def newton_tolerance(rtol):
@@ -30,34 +47,56 @@ def _exact_linear_solve(g_lin, b):
     return jnp.linalg.solve(matrix, b)
 
 
-def solve_implicit(G, z0, lu, scale, tol, max_iter):
-    """Root of ``G`` near ``z0``; returns ``(z, converged, n_iter)``.
+def solve_implicit(G, z0, lu, scale, tol, max_iter) -> tuple[jnp.ndarray, NewtonStats]:
+    """Root of ``G`` near ``z0``.
 
     ``lu`` is the LU factorisation of an approximation of ``dG/dz``; ``scale`` the error
-    weights ``atol + rtol |y|``; ``tol`` the Newton tolerance.
+    weights ``atol + rtol |y|``; ``tol`` the Newton tolerance; ``max_iter`` the budget of
+    each of the two phases.
     """
 
     def iterate(g, z_init):
-        def cond(carry):
-            _, _, _, k, done, _ = carry
-            return (k < max_iter) & ~done
+        def update(mode, z):
+            def full(z):
+                return -jnp.linalg.solve(jax.jacfwd(g)(z), g(z))
 
-        def body(carry):
-            z, norm_old, _, k, _, _ = carry
-            dz = -lu_solve(lu, g(z))
+            return lax.cond(mode == FULL, full, lambda z: -lu_solve(lu, g(z)), z)
+
+        def cond(c):
+            return ~c["done"]
+
+        def body(c):
+            z, k, mode = c["z"], c["k"], c["mode"]
+            dz = update(mode, z)
             norm = scaled_rms(dz, scale)
-            rate = jnp.where(k > 0, norm / norm_old, jnp.nan)
-            diverging = (k > 0) & ((rate >= 1) | (rate ** (max_iter - k) / (1 - rate) * norm > tol))
+            rate = jnp.where(k > 0, norm / c["norm"], jnp.nan)
+            # An update already at rounding level has converged; its "rate" would be noise / noise.
+            negligible = norm <= NEGLIGIBLE_UPDATE
+            diverging = (k > 0) & ~negligible & ((rate >= 1) | (rate ** (max_iter - k) / (1 - rate) * norm > tol))
             finite = jnp.all(jnp.isfinite(dz))
-            z_new = jnp.where(diverging | ~finite, z, z + dz)
-            converged = finite & ~diverging & ((norm == 0) | ((k > 0) & (rate / (1 - rate) * norm < tol)))
-            failed = diverging | ~finite
-            return z_new, norm, rate, k + 1, converged | failed, converged
+            converged = finite & ~diverging & (negligible | ((k > 0) & (rate / (1 - rate) * norm < tol)))
+            failed = ~converged & (diverging | ~finite | (k + 1 >= max_iter))
+            restart = failed & (mode == SIMPLIFIED)
+            z_new = jnp.where(diverging, z, z + dz)
+            # Non-finite values in the last phase poison the iterate so the integrator reports Unstable.
+            z_new = jnp.where(~finite & (mode == FULL), jnp.nan, z_new)
+            return dict(
+                z=jnp.where(restart, z_init, z_new),
+                norm=norm,
+                k=jnp.where(restart, 0, k + 1),
+                mode=jnp.where(restart, FULL, mode),
+                done=converged | (failed & (mode == FULL)),
+                converged=converged,
+                n_iter=c["n_iter"] + 1,
+                n_jac=c["n_jac"] + (mode == FULL),
+            )
 
-        init = (z_init, jnp.inf, jnp.nan, 0, False, False)
-        z, _, _, k, _, converged = lax.while_loop(cond, body, init)
+        init = dict(z=z_init, norm=jnp.inf, k=0, mode=SIMPLIFIED, done=False, converged=False, n_iter=0, n_jac=0)
+        out = lax.while_loop(cond, body, init)
         # custom_root differentiates its aux output too, so report it as floats.
-        return z, jnp.stack([converged.astype(z.dtype), k.astype(z.dtype)])
+        aux = jnp.stack([out["converged"], out["n_iter"], out["n_jac"]]).astype(out["z"].dtype)
+        return out["z"], aux
 
-    z, (converged, n_iter) = lax.custom_root(G, z0, iterate, _exact_linear_solve, has_aux=True)
-    return z, lax.stop_gradient(converged) > 0.5, lax.stop_gradient(n_iter).astype(jnp.int32)
+    z, aux = lax.custom_root(G, z0, iterate, _exact_linear_solve, has_aux=True)
+    aux = lax.stop_gradient(aux)
+    return z, NewtonStats(aux[0] > 0.5, aux[1].astype(jnp.int32), aux[2].astype(jnp.int32))

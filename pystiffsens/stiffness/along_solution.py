@@ -31,7 +31,9 @@ def rhs_jacobians(problem, ts, ys, params=None):
     """``d rhs / d y`` at each ``(ts[i], ys[i])``: an array ``(len(ts), n, n)`` by ``jax.jacfwd``."""
     params = problem.params if params is None else params
     jac = jax.jacfwd(problem.rhs, argnums=1)
-    return jax.vmap(jac, in_axes=(0, 0, None))(jnp.asarray(ts, dtype=jnp.float64), jnp.asarray(ys, dtype=jnp.float64), params)
+    ts = jnp.asarray(ts, dtype=jnp.float64)
+    ys = jnp.asarray(ys, dtype=jnp.float64)
+    return jax.vmap(jac, in_axes=(0, 0, None))(ts, ys, params)
 
 
 @jax.jit

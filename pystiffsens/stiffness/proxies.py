@@ -116,7 +116,9 @@ def _power_one(iterations: int, J):
     return norm
 
 
-def spectral_radius(J, method: str = "gelfand", *, squarings: int = GELFAND_SQUARINGS, iterations: int = POWER_ITERATIONS):
+def spectral_radius(
+    J, method: str = "gelfand", *, squarings: int = GELFAND_SQUARINGS, iterations: int = POWER_ITERATIONS
+):
     """Spectral radius ``max |lambda_i(J)|``.
 
     Parameters
@@ -125,15 +127,17 @@ def spectral_radius(J, method: str = "gelfand", *, squarings: int = GELFAND_SQUA
     method : ``"gelfand"`` — Gelfand's formula ``||J^k||_F^(1/k)`` with ``k = 2**squarings``
         (default ``2**10``), computed by ``squarings`` matrix squarings, each preceded by a
         division by the current Frobenius norm whose logarithm is carried separately. Exact
-        in the limit for every matrix, normal or not; for finite ``k`` it overestimates by
-        at most a factor ``(C * k^(m-1))^(1/k)`` where ``m`` is the largest Jordan block of a
-        dominant eigenvalue and ``C`` the eigenvector conditioning, e.g. 1.2 % for a 2x2
-        Jordan block with off-diagonal 100. Differentiable.
+        in the limit for every matrix, normal or not. For finite ``k`` it is never below the
+        spectral radius (``||J^k||_F >= rho(J)^k``) and exceeds it by a factor that behaves
+        like ``(C k^(m-1))^(1/k)``, ``m`` the largest Jordan block of a dominant eigenvalue
+        and ``C`` a conditioning constant of its eigenvectors: 1.2 % for the 2x2 Jordan
+        block ``[[0.5, 100], [0, 0.5]]``. Differentiable.
         ``"power"`` — ``||J v||`` after ``iterations`` steps of ``v <- J v / ||J v||`` from a
         fixed pseudo-random start vector. Converges when one eigenvalue (or one eigenvalue
-        of multiplicity > 1 with a full eigenspace) strictly dominates in modulus; when a
-        complex-conjugate pair dominates a real, non-normal ``J`` the estimate oscillates
-        and does not converge. Differentiable through the iterations.
+        of multiplicity > 1 with a full eigenspace) strictly dominates in modulus, slowly
+        (like ``1/iterations``) when that eigenvalue is defective; when a complex-conjugate
+        pair dominates a real, non-normal ``J`` the estimate oscillates and does not
+        converge. Differentiable through the iterations.
         ``"eig"`` — ``max |jnp.linalg.eigvals(J)|``; exact up to rounding, but see the module
         docstring on derivatives.
     squarings, iterations : sizes of the ``"gelfand"`` and ``"power"`` methods.

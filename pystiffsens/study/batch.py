@@ -3,12 +3,18 @@
 With the JAX backend the grid runs as a single vmapped computation, compiled once; every
 stiffness value is an independent lane, so a failed value (non-zero status, NaN loss and
 gradient) leaves the others untouched. The Julia backend runs the grid as one ensemble.
+
+A batch is prepared in two stages, :func:`compile_batch` then the returned ``run()``, so
+that a sweep can compile the next batches in background threads (XLA compiles without
+holding the GIL) while it runs the current one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -37,8 +43,9 @@ class BatchResult:
     """Per-stiffness-value results of a batch and its timing.
 
     ``run_time_s`` is the wall time of the batched run over every value; with the JAX backend
-    it excludes compilation, which ``compile_time_s`` measures. The Julia backend reports the
-    ensemble call as a whole (its compilation included) and ``compile_time_s`` is NaN.
+    it excludes compilation, which ``compile_time_s`` measures (tracing and XLA compilation).
+    The Julia backend reports the ensemble call as a whole (its compilation included) and
+    ``compile_time_s`` is NaN.
     """
 
     results: list[GradientResult]
@@ -46,14 +53,12 @@ class BatchResult:
     compile_time_s: float
 
 
-def run_batch(problem: Problem, stiffness: np.ndarray, solver: str, sensitivity: str, settings: Settings) -> BatchResult:
-    """Gradients of ``problem`` at every stiffness value for one solver and sensitivity."""
+def compile_batch(
+    problem: Problem, stiffness: np.ndarray, solver: str, sensitivity: str, settings: Settings
+) -> Callable[[], BatchResult]:
+    """Prepare the batch of ``solver`` and ``sensitivity`` over ``stiffness``; return its ``run()``."""
     if settings.backend == "julia":
-        return _run_julia(problem, stiffness, solver, sensitivity, settings)
-    return _run_jax(problem, stiffness, solver, sensitivity, settings)
-
-
-def _run_jax(problem, stiffness, solver, sensitivity, settings) -> BatchResult:
+        return functools.partial(_run_julia, problem, stiffness, solver, sensitivity, settings)
     from ..gradient import make_gradient_fn
 
     gradient_fn = make_gradient_fn(
@@ -65,24 +70,28 @@ def _run_jax(problem, stiffness, solver, sensitivity, settings) -> BatchResult:
     start = time.perf_counter()
     compiled = batched.lower(values).compile()
     compile_time = time.perf_counter() - start
-    start = time.perf_counter()
-    out = jax.block_until_ready(compiled(values))
-    run_time = time.perf_counter() - start
-    out = jax.device_get(out)
-    results = [
-        GradientResult(
-            loss=float(out["loss"][i]),
-            grad={name: np.asarray(value[i]) for name, value in out["grad"].items()},
-            status=ReturnCode.from_value(out["status"][i]),
-            stats={name: int(value[i]) for name, value in out["stats"].items()},
-            solver=solver,
-            sensitivity=sensitivity,
-            backend="jax",
-            device=settings.device,
-        )
-        for i in range(len(stiffness))
-    ]
-    return BatchResult(results, run_time, compile_time)
+
+    def run() -> BatchResult:
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(values))
+        run_time = time.perf_counter() - start
+        out = jax.device_get(out)
+        results = [
+            GradientResult(
+                loss=float(out["loss"][i]),
+                grad={name: np.asarray(value[i]) for name, value in out["grad"].items()},
+                status=ReturnCode.from_value(out["status"][i]),
+                stats={name: int(value[i]) for name, value in out["stats"].items()},
+                solver=solver,
+                sensitivity=sensitivity,
+                backend="jax",
+                device=settings.device,
+            )
+            for i in range(len(stiffness))
+        ]
+        return BatchResult(results, run_time, compile_time)
+
+    return run
 
 
 def _run_julia(problem, stiffness, solver, sensitivity, settings) -> BatchResult:

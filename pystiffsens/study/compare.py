@@ -18,6 +18,7 @@ COMPARE_COLUMNS = (
     "exponent_param",
     "exact_exponent",
     "theory_exponent",
+    "theory_n_step_exponent",
     "median_wall_time_s",
     "median_n_steps",
     "median_n_f",
@@ -27,8 +28,10 @@ COMPARE_COLUMNS = (
 """Columns of :func:`compare`'s frame.
 
 * ``exponent`` (with ``exponent_se``): the steepest fitted decay exponent over the parameter
-  entries, i.e. the most negative one; ``exponent_param`` names that entry and
-  ``exact_exponent`` / ``theory_exponent`` are the fit's columns for it.
+  entries, i.e. the most negative one; ``exponent_param`` names that entry (NaN when no entry
+  could be fitted) and
+  ``exact_exponent``, ``theory_exponent``, ``theory_n_step_exponent`` are the fit's columns
+  for it (see :data:`~pystiffsens.study.fit.FIT_COLUMNS`).
 * ``median_wall_time_s``, ``median_n_steps``, ``median_n_f``: medians over the stiffness values
   (every value counted once, failures included).
 * ``n_failures``: stiffness values whose status is not ``Success``; ``n_values``: all of them.
@@ -72,16 +75,14 @@ def compare(frame: pd.DataFrame, fits: pd.DataFrame | None = None) -> pd.DataFra
     return table[list(COMPARE_COLUMNS)]
 
 
+_FROM_FIT = ("exponent", "exponent_se", "param", "exact_exponent", "theory_exponent", "theory_n_step_exponent")
+
+
 def _steepest(fits: pd.DataFrame) -> pd.Series:
     """The fit row with the most negative exponent (NaN entries when none was fitted)."""
     fitted = fits[np.isfinite(fits["exponent"])]
     if fitted.empty:
-        return pd.Series(
-            {"exponent": np.nan, "exponent_se": np.nan, "exponent_param": "",
-             "exact_exponent": np.nan, "theory_exponent": np.nan}
-        )
-    row = fitted.loc[fitted["exponent"].idxmin()]
-    return pd.Series(
-        {"exponent": row["exponent"], "exponent_se": row["exponent_se"], "exponent_param": row["param"],
-         "exact_exponent": row["exact_exponent"], "theory_exponent": row["theory_exponent"]}
-    )
+        row = pd.Series({column: np.nan for column in _FROM_FIT})
+    else:
+        row = fitted.loc[fitted["exponent"].idxmin(), list(_FROM_FIT)]
+    return row.rename({"param": "exponent_param"})

@@ -6,6 +6,8 @@ Each fit is an ordinary least-squares regression (statsmodels) of ``log10 |grad|
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
@@ -38,6 +40,7 @@ FIT_COLUMNS = (
     "exact_r2",
     "exact_n_points",
     "theory_exponent",
+    "theory_n_step_exponent",
 )
 """Columns of :func:`fit_decay`'s frame.
 
@@ -50,7 +53,12 @@ FIT_COLUMNS = (
 * ``exact_exponent``, ``exact_r2``, ``exact_n_points``: the same fit on ``exact_grad`` over the
   same stiffness range (NaN where the problem has no closed form).
 * ``theory_exponent``: the decay exponent of ``|R'(z)|`` for the solver's stability function
-  from :func:`pystiffsens.theory.decay_exponent`, NaN where it gives none.
+  from :func:`pystiffsens.theory.decay_exponent`, NaN where it gives none (FBDF).
+* ``theory_n_step_exponent``: for fixed-step rows whose successful solves all took the same
+  number of steps ``n``, :func:`pystiffsens.theory.n_step_decay_exponent` — the exponent of
+  ``|dy_n/dlam|`` after ``n`` steps on Dahlquist's ``y' = -lam*y``, which is what a fixed-step
+  sweep of the ``dahlquist`` problem measures (on other problems it is a reference only);
+  NaN for adaptive rows.
 """
 
 
@@ -90,16 +98,26 @@ def loglog_fit(stiffness, magnitude) -> dict:
     return result
 
 
-def theory_exponent(solver: str) -> float:
-    """The theory exponent for ``solver``, or NaN where the theory gives none."""
+def theory_exponent(solver: str, n_steps: int | None = None) -> float:
+    """The theory's decay exponent for ``solver``, or NaN where it gives none.
+
+    Without ``n_steps``: the exponent of ``|R'(z)|`` (one step). With ``n_steps``: the exponent
+    of ``|dy_n/dz|`` after that many fixed steps on ``y' = -lam*y``.
+    """
     try:
-        from ..theory import decay_exponent
+        from ..theory import decay_exponent, n_step_decay_exponent
     except ImportError:  # the theory subpackage is optional for fitting: no column value then
         return np.nan
     try:
-        return float(decay_exponent(solver))
+        return float(decay_exponent(solver) if n_steps is None else n_step_decay_exponent(solver, n_steps))
     except ValueError:  # e.g. variable-order methods have no single stability function
         return np.nan
+
+
+def _fixed_step_count(group: pd.DataFrame, dt: float) -> int | None:
+    """The number of steps of a fixed-step group (every successful solve takes the same), else None."""
+    counts = group.loc[group["status"] == SUCCESS, "n_steps"].unique()
+    return int(counts[0]) if np.isfinite(dt) and counts.size == 1 and counts[0] > 0 else None
 
 
 def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) -> pd.DataFrame:
@@ -117,7 +135,7 @@ def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) ->
     parameter entry), columns :data:`FIT_COLUMNS`. Rows with a failed status or a zero
     gradient are left out of the fit and counted in ``n_failed`` / ``n_zero``.
     """
-    check_columns(frame, (*FIT_KEYS, "stiffness", "grad", "exact_grad", "status"))
+    check_columns(frame, (*FIT_KEYS, "stiffness", "grad", "exact_grad", "status", "n_steps"))
     low = -np.inf if min_stiffness is None else float(min_stiffness)
     high = np.inf if max_stiffness is None else float(max_stiffness)
     if not low <= high:
@@ -126,7 +144,7 @@ def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) ->
             "give a range with min_stiffness <= max_stiffness."
         )
     selected = frame[(frame["stiffness"] >= low) & (frame["stiffness"] <= high)]
-    theory = {solver: theory_exponent(solver) for solver in selected["solver"].unique()}
+    theory = functools.cache(theory_exponent)
     rows = []
     for key, group in selected.groupby(list(FIT_KEYS), sort=False, dropna=False):
         grad = group["grad"].to_numpy(dtype=np.float64)
@@ -137,6 +155,8 @@ def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) ->
         exact = group["exact_grad"].to_numpy(dtype=np.float64)
         has_exact = np.isfinite(exact) & (exact != 0.0)
         exact_fit = loglog_fit(group["stiffness"].to_numpy()[has_exact], np.abs(exact[has_exact]))
+        solver, dt = key[FIT_KEYS.index("solver")], key[FIT_KEYS.index("dt")]
+        n_steps = _fixed_step_count(group, dt)
         rows.append(
             {
                 **dict(zip(FIT_KEYS, key)),
@@ -146,7 +166,8 @@ def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) ->
                 "exact_exponent": exact_fit["exponent"],
                 "exact_r2": exact_fit["r2"],
                 "exact_n_points": exact_fit["n_points"],
-                "theory_exponent": theory[key[FIT_KEYS.index("solver")]],
+                "theory_exponent": theory(solver),
+                "theory_n_step_exponent": np.nan if n_steps is None else theory(solver, n_steps),
             }
         )
     return pd.DataFrame(rows, columns=list(FIT_COLUMNS))

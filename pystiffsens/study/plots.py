@@ -37,7 +37,7 @@ def plot_gradients(frame: pd.DataFrame, fits: pd.DataFrame, problem: str, path) 
     colors = plt.get_cmap("tab10")
     ncols = min(3, len(params))
     nrows = math.ceil(len(params) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols + 3.0, 3.6 * nrows + 0.6), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.6 * ncols, 8.0), 3.6 * nrows + 2.0), squeeze=False, layout="constrained")
     for ax, param in zip(axes.flat, params):
         panel = rows[rows["param"] == param]
         for label, line in panel.groupby("line", sort=False):
@@ -53,7 +53,10 @@ def plot_gradients(frame: pd.DataFrame, fits: pd.DataFrame, problem: str, path) 
         exact = panel.drop_duplicates("stiffness")
         exact = exact[np.isfinite(exact["exact_grad"]) & (exact["exact_grad"] != 0)]
         if len(exact):
+            limits = ax.get_ylim() if ax.has_data() else None
             ax.loglog(exact["stiffness"], exact["exact_grad"].abs(), linestyle=":", color="black", label="exact")
+            if limits is not None:  # an exact gradient that decays exponentially leaves the panel downwards
+                ax.set_ylim(limits)
         ax.set_title(param)
         ax.set_xlabel("stiffness")
         ax.set_ylabel(f"|dL/d{param}|")
@@ -61,7 +64,7 @@ def plot_gradients(frame: pd.DataFrame, fits: pd.DataFrame, problem: str, path) 
     for ax in list(axes.flat)[len(params):]:
         ax.set_visible(False)
     handles, labels = _unique_legend(axes.flat)
-    fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(2, len(labels)), fontsize="small")
     fig.suptitle(f"{problem}: |gradient| vs stiffness (dashed: fitted power law)")
     return _save(fig, path)
 
@@ -104,9 +107,15 @@ def _line_labels(table: pd.DataFrame, varying: list[str]) -> list[str]:
     """Legend label of each row: solver / sensitivity, plus the ``varying`` settings."""
     labels = []
     for record in table[list(LINE_KEYS)].to_dict("records"):
-        extra = ", ".join(f"{k}={record[k]:g}" if isinstance(record[k], float) else f"{k}={record[k]}" for k in varying)
+        extra = ", ".join(_setting(k, record[k]) for k in varying)
         labels.append(f"{record['solver']} / {record['sensitivity']}" + (f" ({extra})" if extra else ""))
     return labels
+
+
+def _setting(name: str, value) -> str:
+    if name == "dt" and np.isnan(value):
+        return "adaptive"
+    return f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
 
 
 def _unique_legend(axes):

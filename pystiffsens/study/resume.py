@@ -5,6 +5,10 @@ batch finishes (by writing a complete new file and renaming it over the old one,
 interrupted write never leaves a truncated file). On a rerun, the rows whose batch key
 (:data:`~pystiffsens.study.schema.KEY_COLUMNS`) and stiffness value match are read back
 instead of recomputed; only the missing stiffness values are computed.
+
+The file may also hold rows of other sweeps written to the same directory (another problem,
+tolerance or grid): a sweep returns only its own rows, and
+:func:`~pystiffsens.study.report` rewrites ``gradients.csv`` with the frame it reports.
 """
 
 from __future__ import annotations

@@ -52,11 +52,13 @@ GRADIENT_COLUMNS = (
 * ``grad`` / ``abs_grad``: d loss / d param entry from the solver (NaN when the solve failed).
 * ``exact_grad``: the same derivative from the problem's closed-form solution, NaN where none.
 * ``status``: the :class:`~pystiffsens.ReturnCode` name (``"Success"``, ``"MaxIters"``, ...).
-* ``wall_time_s``: this stiffness value's share of the batch run time, i.e. the run time of the
-  compiled batched computation over the whole grid divided by the number of stiffness values
-  in it (compilation excluded).
-* ``compile_time_s``: the one-off compilation time of that batch (the same for every row of
-  the batch; NaN for backends that do not report it).
+* ``wall_time_s``: this stiffness value's share of the batch run time, i.e. the wall time of
+  the compiled batched computation over the whole grid divided by the number of stiffness
+  values in it. JAX: compilation excluded. Julia: the whole ensemble call, Julia's own
+  compilation included.
+* ``compile_time_s``: the wall time of tracing and compiling that batch (the same for every
+  row of the batch; it may overlap other batches' work, see
+  :data:`~pystiffsens.study.sweep.COMPILE_THREADS`); NaN for the Julia backend.
 """
 
 SUCCESS = "Success"

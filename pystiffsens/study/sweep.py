@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -12,14 +13,18 @@ from tqdm.auto import tqdm
 
 from .. import _validation, problems
 from ..device import DEVICES
+from ..device import resolve as resolve_device
 from ..problem import Problem
 from ..results import GradientResult
 from ..returncode import ReturnCode
 from ..solve import BACKENDS, check_options
 from . import resume
-from .batch import BatchResult, Settings, run_batch
+from .batch import BatchResult, Settings, compile_batch
 from .names import resolve_sensitivities, resolve_solvers
 from .schema import COUNTER_COLUMNS, GRADIENT_COLUMNS, NOT_REPORTED
+
+COMPILE_THREADS = 2
+"""Batches compiled at once in background threads while the sweep runs finished ones."""
 
 
 def sweep(
@@ -44,8 +49,10 @@ def sweep(
     problem : a :class:`~pystiffsens.Problem` or the name of a built-in problem.
     stiffness : the stiffness values (positive, distinct), set through ``problem.set_stiffness``.
     solvers, sensitivities : a name or a list of names (see ``pss.solvers.names()`` and
-        ``pss.sensitivity.names()``; ``"forward"`` and ``"adjoint"`` are accepted aliases).
-    backend : ``"jax"`` or ``"julia"``; device : ``"cpu"`` or ``"cuda"``.
+        ``pss.sensitivity.names()``; ``"forward"`` and ``"adjoint"`` are accepted aliases;
+        ``backend="julia"`` also has ``QuadratureAdjoint`` and ``ZygoteAdjoint``).
+    backend : ``"jax"`` or ``"julia"`` (which runs each batch as one Julia ensemble through
+        ``pystiffsens.julia_backend.gradient_ensemble``); device : ``"cpu"`` or ``"cuda"``.
     rtol, atol : tolerances of adaptive solvers; dt : the step of fixed-step solvers (``None``
         for adaptive steps); max_steps : the step budget of each solve.
     progress : show a progress bar over the (solver, sensitivity) batches.
@@ -61,7 +68,8 @@ def sweep(
 
     For the JAX backend each (solver, sensitivity) pair runs the whole grid as one vmapped
     computation compiled once; a failed stiffness value gets its status and NaN gradient
-    without affecting the others.
+    without affecting the others. Up to :data:`COMPILE_THREADS` batches compile in
+    background threads while finished ones run; rows are written in batch order.
     """
     problem = problems.get(problem) if isinstance(problem, str) else problem
     if not isinstance(problem, Problem):
@@ -69,10 +77,8 @@ def sweep(
     grid = check_stiffness(stiffness)
     backend = _validation.choose("backend", backend, BACKENDS)
     device = _validation.choose("device", device, DEVICES)
-    solvers = resolve_solvers(solvers)
-    for solver in solvers:  # every option error surfaces before the first batch runs
-        check_options(problem, solver, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps)
-    pairs = list(itertools.product(solvers, resolve_sensitivities(sensitivities)))
+    pairs = list(itertools.product(resolve_solvers(solvers, backend), resolve_sensitivities(sensitivities, backend)))
+    _check_before_running(problem, pairs, backend, device, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps)
     settings = Settings(backend, device, float(rtol), float(atol), None if dt is None else float(dt), int(max_steps))
     checkpoint = resume.Checkpoint(out_dir) if out_dir is not None else None
     base_key = {
@@ -86,21 +92,46 @@ def sweep(
         "max_steps": settings.max_steps,
     }
     exact = _exact_gradients(problem, grid)
+    batches = []
+    for solver, sensitivity in pairs:
+        key = {**base_key, "solver": solver, "sensitivity": sensitivity}
+        done = checkpoint.done(key, grid) if checkpoint is not None else resume.empty_frame()
+        batches.append((key, done, resume.missing(done, grid)))
     frames = []
-    with tqdm(pairs, desc=f"sweep {problem.label}", unit="batch", disable=not progress) as bar:
-        for solver, sensitivity in bar:
-            bar.set_postfix_str(f"{solver} / {sensitivity}")
-            key = {**base_key, "solver": solver, "sensitivity": sensitivity}
-            done = checkpoint.done(key, grid) if checkpoint is not None else resume.empty_frame()
-            todo = resume.missing(done, grid)
-            if todo.any():
-                batch = run_batch(problem, grid[todo], solver, sensitivity, settings)
-                rows = batch_rows(key, grid[todo], batch, {name: values[todo] for name, values in exact.items()})
-                if checkpoint is not None:
-                    checkpoint.append(rows)
-                done = pd.concat([done, rows], ignore_index=True) if len(done) else rows
-            frames.append(_in_grid_order(done, grid))
+    pool = ThreadPoolExecutor(COMPILE_THREADS, thread_name_prefix="pystiffsens-compile")
+    try:
+        compiling = [
+            pool.submit(compile_batch, problem, grid[todo], key["solver"], key["sensitivity"], settings)
+            if todo.any() else None
+            for key, _, todo in batches
+        ]
+        with tqdm(total=len(batches), desc=f"sweep {problem.label}", unit="batch", disable=not progress) as bar:
+            for (key, done, todo), compiled in zip(batches, compiling):
+                bar.set_postfix_str(f"{key['solver']} / {key['sensitivity']}")
+                if compiled is not None:
+                    batch = compiled.result()()
+                    rows = batch_rows(key, grid[todo], batch, {name: values[todo] for name, values in exact.items()})
+                    if checkpoint is not None:
+                        checkpoint.append(rows)
+                    done = pd.concat([done, rows], ignore_index=True) if len(done) else rows
+                frames.append(_in_grid_order(done, grid))
+                bar.update()
+    finally:  # on an error or interrupt, compile nothing more than what is under way
+        pool.shutdown(wait=False, cancel_futures=True)
     return pd.concat(frames, ignore_index=True)
+
+
+def _check_before_running(problem, pairs, backend, device, **options) -> None:
+    """Raise every option error (fixed-step solver without dt, absent GPU, ...) before any batch runs."""
+    if backend == "julia":
+        from ..julia_backend.names import check_method
+
+        for solver, sensitivity in pairs:
+            check_method(solver, sensitivity, options["dt"], device)
+    for solver in dict.fromkeys(solver for solver, _ in pairs):
+        check_options(problem, solver, **options)
+    if backend == "jax":
+        resolve_device(device)
 
 
 def check_stiffness(stiffness) -> np.ndarray:
@@ -148,8 +179,11 @@ def _exact_gradients(problem: Problem, grid: np.ndarray) -> dict[str, np.ndarray
     if out is None:
         return {}
     loss, grad = jax.device_get(out)
-    flat = [
-        GradientResult(float(loss[i]), {k: v[i] for k, v in grad.items()}, ReturnCode.Success, {}, "closed form", "closed form").flat_grad()
+    flat = [  # flattened like the solver gradients: array entries become "name[i]"
+        GradientResult(
+            loss=float(loss[i]), grad={name: value[i] for name, value in grad.items()}, status=ReturnCode.Success,
+            stats={}, solver="closed form", sensitivity="closed form",
+        ).flat_grad()
         for i in range(grid.size)
     ]
     return {name: np.array([entry[name] for entry in flat]) for name in flat[0]}

@@ -64,7 +64,9 @@ def numerical_decay_exponent(method, angle_deg: float = 0.0, radii=(1e8, 1e10), 
     return float(np.polyfit(np.log(r), np.log(values), 1)[0])
 
 
-def sector_decay_exponents(method, alpha_deg: float, n_rays: int = 9, radii=(1e8, 1e10)) -> tuple[np.ndarray, np.ndarray]:
+def sector_decay_exponents(
+    method, alpha_deg: float, n_rays: int = 9, radii=(1e8, 1e10)
+) -> tuple[np.ndarray, np.ndarray]:
     """Measured decay exponents on ``n_rays`` rays spanning ``|arg(-z)| <= alpha_deg``.
 
     Returns ``(angles_deg, exponents)``. The exact exponent is the same on every ray (the

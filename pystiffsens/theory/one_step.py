@@ -21,12 +21,14 @@ Vanishing Gradient Problem for Stiff Neural Differential Equations", arXiv:2508.
 
 on every ray: a polynomial's leading coefficient is a constant, so it does not depend on
 the direction in which ``|z|`` grows. The leading terms of ``P'Q`` and ``PQ'`` cancel
-exactly when ``deg P = deg Q``, so ``e <= -2`` for every rational ``R``.
+exactly when ``deg P = deg Q``, so ``e <= -2`` whenever ``R`` is bounded at infinity
+(``deg P <= deg Q``, as A-stability requires).
 """
 
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 
 from ..solvers.tableaux import ButcherTableau, RosenbrockTableau

@@ -1,0 +1,169 @@
+"""Helpers shared by the benchmark scripts: machine description, interleaved timing,
+error metrics, scipy Radau references and Markdown tables."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _version(dist):
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def load():
+    """The 1-minute load average, or NaN where the OS does not report it."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def machine_info() -> list[str]:
+    """Date, CPU, load, versions and git state, one Markdown bullet each."""
+    lscpu = _run(["lscpu"]).splitlines()
+    field = lambda name, default="": next((l.split(":", 1)[1].strip() for l in lscpu if l.startswith(name)), default)
+    model = field("Model name", platform.processor())
+    hyper = field("Hypervisor vendor")
+    model += f" (family {field('CPU family')} model {field('Model:')}{', ' + hyper + ' guest' if hyper else ''})"
+    commit = _run(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
+    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"])
+    versions = ", ".join(
+        f"{d} {_version(d)}" for d in ("jax", "jaxlib", "diffrax", "equinox", "casadi", "scipy", "numpy")
+    )
+    return [
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {model}, `nproc` = {os.cpu_count()} ({platform.machine()}, {platform.system()} {platform.release()}); no GPU",
+        f"- load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (CPU shared with other jobs)",
+        f"- python {platform.python_version()}; {versions}",
+        f"- pystiffsens git {commit}{' + uncommitted changes' if dirty else ''}",
+    ]
+
+
+def time_interleaved(calls: dict, *, rounds: int = 15, budget_s: float = 10.0, min_rounds: int = 3,
+                     per_call_s: float = 1.0) -> dict:
+    """Wall times of zero-argument blocking callables, run in interleaved rounds.
+
+    Each round calls every entry still sampling once, so a burst of load from other
+    processes hits all of them alike. An entry samples until it has ``rounds`` times or,
+    after ``min_rounds``, once its own times add up to ``per_call_s``; everything stops
+    after ``budget_s`` (each entry keeps at least ``min_rounds``). Returns name -> list of
+    seconds.
+    """
+    times = {name: [] for name in calls}
+    start = time.perf_counter()
+    for r in range(rounds):
+        over = time.perf_counter() - start > budget_s
+        active = [n for n in calls if len(times[n]) < min_rounds
+                  or (not over and sum(times[n]) < per_call_s)]
+        if not active:
+            break
+        for name in active:
+            t = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def first_call(fn):
+    """(result, wall seconds, CPU seconds of this process) of one call."""
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+class quiet_fds:
+    """Silence C-level stdout/stderr (CasADi prints solver failures from C++)."""
+
+    def __enter__(self):
+        sys.stdout.flush(), sys.stderr.flush()
+        self.saved = [os.dup(1), os.dup(2)]
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1), os.dup2(null, 2)
+        os.close(null)
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved[0], 1), os.dup2(self.saved[1], 2)
+        for fd in self.saved:
+            os.close(fd)
+
+
+def median(xs) -> float:
+    return float(np.median(xs)) if len(xs) else float("nan")
+
+
+def max_rel_err(y, ref, floor=1e-12) -> float:
+    """max_i |y_i - ref_i| / |ref_i| over the components with |ref_i| > floor."""
+    y, ref = np.asarray(y, float).ravel(), np.asarray(ref, float).ravel()
+    mask = np.abs(ref) > floor
+    if not np.all(np.isfinite(y[mask])):
+        return float("nan")
+    return float(np.max(np.abs(y[mask] - ref[mask]) / np.abs(ref[mask])))
+
+
+def tol_scaled_err(y, ref, rtol, atol) -> float:
+    """max_i |y_i - ref_i| / (atol + rtol |ref_i|): the error in units of the requested tolerance."""
+    y, ref = np.asarray(y, float).ravel(), np.asarray(ref, float).ravel()
+    return float(np.max(np.abs(y - ref) / (atol + rtol * np.abs(ref))))
+
+
+def radau(fun, jac, y0, tspan, *, rtol=1e-12, atol=1e-15):
+    """Final state of scipy's Radau IIA (order 5) with an exact Jacobian."""
+    from scipy.integrate import solve_ivp
+
+    sol = solve_ivp(fun, tspan, np.asarray(y0, float), method="Radau", rtol=rtol, atol=atol, jac=jac)
+    if sol.status != 0:
+        raise RuntimeError(f"Radau reference failed: {sol.message}")
+    return sol.y[:, -1], sol
+
+
+def numpy_rhs(rhs, params):
+    """(fun, jac) in NumPy for scipy, from a pystiffsens JAX right-hand side."""
+    import jax
+
+    f = jax.jit(lambda t, y: rhs(t, y, params))
+    j = jax.jit(jax.jacfwd(lambda t, y: rhs(t, y, params), argnums=1))
+    return (lambda t, y: np.asarray(f(t, y))), (lambda t, y: np.asarray(j(t, y)))
+
+
+def fmt(x, spec=".3g"):
+    if x is None:
+        return "–"
+    if isinstance(x, str):
+        return x
+    if isinstance(x, (float, np.floating)) and not np.isfinite(x):
+        return "nan"
+    return format(x, spec)
+
+
+def markdown_table(headers, rows) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def banner(title):
+    print(f"\n## {title}\n", flush=True)
+
+
+def progress(msg):
+    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

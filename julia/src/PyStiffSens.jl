@@ -1,0 +1,43 @@
+"""
+    PyStiffSens
+
+The Julia backend of pystiffsens: the built-in stiff problems of the Python package,
+solved with OrdinaryDiffEq and differentiated with SciMLSensitivity, one problem at a
+time or as ensembles over stiffness values (EnsembleThreads on CPU, DiffEqGPU kernels
+on CUDA through the PyStiffSensCUDAExt extension).
+
+Python reaches it through `pystiffsens.julia_backend`; Julia users call the same
+functions directly, e.g. `gradient_problem(robertson(), "Rodas5P", "GaussAdjoint")`.
+"""
+module PyStiffSens
+
+using OrdinaryDiffEqBDF: ABDF2, FBDF
+using OrdinaryDiffEqRosenbrock: Rodas4, Rodas5P
+using OrdinaryDiffEqSDIRK: ImplicitEuler, KenCarp4, Trapezoid
+using SciMLBase: SciMLBase, EnsembleProblem, EnsembleThreads, ODEProblem, remake, solve
+using SciMLSensitivity: BacksolveAdjoint, ForwardDiffSensitivity, ForwardSensitivity, GaussAdjoint,
+    InterpolatingAdjoint, QuadratureAdjoint, ReverseDiffAdjoint, ZygoteAdjoint
+using StaticArrays: SArray, StaticVector, SVector
+using Zygote: Zygote
+
+# problems
+include("params.jl")
+include("problem.jl")
+include("problems.jl")
+include("interop.jl")
+# methods
+include("solvers.jl")
+include("sensitivities.jl")
+include("devices.jl")
+# computations
+include("results.jl")
+include("solve.jl")
+include("gradient.jl")
+include("ensemble.jl")
+
+export StiffProblem, state_like, parameters, with_params, with_stiffness
+export dahlquist, prothero_robinson, linear_modes, robertson, hires, pollution, van_der_pol, stiff_neural_ode,
+    builtin_names
+export solve_problem, gradient_problem, gradient_ensemble, sweep
+
+end

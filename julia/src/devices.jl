@@ -1,0 +1,56 @@
+# Devices: "cpu" runs OrdinaryDiffEq with EnsembleThreads; "cuda" runs DiffEqGPU's
+# EnsembleGPUKernel (one fused GPU kernel per ensemble, static-array states), loaded as
+# the package extension PyStiffSensCUDAExt once CUDA and DiffEqGPU are imported.
+#
+# DiffEqGPU's stiff kernels are GPURosenbrock23, GPURodas4, GPURodas5P, GPUKvaerno3 and
+# GPUKvaerno5 (Utkarsh et al., "Automated translation and accelerated solving of
+# differential equations on multiple GPU platforms", CMAME 419, 2024). Of the
+# pystiffsens solvers only Rodas4 and Rodas5P have a kernel of the same method, so only
+# they run on "cuda". Gradients there are forward mode: ForwardDiff duals carried
+# through the kernel, i.e. ForwardDiffSensitivity.
+
+const DEVICES = ("cpu", "cuda")
+const GPU_SOLVERS = ("Rodas4", "Rodas5P")
+const GPU_SENSITIVITIES = ("ForwardDiffSensitivity",)
+
+"""
+    gpu_solve(prob, solver; rtol, atol, dt, max_steps) -> Dict
+
+Solve `prob` in a DiffEqGPU kernel. Methods are added by the CUDA extension.
+"""
+function gpu_solve end
+
+"""
+    gpu_gradient_ensemble(prob, P, solver; rtol, atol, dt, max_steps) -> Vector{Dict}
+
+Forward-mode gradients for the parameter rows of `P` in one DiffEqGPU kernel launch.
+Methods are added by the CUDA extension.
+"""
+function gpu_gradient_ensemble end
+
+"""
+    check_device(device, solver, sensitivity = nothing)
+
+Throw unless `solver` (and `sensitivity`) can run on `device`, and, for "cuda", unless
+the CUDA extension is loaded.
+"""
+function check_device(device::AbstractString, solver::AbstractString, sensitivity = nothing)
+    device in DEVICES || throw(ArgumentError("unknown device $(repr(device)); valid devices: $(join(DEVICES, ", "))"))
+    device == "cuda" || return nothing
+    solver in GPU_SOLVERS || throw(
+        ArgumentError(
+            "solver $(repr(solver)) has no DiffEqGPU kernel; on device \"cuda\" use one of " *
+                "$(join(GPU_SOLVERS, ", ")) (GPURodas4, GPURodas5P) or run on device \"cpu\""
+        )
+    )
+    sensitivity === nothing || sensitivity in GPU_SENSITIVITIES || throw(
+        ArgumentError(
+            "sensitivity $(repr(sensitivity)) cannot run inside a DiffEqGPU kernel; on device " *
+                "\"cuda\" use $(join(GPU_SENSITIVITIES, ", ")) or run on device \"cpu\""
+        )
+    )
+    Base.get_extension(@__MODULE__, :PyStiffSensCUDAExt) === nothing && throw(
+        ArgumentError("device \"cuda\" needs CUDA.jl and DiffEqGPU.jl: install both and run `import CUDA, DiffEqGPU` first")
+    )
+    return nothing
+end

@@ -1,0 +1,58 @@
+# Loss and parameter gradient of one problem.
+
+"""
+    gradient_problem(prob, solver, sensitivity; rtol = 1e-6, atol = 1e-8, dt = nothing, max_steps = 100_000, device = "cpu") -> Dict
+
+Loss and gradient of `prob` with the pystiffsens solver and sensitivity names; see
+[`gradient_dict`](@ref).
+"""
+function gradient_problem(
+        prob::StiffProblem, solver::AbstractString, sensitivity::AbstractString;
+        rtol = 1.0e-6, atol = 1.0e-8, dt = nothing, max_steps = 100_000, device = "cpu"
+    )
+    check_step(solver, dt)
+    check_device(device, solver, sensitivity)
+    if device == "cuda"
+        return only(gpu_gradient_ensemble(prob, reshape(prob.p, 1, :), solver; rtol, atol, dt, max_steps))
+    end
+    alg = algorithm(solver)
+    kwargs = solve_kwargs(prob, rtol, atol, dt, max_steps)
+    primal = solve(odeproblem(prob), alg; kwargs...)
+    return gradient_from_primal(prob, primal, alg, sensitivity_algorithm(sensitivity), kwargs)
+end
+
+"""
+    gradient_from_primal(prob, primal, alg, sensealg, kwargs) -> Dict
+
+The gradient of `prob.loss`, given its forward solution `primal`.
+
+A failed forward solve gives its retcode and NaN loss and gradient, without
+differentiating. Otherwise Zygote differentiates `solve(...; p, sensealg)`, and
+SciMLSensitivity's rules run `sensealg`. A non-finite loss or gradient is reported as
+"Unstable"; an error inside the differentiation (e.g. a sensealg that cannot handle
+the solver) as "Failure" with the error text. The counters are those of `primal`.
+"""
+function gradient_from_primal(prob::StiffProblem, primal, alg, sensealg, kwargs)
+    n = length(prob.p)
+    stats = stats_dict(primal)
+    SciMLBase.successful_retcode(primal) || return gradient_dict(NaN, nothing, retcode_word(primal), stats, nothing, 0.0, n)
+    ode = odeproblem(prob)
+    function objective(p)
+        sol = solve(ode, alg; p = p, sensealg = sensealg, kwargs...)
+        return (loss = prob.loss(prob.saveat, sol.u, unflatten(prob.layout, p)), retcode = sol.retcode)
+    end
+    start = time()
+    result = try
+        Zygote.withgradient(objective, prob.p)
+    catch err
+        err isa InterruptException && rethrow()
+        return gradient_dict(NaN, nothing, "Failure", stats, sprint(showerror, err), time() - start, n)
+    end
+    seconds = time() - start
+    SciMLBase.successful_retcode(result.val.retcode) ||
+        return gradient_dict(NaN, nothing, String(Symbol(result.val.retcode)), stats, nothing, seconds, n)
+    loss = Float64(result.val.loss)
+    grad = result.grad[1] === nothing ? zeros(n) : collect(Float64, result.grad[1])
+    finite = isfinite(loss) && all(isfinite, grad)
+    return gradient_dict(finite ? loss : NaN, finite ? grad : nothing, finite ? "Success" : "Unstable", stats, nothing, seconds, n)
+end

@@ -1,0 +1,43 @@
+# Sensitivity names of pystiffsens -> SciMLSensitivity sensealgs, one for one and with
+# SciMLSensitivity's defaults (Ma et al., "A comparison of automatic differentiation and
+# continuous sensitivity analysis for derivatives of differential equation solutions",
+# IEEE HPEC 2021; SciMLSensitivity's "Choosing a sensitivity algorithm" page).
+#
+# The gradient is taken by Zygote over `solve(...; sensealg)`; SciMLSensitivity's
+# ChainRules then run the chosen method:
+#
+#   ForwardDiffSensitivity  discretise-then-differentiate in forward mode (ForwardDiff duals)
+#   ForwardSensitivity      continuous forward sensitivity equations
+#   ReverseDiffAdjoint      discrete adjoint: ReverseDiff tape through the solver
+#   ZygoteAdjoint           discrete adjoint: Zygote through the solver. Zygote cannot
+#                           differentiate mutation, which the in-place CPU problems and
+#                           OrdinaryDiffEq's implicit methods use, so it fails here; the
+#                           failure comes back as retcode Failure with the Julia error
+#   BacksolveAdjoint        continuous adjoint, state re-integrated backwards
+#   InterpolatingAdjoint    continuous adjoint, state from the forward interpolant
+#   QuadratureAdjoint       continuous adjoint, parameter integral by quadrature
+#   GaussAdjoint            continuous adjoint, parameter integral by Gauss quadrature
+#                           accumulated during the backward solve
+
+const SENSITIVITIES = Dict{String, Function}(
+    "ForwardDiffSensitivity" => () -> ForwardDiffSensitivity(),
+    "ForwardSensitivity" => () -> ForwardSensitivity(),
+    "ReverseDiffAdjoint" => () -> ReverseDiffAdjoint(),
+    "ZygoteAdjoint" => () -> ZygoteAdjoint(),
+    "BacksolveAdjoint" => () -> BacksolveAdjoint(),
+    "InterpolatingAdjoint" => () -> InterpolatingAdjoint(),
+    "QuadratureAdjoint" => () -> QuadratureAdjoint(),
+    "GaussAdjoint" => () -> GaussAdjoint(),
+)
+
+"""
+    sensitivity_algorithm(name) -> SciMLSensitivity sensealg
+
+The sensealg for the pystiffsens sensitivity `name` (see the table at the top of this file).
+"""
+function sensitivity_algorithm(name::AbstractString)
+    haskey(SENSITIVITIES, name) || throw(
+        ArgumentError("unknown sensitivity $(repr(name)); valid names: $(join(sort!(collect(keys(SENSITIVITIES))), ", "))")
+    )
+    return SENSITIVITIES[name]()
+end

@@ -1,0 +1,732 @@
+"""The Julia backend: what can be checked without Julia, and parity with JAX where Julia exists.
+
+Without Julia this checks that every Julia file parses (tree-sitter-julia), that
+Project.toml and juliapkg.json name the right packages with their General-registry
+UUIDs, that the Julia tables (solvers, sensitivities, devices, built-in problems, their
+parameters, defaults, knobs and rate constants) match the Python ones, the conversions
+of problems and results, and that a missing Julia fails fast with the right advice.
+The parity tests (marker ``julia``) need a Julia runtime and skip without one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import pathlib
+import shutil
+import stat
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import pystiffsens as pss
+from pystiffsens import julia_backend
+from pystiffsens.julia_backend import _runtime, convert, names
+from pystiffsens.problems import _registry, chemistry
+from pystiffsens.returncode import ReturnCode
+
+ts = pytest.importorskip("tree_sitter")
+tsj = pytest.importorskip("tree_sitter_julia")
+tomllib = pytest.importorskip("tomllib")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+JULIA_DIR = ROOT / "julia"
+JULIAPKG_JSON = ROOT / "pystiffsens" / "juliapkg.json"
+JULIA_FILES = sorted(JULIA_DIR.rglob("*.jl"))
+
+# UUIDs in the General registry, each read from the `uuid` line of the package's own
+# Project.toml (snapshots of the upstream repositories, 2026):
+GENERAL_REGISTRY_UUIDS = {
+    # SciML/OrdinaryDiffEq.jl, lib/<name>/Project.toml (OrdinaryDiffEq 7.7.0, commit b211787)
+    "OrdinaryDiffEqBDF": "6ad6398a-0878-4a85-9266-38940aa047c8",
+    "OrdinaryDiffEqRosenbrock": "43230ef6-c299-4910-a778-202eb28ce4ce",
+    "OrdinaryDiffEqSDIRK": "2d112036-d095-4a1e-ab9a-08536f3ecdbf",
+    # SciML/SciMLBase.jl Project.toml (3.49.2, commit b501faa)
+    "SciMLBase": "0bca4576-84f4-4d90-8ffe-ffa030f20462",
+    # SciML/SciMLSensitivity.jl Project.toml (7.112.3, commit efb2fdb)
+    "SciMLSensitivity": "1ed8b502-d754-442c-8d5d-10ac956f44a1",
+    # FluxML/Zygote.jl Project.toml (0.7.12)
+    "Zygote": "e88e6eb3-aa80-5325-afca-941959d7151f",
+    # JuliaDiff/ForwardDiff.jl Project.toml
+    "ForwardDiff": "f6369f11-7733-5829-9624-2563aa707210",
+    # JuliaArrays/StaticArrays.jl Project.toml (1.9.16)
+    "StaticArrays": "90137ffa-7385-5640-81b9-e52037218182",
+    # JuliaGPU/CUDA.jl Project.toml
+    "CUDA": "052768ef-5323-5732-b1bb-66c8b64840ba",
+    # SciML/DiffEqGPU.jl Project.toml (3.17.0, commit 1e5fe6e)
+    "DiffEqGPU": "071ae1c0-96b5-11e9-1965-c90190d839ea",
+    # the Test standard library (as listed in OrdinaryDiffEq's [extras])
+    "Test": "8dfed614-e22c-5e08-85e1-65c5234f0b40",
+}
+
+NO_JULIA = "Julia runtime not available (no julia executable; see README 'Julia backend')"
+
+
+def _julia_available() -> bool:
+    try:
+        _runtime.ensure_julia()
+    except julia_backend.JuliaNotFoundError:
+        return False
+    return True
+
+
+JULIA = _julia_available()
+
+
+def needs_julia(test):
+    """Mark ``test`` as a Julia test and skip it where no Julia runtime exists."""
+    return pytest.mark.julia(pytest.mark.skipif(not JULIA, reason=NO_JULIA)(test))
+
+
+# --- reading Julia sources with tree-sitter -------------------------------------
+
+_PARSER = ts.Parser(ts.Language(tsj.language()))
+
+
+def _tree(path: pathlib.Path):
+    return _PARSER.parse(path.read_bytes()).root_node
+
+
+def _walk(node):
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+def _error_nodes(root) -> list:
+    return [(n.type, n.start_point) for n in _walk(root) if n.type == "ERROR" or n.is_missing]
+
+
+def _const_value(path: pathlib.Path, name: str):
+    """The right-hand side node of ``const name = ...`` in ``path``."""
+    for node in _walk(_tree(path)):
+        if node.type == "const_statement":
+            assignment = node.named_children[0]
+            if assignment.named_children[0].text.decode() == name:
+                return assignment.named_children[-1]
+    raise AssertionError(f"no `const {name}` in {path}")
+
+
+def _string(node) -> str:
+    assert node.type == "string_literal", node.type
+    return node.text.decode().strip('"')
+
+
+def _dict_entries(path: pathlib.Path, name: str) -> dict:
+    """``const name = Dict(...)(key => value, ...)`` as {key string: value node}."""
+    arguments = _const_value(path, name).named_children[-1]
+    pairs = [n for n in arguments.named_children if n.type == "binary_expression"]
+    return {_string(pair.named_children[0]): pair.named_children[-1] for pair in pairs}
+
+
+def _string_tuple(path: pathlib.Path, name: str) -> tuple:
+    return tuple(_string(n) for n in _const_value(path, name).named_children)
+
+
+def _number_vector(path: pathlib.Path, name: str) -> np.ndarray:
+    return np.array([float(n.text.decode()) for n in _const_value(path, name).named_children])
+
+
+def _keyword_defaults(path: pathlib.Path, function: str) -> dict:
+    """Keyword arguments of the Julia function ``function``: name -> default (None if required)."""
+    for node in _walk(_tree(path)):
+        if node.type == "call_expression" and node.named_children[0].text.decode() == function:
+            arguments = node.named_children[1]
+            if b";" not in arguments.text:
+                continue
+            out = {}
+            for arg in arguments.named_children:
+                if arg.type == "named_argument":
+                    out[arg.named_children[0].text.decode()] = float(arg.named_children[-1].text.decode())
+                elif arg.type == "identifier":
+                    out[arg.text.decode()] = None
+            return out
+    raise AssertionError(f"no keyword method of {function} in {path}")
+
+
+# --- Julia sources ----------------------------------------------------------------
+
+
+def test_the_julia_package_has_its_files():
+    found = {p.relative_to(JULIA_DIR).as_posix() for p in JULIA_FILES}
+    assert {"src/PyStiffSens.jl", "src/problems.jl", "src/solvers.jl", "src/sensitivities.jl",
+            "ext/PyStiffSensCUDAExt.jl", "test/runtests.jl"} <= found
+
+
+@pytest.mark.parametrize("path", JULIA_FILES, ids=lambda p: p.relative_to(JULIA_DIR).as_posix())
+def test_julia_file_parses_without_errors(path):
+    assert _error_nodes(_tree(path)) == []
+
+
+def test_the_parse_check_catches_broken_julia():
+    broken = _PARSER.parse(b"function f(x)\n    y = (x +\nend\n").root_node
+    assert _error_nodes(broken)
+
+
+def test_every_included_file_exists_and_every_source_file_is_included():
+    module = JULIA_DIR / "src" / "PyStiffSens.jl"
+    included = {
+        _string(n.named_children[1].named_children[0])
+        for n in _walk(_tree(module))
+        if n.type == "call_expression" and n.named_children[0].text == b"include"
+    }
+    assert included == {p.name for p in (JULIA_DIR / "src").glob("*.jl")} - {"PyStiffSens.jl"}
+
+
+# --- Project.toml and juliapkg.json ------------------------------------------------
+
+
+def _project() -> dict:
+    return tomllib.loads((JULIA_DIR / "Project.toml").read_text())
+
+
+def test_project_toml_uuids_are_those_of_the_general_registry():
+    project = _project()
+    for section in ("deps", "weakdeps", "extras"):
+        for package, uuid in project[section].items():
+            assert GENERAL_REGISTRY_UUIDS[package] == uuid, (section, package)
+
+
+def test_project_toml_names_the_solver_and_sensitivity_stack():
+    project = _project()
+    assert project["name"] == "PyStiffSens"
+    assert {"OrdinaryDiffEqRosenbrock", "OrdinaryDiffEqSDIRK", "OrdinaryDiffEqBDF", "SciMLBase",
+            "SciMLSensitivity", "Zygote", "StaticArrays"} <= set(project["deps"])
+    assert set(project["weakdeps"]) == {"CUDA", "DiffEqGPU"}
+    assert project["extensions"] == {"PyStiffSensCUDAExt": ["CUDA", "DiffEqGPU"]}
+    assert (JULIA_DIR / "ext" / "PyStiffSensCUDAExt.jl").is_file()
+
+
+def test_project_toml_bounds_every_dependency():
+    project = _project()
+    declared = set(project["deps"]) | set(project["weakdeps"]) | set(project["extras"])
+    assert set(project["compat"]) == declared | {"julia"}
+    assert project["compat"]["julia"] == "1.10"
+
+
+def test_juliapkg_json_declares_the_local_package_as_dev_and_the_gpu_packages():
+    spec = json.loads(JULIAPKG_JSON.read_text())
+    assert spec["julia"] == "1.10"
+    local = spec["packages"]["PyStiffSens"]
+    assert local["uuid"] == _project()["uuid"]
+    assert local["dev"] is True
+    assert (JULIAPKG_JSON.parent / local["path"]).resolve() == JULIA_DIR
+    for package in ("CUDA", "DiffEqGPU"):
+        assert spec["packages"][package]["uuid"] == GENERAL_REGISTRY_UUIDS[package]
+        assert spec["packages"][package]["version"] == _project()["compat"][package]
+
+
+def test_juliapkg_finds_and_reads_our_juliapkg_json():
+    deps = pytest.importorskip("juliapkg.deps")
+    compat, packages = deps.find_requirements()
+    by_name = {p.name: p for p in packages}
+    assert by_name["PyStiffSens"].dev and pathlib.Path(by_name["PyStiffSens"].path).resolve() == JULIA_DIR
+    assert by_name["DiffEqGPU"].uuid == GENERAL_REGISTRY_UUIDS["DiffEqGPU"]
+
+
+# --- the Julia tables match the Python vocabulary ----------------------------------
+
+
+def test_solver_tables_match():
+    path = JULIA_DIR / "src" / "solvers.jl"
+    assert set(_dict_entries(path, "SOLVERS")) == set(names.SOLVERS) == set(pss.solvers.names())
+    assert set(_string_tuple(path, "FIXED_STEP_SOLVERS")) == set(names.FIXED_STEP_SOLVERS)
+    assert set(names.FIXED_STEP_SOLVERS) == set(pss.solvers.fixed_step_names())
+    bdf2 = _dict_entries(path, "SOLVERS")["BDF2"]
+    assert b"ABDF2()" in bdf2.text
+
+
+def test_sensitivity_tables_match_and_map_one_to_one_onto_scimlsensitivity_types():
+    entries = _dict_entries(JULIA_DIR / "src" / "sensitivities.jl", "SENSITIVITIES")
+    assert set(entries) == set(names.SENSITIVITIES)
+    assert set(names.SENSITIVITIES) == set(pss.sensitivity.names()) | set(pss.sensitivity.JULIA_ONLY)
+    for name, constructor in entries.items():
+        assert constructor.text.decode().endswith(f"-> {name}()")
+    assert names.SENSITIVITY_ALIASES == pss.sensitivity.ALIASES
+
+
+def test_device_tables_match():
+    path = JULIA_DIR / "src" / "devices.jl"
+    assert _string_tuple(path, "DEVICES") == names.DEVICES
+    assert _string_tuple(path, "GPU_SOLVERS") == names.GPU_SOLVERS
+    assert _string_tuple(path, "GPU_SENSITIVITIES") == names.GPU_SENSITIVITIES
+    kernels = _dict_entries(JULIA_DIR / "ext" / "PyStiffSensCUDAExt.jl", "KERNELS")
+    assert set(kernels) == set(names.GPU_SOLVERS)
+
+
+def _builtins() -> dict:
+    """name -> (knob node, [parameter names]) of the Julia BUILTINS table."""
+    out = {}
+    for name, call in _dict_entries(JULIA_DIR / "src" / "problems.jl", "BUILTINS").items():
+        args = call.named_children[-1].named_children
+        out[name] = (args[2], [n.text.decode().lstrip(":") for n in args[3].named_children])
+    return out
+
+
+def test_every_python_builtin_has_a_julia_twin_with_the_same_parameters_and_knob():
+    builtins = _builtins()
+    assert set(builtins) == set(pss.problems.names())
+    for name, (knob, params) in builtins.items():
+        problem = pss.problems.get(name)
+        assert params == list(problem.params), name
+        if isinstance(problem.stiffness, str):
+            assert knob.type == "quote_expression" and knob.text.decode() == f":{problem.stiffness}", name
+        else:
+            assert knob.type == "identifier" and knob.text.decode() == f"{name}_knob", name
+
+
+# The MLP weights of stiff_neural_ode are drawn in Python from a JAX PRNG key (options
+# `hidden`, `seed`) and passed to Julia as the required keywords W1, b1, W2, b2.
+PYTHON_ONLY_OPTIONS = {"stiff_neural_ode": {"hidden", "seed"}}
+JULIA_ONLY_KEYWORDS = {"stiff_neural_ode": {"W1", "b1", "W2", "b2"}}
+
+
+@pytest.mark.parametrize("name", pss.problems.names())
+def test_julia_factory_defaults_equal_the_python_ones(name):
+    julia = _keyword_defaults(JULIA_DIR / "src" / "problems.jl", name)
+    python = {k: p.default for k, p in inspect.signature(_registry._FACTORIES[name]).parameters.items()}
+    for option in PYTHON_ONLY_OPTIONS.get(name, set()):
+        python.pop(option)
+    required = {k for k, v in julia.items() if v is None}
+    assert required == JULIA_ONLY_KEYWORDS.get(name, set())
+    assert {k: v for k, v in julia.items() if v is not None} == python
+
+
+def test_rate_constants_equal_the_python_ones():
+    path = JULIA_DIR / "src" / "problems.jl"
+    np.testing.assert_array_equal(_number_vector(path, "HIRES_RATES"), chemistry.HIRES_RATES)
+    np.testing.assert_array_equal(_number_vector(path, "POLLUTION_RATES"), chemistry.POLLUTION_RATES)
+
+
+# --- Problem -> Julia call arguments -----------------------------------------------
+
+
+@pytest.mark.parametrize("name", pss.problems.names())
+def test_builtin_problem_converts_to_its_name_and_flat_parameters(name):
+    problem = pss.problems.get(name)
+    args = convert.problem_args(problem)
+    assert args.name == name and args.source is None
+    np.testing.assert_array_equal(args.y0, problem.y0)
+    assert args.tspan == problem.tspan
+    np.testing.assert_array_equal(args.saveat, problem.saveat)
+    assert args.param_names == tuple(problem.params)
+    # juliacall turns Python tuples of str/int into Julia tuples of String/Int
+    assert all(type(n) is str for n in args.param_names)
+    assert all(type(s) is tuple and all(type(d) is int for d in s) for s in args.param_shapes)
+    assert args.params.dtype == np.float64 and args.params.ndim == 1
+    back = convert.unflatten(args.params, args.param_names, args.param_shapes)
+    for key, value in problem.params.items():
+        np.testing.assert_array_equal(back[key], np.asarray(value))
+
+
+def test_matrix_parameters_are_flattened_column_major():
+    problem = pss.problems.get("stiff_neural_ode", hidden=3)
+    args = convert.problem_args(problem)
+    start = args.param_names.index("W1")
+    offset = sum(int(np.prod(s)) for s in args.param_shapes[:start])
+    W1 = np.asarray(problem.params["W1"])
+    assert args.param_shapes[start] == (3, 2)
+    np.testing.assert_array_equal(args.params[offset : offset + 6], W1.ravel(order="F"))
+    np.testing.assert_array_equal(args.params[offset : offset + 3], W1[:, 0])
+
+
+def test_stiffness_rows_follow_the_python_knob():
+    problem = pss.problems.get("hires")
+    args = convert.problem_args(problem)
+    rows = convert.stiffness_params(problem, args, [1.0, 10.0])
+    assert rows.shape == (2, 12)
+    np.testing.assert_allclose(rows[:, 9], [280.0, 2800.0])
+    np.testing.assert_array_equal(rows[:, :9], np.tile(chemistry.HIRES_RATES[:9], (2, 1)))
+
+
+JULIA_RHS = "rhs(u, p, t) = state_like(u, -p.lam * u[1])\n"
+
+
+def _custom(**changes):
+    base = dict(
+        rhs=lambda t, y, p: -p["lam"] * y, y0=[1.0], tspan=(0.0, 1.0), params={"lam": 2.0},
+        stiffness="lam", name="decay", julia_rhs=JULIA_RHS,
+    )
+    return pss.Problem(**(base | changes))
+
+
+def test_custom_problem_passes_its_julia_source():
+    args = convert.problem_args(_custom())
+    assert args.source == JULIA_RHS and args.name == "decay"
+    np.testing.assert_array_equal(args.params, [2.0])
+
+
+def test_custom_problem_without_julia_source_is_rejected():
+    with pytest.raises(ValueError, match="julia_rhs"):
+        convert.problem_args(_custom(julia_rhs=None))
+
+
+def test_julia_source_must_define_rhs():
+    with pytest.raises(ValueError, match="rhs"):
+        convert.problem_args(_custom(julia_rhs="f(u, p, t) = u"))
+
+
+def test_custom_loss_needs_a_julia_loss():
+    loss = lambda ts, ys, p: ys[-1, 0] ** 2  # noqa: E731
+    with pytest.raises(ValueError, match="loss"):
+        convert.problem_args(_custom(loss=loss))
+    source = JULIA_RHS + "function loss(ts, ys, p)\n    return ys[end][1]^2\nend\n"
+    assert convert.problem_args(_custom(loss=loss, julia_rhs=source)).source == source
+
+
+def test_builtin_with_a_replaced_loss_is_rejected():
+    problem = pss.problems.get("dahlquist").replace(loss=lambda ts, ys, p: ys[-1, 0] ** 2)
+    with pytest.raises(ValueError, match="default loss"):
+        convert.problem_args(problem)
+
+
+# --- Julia results -> Solution / GradientResult -----------------------------------
+
+STATS = {"n_steps": 12, "n_rejected": 1, "n_f": 80, "n_jac": 12, "n_lu": 13}
+
+
+@pytest.mark.parametrize(
+    "word, code",
+    [("Success", ReturnCode.Success), ("MaxIters", ReturnCode.MaxIters), ("DtLessThanMin", ReturnCode.DtLessThanMin),
+     ("Unstable", ReturnCode.Unstable), ("ConvergenceFailure", ReturnCode.ConvergenceFailure)],
+)
+def test_shared_retcodes_map_by_name(word, code):
+    assert convert.status_from_retcode(word) == (code, {})
+
+
+@pytest.mark.parametrize("word", ["Terminated", "Failure", "DtNaN", "InitialFailure"])
+def test_other_retcodes_are_unstable_and_keep_the_word(word):
+    assert convert.status_from_retcode(word) == (ReturnCode.Unstable, {"julia_retcode": word})
+
+
+def test_solution_from_a_julia_dictionary():
+    args = convert.problem_args(_custom().replace(saveat=[0.5, 1.0]))
+    raw = {"retcode": "Success", "ts": [0.5, 1.0], "ys": [[0.36], [0.13]], "stats": STATS}
+    sol = convert.to_solution(raw, args, "Rodas5P", "cpu")
+    assert sol.success and sol.backend == "julia" and sol.solver == "Rodas5P"
+    np.testing.assert_array_equal(sol.ys, [[0.36], [0.13]])
+    assert sol.stats == STATS
+
+
+def test_failed_solution_is_nan_past_the_failure():
+    args = convert.problem_args(_custom().replace(saveat=[0.25, 0.5, 1.0]))
+    raw = {"retcode": "MaxIters", "ts": np.array([0.25]), "ys": np.array([[0.6]]), "stats": STATS}
+    sol = convert.to_solution(raw, args, "FBDF", "cpu")
+    assert sol.status == ReturnCode.MaxIters
+    np.testing.assert_array_equal(sol.ts, [0.25, 0.5, 1.0])
+    assert sol.ys[0, 0] == 0.6 and np.isnan(sol.ys[1:]).all()
+
+
+def test_gpu_solution_without_counters_has_no_stats():
+    args = convert.problem_args(_custom())
+    raw = {"retcode": "Success", "ts": [1.0], "ys": [[0.13]], "stats": {}}
+    assert convert.to_solution(raw, args, "Rodas4", "cuda").stats == {}
+
+
+def test_gradient_from_a_julia_dictionary_reshapes_column_major():
+    problem = pss.problems.get("stiff_neural_ode", hidden=2)
+    args = convert.problem_args(problem)
+    flat = np.arange(args.params.size, dtype=float)
+    raw = {"retcode": "Success", "loss": 1.5, "grad": flat, "stats": STATS, "error": None, "gradient_time_s": 0.25}
+    result = convert.to_gradient_result(raw, args, "Rodas5P", "GaussAdjoint", "cpu")
+    assert result.success and result.loss == 1.5 and result.backend == "julia"
+    assert result.grad["lam_slow"].shape == () and float(result.grad["lam_fast"]) == 1.0
+    np.testing.assert_array_equal(result.grad["W1"], [[2.0, 4.0], [3.0, 5.0]])
+    assert result.extra == {"gradient_time_s": 0.25}
+    assert result.stats == STATS
+
+
+def test_failed_gradient_is_nan_and_keeps_the_julia_word_and_error():
+    args = convert.problem_args(_custom())
+    raw = {"retcode": "Failure", "loss": 0.3, "grad": [0.1], "stats": STATS,
+           "error": "MethodError: no method matching ...", "gradient_time_s": 0.0}
+    result = convert.to_gradient_result(raw, args, "Rodas5P", "ZygoteAdjoint", "cpu")
+    assert result.status == ReturnCode.Unstable
+    assert np.isnan(result.loss) and np.isnan(result.grad["lam"])
+    assert result.extra["julia_retcode"] == "Failure"
+    assert result.extra["julia_error"].startswith("MethodError")
+
+
+def test_gradient_of_the_wrong_length_is_an_error():
+    args = convert.problem_args(_custom())
+    raw = {"retcode": "Success", "loss": 0.3, "grad": [0.1, 0.2], "stats": {}, "error": None, "gradient_time_s": 0.0}
+    with pytest.raises(ValueError, match="expected 1 parameter entries"):
+        convert.to_gradient_result(raw, args, "Rodas5P", "GaussAdjoint", "cpu")
+
+
+# --- the calls into Julia, with a stand-in for the PyStiffSens module --------------
+
+
+class FakePyStiffSens:
+    """Records the calls api.py makes and answers like julia/src/results.jl."""
+
+    def __init__(self):
+        self.calls = []
+
+    def _record(self, name, args, kwargs=None):
+        self.calls.append((name, args, kwargs or {}))
+
+    def problem_from_arrays(self, *args):
+        self._record("problem_from_arrays", args)
+        return "<problem_from_arrays>"
+
+    def custom_module(self, *args):
+        self._record("custom_module", args)
+        return "<custom_module>"
+
+    def custom_problem(self, *args):
+        self._record("custom_problem", args)
+        return "<custom_problem>"
+
+    def gradient_problem(self, *args, **kwargs):
+        self._record("gradient_problem", args, kwargs)
+        return {"retcode": "Success", "loss": 0.5, "grad": [0.25], "stats": STATS, "error": None,
+                "gradient_time_s": 0.0}
+
+    def gradient_ensemble(self, prob, rows, *args, **kwargs):
+        self._record("gradient_ensemble", (prob, rows, *args), kwargs)
+        return [{"retcode": "Success", "loss": 0.5, "grad": [0.25], "stats": {}, "error": None,
+                 "gradient_time_s": 0.0} for _ in rows]
+
+
+@pytest.fixture
+def fake_julia(monkeypatch):
+    fake = FakePyStiffSens()
+    monkeypatch.setattr(_runtime, "module_for", lambda device: fake)
+    return fake
+
+
+def test_gradient_calls_julia_with_the_builtin_and_the_settings(fake_julia):
+    result = julia_backend.gradient("dahlquist", "rodas5p", "adjoint", rtol=1e-7, atol=1e-9)
+    (build, build_args, _), (run, run_args, settings) = fake_julia.calls
+    assert build == "problem_from_arrays" and build_args[0] == "dahlquist"
+    assert build_args[5:7] == (("lam",), ((),))
+    assert run == "gradient_problem" and run_args == ("<problem_from_arrays>", "Rodas5P", "InterpolatingAdjoint")
+    assert settings == dict(rtol=1e-7, atol=1e-9, dt=None, max_steps=100_000, device="cpu")
+    assert result.loss == 0.5 and result.sensitivity == "InterpolatingAdjoint"
+
+
+def test_custom_source_is_evaluated_in_its_own_call_before_the_problem_is_built(fake_julia):
+    julia_backend.gradient(_custom(), "Rodas5P", "GaussAdjoint")
+    assert [name for name, _, _ in fake_julia.calls] == ["custom_module", "custom_problem", "gradient_problem"]
+    assert fake_julia.calls[0][1] == (JULIA_RHS,)
+    assert fake_julia.calls[1][1][:2] == ("<custom_module>", "decay")
+
+
+def test_ensemble_sends_one_parameter_row_per_stiffness_value(fake_julia):
+    results = julia_backend.gradient_ensemble("dahlquist", [1.0, 10.0, 100.0], "FBDF", "GaussAdjoint")
+    rows = fake_julia.calls[-1][1][1]
+    np.testing.assert_array_equal(rows, [[1.0], [10.0], [100.0]])
+    assert len(results) == 3 and all(r.backend == "julia" for r in results)
+
+
+# --- method checks happen before Julia starts --------------------------------------
+
+
+def test_aliases_and_case_resolve():
+    assert names.check_method("rodas5p", "adjoint", None, "CPU") == ("Rodas5P", "InterpolatingAdjoint", "cpu")
+
+
+@pytest.mark.parametrize(
+    "solver, sensitivity, dt, device, match",
+    [
+        ("Rodas9", "GaussAdjoint", None, "cpu", "Unknown solver"),
+        ("Rodas5P", "EnzymeAdjoint", None, "cpu", "Unknown sensitivity"),
+        ("BDF2", "GaussAdjoint", None, "cpu", "fixed step"),
+        ("KenCarp4", "ForwardDiffSensitivity", None, "cuda", "no DiffEqGPU kernel"),
+        ("Rodas4", "GaussAdjoint", None, "cuda", "cannot run inside a DiffEqGPU kernel"),
+        ("Rodas4", None, None, "tpu", "Unknown device"),
+    ],
+)
+def test_invalid_combinations_raise_value_error(solver, sensitivity, dt, device, match):
+    with pytest.raises(ValueError, match=match):
+        names.check_method(solver, sensitivity, dt, device)
+
+
+def test_bad_arguments_raise_before_looking_for_julia(monkeypatch):
+    monkeypatch.setattr(_runtime, "ensure_julia", lambda: pytest.fail("looked for Julia"))
+    with pytest.raises(ValueError, match="rtol"):
+        julia_backend.gradient("dahlquist", "Rodas5P", "GaussAdjoint", rtol=-1.0)
+    with pytest.raises(ValueError, match="no DiffEqGPU kernel"):
+        julia_backend.gradient_ensemble("dahlquist", [1.0, 2.0], "FBDF", device="cuda")
+
+
+# --- missing Julia ------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_julia(monkeypatch, tmp_path):
+    """An environment with no Julia anywhere juliacall/juliapkg would look."""
+    for name in (_runtime.ENV_JULIACALL_EXE, _runtime.ENV_JULIACALL_BINDIR, _runtime.ENV_JULIAPKG_EXE,
+                 _runtime.ENV_OFFLINE, _runtime.ENV_AUTO_INSTALL):
+        monkeypatch.delenv(name, raising=False)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    from juliapkg.state import STATE
+
+    monkeypatch.setitem(STATE, "meta", str(tmp_path / "project" / "pyjuliapkg" / "meta.json"))
+    monkeypatch.setitem(STATE, "install", str(tmp_path / "project" / "pyjuliapkg" / "install"))
+    monkeypatch.setitem(STATE, "project", str(tmp_path / "project"))
+    monkeypatch.delitem(sys.modules, "juliacall", raising=False)
+    return empty
+
+
+def _fake_julia(directory: pathlib.Path) -> pathlib.Path:
+    exe = directory / "julia"
+    exe.write_text("#!/bin/sh\necho 'julia version 1.10.0'\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return exe
+
+
+@pytest.mark.usefixtures("no_julia")
+def test_missing_julia_fails_fast_with_advice_and_without_importing_juliacall():
+    start = time.perf_counter()
+    with pytest.raises(julia_backend.JuliaNotFoundError) as caught:
+        julia_backend.gradient("dahlquist", "Rodas5P", "GaussAdjoint")
+    assert time.perf_counter() - start < 2.0
+    message = str(caught.value)
+    for needle in ("Julia >= 1.10", "julialang.org", "pip install 'pystiffsens[julia]'", "PYTHON_JULIAPKG_EXE",
+                   "PYTHON_JULIAPKG_OFFLINE", "PYSTIFFSENS_JULIA_AUTO_INSTALL", "backend='jax'"):
+        assert needle in message
+    assert "juliacall" not in sys.modules
+
+
+@pytest.mark.usefixtures("no_julia")
+def test_missing_julia_fails_fast_through_the_public_api():
+    start = time.perf_counter()
+    with pytest.raises(julia_backend.JuliaNotFoundError):
+        pss.solve(pss.problems.get("dahlquist"), backend="julia")
+    assert time.perf_counter() - start < 2.0
+
+
+def test_an_exe_variable_naming_no_executable_is_reported(no_julia, monkeypatch, tmp_path):
+    monkeypatch.setenv(_runtime.ENV_JULIAPKG_EXE, str(tmp_path / "nowhere" / "julia"))
+    with pytest.raises(julia_backend.JuliaNotFoundError, match="PYTHON_JULIAPKG_EXE=.*is not an executable"):
+        _runtime.ensure_julia()
+
+
+def test_julia_on_path_is_found(no_julia):
+    exe = _fake_julia(no_julia)
+    assert julia_backend.find_julia() == str(exe)
+
+
+def test_julia_recorded_by_an_earlier_resolve_is_found(no_julia, tmp_path):
+    from juliapkg.state import STATE
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    exe = _fake_julia(elsewhere)
+    meta = pathlib.Path(STATE["meta"])
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"executable": str(exe)}))
+    assert julia_backend.find_julia() == str(exe)
+
+
+def test_offline_without_installed_packages_fails_fast(no_julia, monkeypatch):
+    _fake_julia(no_julia)
+    monkeypatch.setenv(_runtime.ENV_OFFLINE, "yes")
+    with pytest.raises(julia_backend.JuliaNotFoundError, match="never installed"):
+        _runtime.ensure_julia()
+
+
+def test_auto_install_opt_in_skips_the_check(no_julia, monkeypatch):
+    monkeypatch.setenv(_runtime.ENV_AUTO_INSTALL, "yes")
+    _runtime.ensure_julia()
+
+
+# --- parity with the JAX backend (needs Julia) ------------------------------------
+
+TOLERANCES = dict(rtol=1e-8, atol=1e-10)
+
+
+def _close(julia, jax, rel=1e-4):
+    julia, jax = np.asarray(julia, dtype=float), np.asarray(jax, dtype=float)
+    np.testing.assert_allclose(julia, jax, rtol=rel, atol=rel * max(np.max(np.abs(jax)), 1e-300))
+
+
+@needs_julia
+@pytest.mark.parametrize("name", pss.problems.names())
+def test_solutions_agree(name):
+    problem = pss.problems.get(name)
+    julia = pss.solve(problem, "Rodas5P", backend="julia", **TOLERANCES)
+    jax = pss.solve(problem, "Rodas5P", backend="jax", **TOLERANCES)
+    assert julia.status == jax.status == ReturnCode.Success
+    _close(julia.ys, jax.ys)
+
+
+@needs_julia
+@pytest.mark.parametrize("name", pss.problems.names())
+def test_gradients_agree(name):
+    problem = pss.problems.get(name)
+    julia = pss.gradient(problem, "Rodas5P", "ForwardDiffSensitivity", backend="julia", **TOLERANCES)
+    jax = pss.gradient(problem, "Rodas5P", "ForwardDiffSensitivity", backend="jax", **TOLERANCES)
+    assert julia.status == jax.status == ReturnCode.Success
+    _close(julia.loss, jax.loss)
+    _close(list(julia.flat_grad().values()), list(jax.flat_grad().values()), rel=1e-3)
+
+
+@needs_julia
+@pytest.mark.parametrize("sensitivity", [s for s in names.SENSITIVITIES if s != "ZygoteAdjoint"])
+def test_every_sensitivity_matches_the_exact_gradient(sensitivity):
+    problem = pss.problems.get("prothero_robinson", lam=10.0)
+    result = pss.gradient(problem, "Rodas5P", sensitivity, backend="julia", **TOLERANCES)
+    loss, grad = problem.exact_loss_and_grad()
+    assert result.success
+    _close(result.loss, loss, rel=1e-6)
+    for key in grad:
+        _close(result.grad[key], grad[key], rel=1e-3)
+
+
+@needs_julia
+def test_zygote_adjoint_reports_its_failure_instead_of_raising():
+    result = pss.gradient(pss.problems.get("dahlquist"), "Rodas5P", "ZygoteAdjoint", backend="julia")
+    assert result.status == ReturnCode.Unstable and result.extra["julia_retcode"] == "Failure"
+    assert result.extra["julia_error"] and np.isnan(result.loss)
+
+
+@needs_julia
+def test_fixed_step_bdf2_takes_the_same_steps():
+    problem = pss.problems.get("linear_modes")
+    julia = pss.solve(problem, "BDF2", dt=1e-2, backend="julia", **TOLERANCES)
+    jax = pss.solve(problem, "BDF2", dt=1e-2, backend="jax", **TOLERANCES)
+    _close(julia.ys, jax.ys, rel=1e-6)
+
+
+@needs_julia
+def test_ensemble_agrees_with_jax_one_value_at_a_time():
+    problem = pss.problems.get("dahlquist")
+    stiffness = [1.0, 100.0, 1e4]
+    results = julia_backend.gradient_ensemble(problem, stiffness, "KenCarp4", "GaussAdjoint", **TOLERANCES)
+    for s, result in zip(stiffness, results):
+        jax = pss.gradient(problem.with_stiffness(s), "KenCarp4", "GaussAdjoint", backend="jax", **TOLERANCES)
+        assert result.success
+        _close(result.grad["lam"], jax.grad["lam"], rel=1e-3)
+
+
+@needs_julia
+def test_custom_julia_rhs_agrees_with_its_python_twin():
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        from julia_backend_custom_rhs import PROBLEM
+    finally:
+        sys.path.pop(0)
+    julia = pss.gradient(PROBLEM, "Rodas5P", "InterpolatingAdjoint", backend="julia", **TOLERANCES)
+    jax = pss.gradient(PROBLEM, "Rodas5P", "InterpolatingAdjoint", backend="jax", **TOLERANCES)
+    _close(julia.loss, jax.loss)
+    _close(list(julia.flat_grad().values()), list(jax.flat_grad().values()), rel=1e-3)
+
+
+@needs_julia
+@pytest.mark.cuda
+@pytest.mark.skipif(shutil.which("nvidia-smi") is None, reason="no NVIDIA GPU (nvidia-smi not found)")
+def test_gpu_kernel_gradients_agree_with_cpu():
+    problem = pss.problems.get("robertson")
+    stiffness = [3e6, 3e7]
+    settings = dict(solver="Rodas5P", sensitivity="ForwardDiffSensitivity", **TOLERANCES)
+    gpu = julia_backend.gradient_ensemble(problem, stiffness, device="cuda", **settings)
+    cpu = julia_backend.gradient_ensemble(problem, stiffness, device="cpu", **settings)
+    for g, c in zip(gpu, cpu):
+        _close(list(g.flat_grad().values()), list(c.flat_grad().values()), rel=1e-3)
