@@ -152,7 +152,9 @@ def casadi_rows(problem, tol=(RTOL, ATOL), suffix="", modes=("forward sensitivit
 
         def extract(out):
             if isinstance(out, Exception):
-                return float("nan"), np.full(3, np.nan), "–", f"failed: {str(out).splitlines()[0][:60]}"
+                lines = str(out).splitlines()
+                why = next((l.split(": ", 1)[-1] for l in lines if "returned" in l), lines[0])
+                return float("nan"), np.full(3, np.nan), "–", f"failed: {why[:70]}"
             return float(out[0]), np.asarray(out[1]).ravel(), primal_steps, "Success"
 
         rows.append(Row(f"CasADi CVODES {name}{suffix}", call, extract, setup_s=build / len(modes), tol=tol))

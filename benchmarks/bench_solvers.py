@@ -184,7 +184,9 @@ def casadi_row(label, problem, tol=(RTOL, ATOL), method=None):
 
     def extract(res):
         if isinstance(res, Exception):
-            return np.full(problem.y0.size, np.nan), "–", "–", "–", f"failed: {str(res).splitlines()[0][:60]}"
+            lines = str(res).splitlines()
+            why = next((l.split(": ", 1)[-1] for l in lines if "returned" in l), lines[0])
+            return np.full(problem.y0.size, np.nan), "–", "–", "–", f"failed: {why[:70]}"
         st = F.stats()
         return (np.asarray(res["xf"]).ravel(), f"{st['nsteps']}/{st['netfails']}", st["nfevals"],
                 f"{st['n_call_jacF']}/{st['nlinsetups']}", "Success" if st.get("success", True) else "failed")

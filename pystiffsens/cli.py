@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:  # bad input; a missing GPU or Julia runtime
         print(f"pystiffsens {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -56,6 +56,14 @@ def init_params(key, dim: int, width: int, depth: int, out_dim: int = 1) -> dict
     }
 
 
+def tanh_slope(z):
+    """``tanh'(z) = sech(z)^2 = 4 e^(-2|z|) / (1 + e^(-2|z|))^2``. Unlike ``1 - tanh(z)^2``, which is
+    exactly 0 in float64 once ``|z| > 19``, this stays positive until ``e^(-2|z|)`` underflows, so
+    saturated units do not make the layer Jacobians exactly singular."""
+    e = jnp.exp(-2.0 * jnp.abs(z))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
 def depth_of(params) -> int:
     return params["W"].shape[0]
 
@@ -88,8 +96,7 @@ def layer_jacobians(params, u, horizon: float = 1.0):
     """``J_n(x_{n-1}) = diag(tanh'(W_n x_{n-1} + b_n)) W_n`` for one input: ``(N, width, width)``."""
     xs = hidden_states(params, u, horizon)[:-1]
     pre = jnp.einsum("nij,nj->ni", params["W"], xs) + params["b"]
-    slope = 1.0 - jnp.tanh(pre) ** 2
-    return slope[:, :, None] * params["W"]
+    return tanh_slope(pre)[:, :, None] * params["W"]
 
 
 def layer_proxies(params, u, horizon: float = 1.0, names=LAYER_PROXIES) -> dict:

@@ -109,6 +109,7 @@ def neural_ode_problem(params, u, y, *, horizon: float = 1.0, name: str = "resne
     )
 
 
+@jax.jit
 def resnet_loss_and_grad(params, u, y, time_scale: float, horizon: float = 1.0):
     """Loss of the ResNet with horizon ``time_scale * horizon`` and its gradient with respect to
     each ``layer_n`` (``jax.grad`` through the network)."""
@@ -125,14 +126,14 @@ def resnet_loss_and_grad(params, u, y, time_scale: float, horizon: float = 1.0):
 
 
 def _rows(label, stiffness, value, grads, status, base, counters):
-    return [
-        {
-            "problem": label, **base, "stiffness": float(stiffness), "param": name,
-            "grad": norm, "abs_grad": norm, "exact_grad": np.nan, "loss": float(value),
-            "status": status, **counters,
-        }
-        for name, norm in ((n, float(np.sqrt(np.sum(np.square(grads[n]))))) for n in layer_names(len(grads)))
-    ]
+    rows = []
+    for name in layer_names(len(grads)):
+        norm = float(np.linalg.norm(np.asarray(grads[name])))  # Frobenius norm of [dW_n | db_n]
+        rows.append({
+            "problem": label, **base, "stiffness": float(stiffness), "param": name, "grad": norm,
+            "abs_grad": norm, "exact_grad": np.nan, "loss": float(value), "status": status, **counters,
+        })
+    return rows
 
 
 def layer_gradient_frame(
@@ -159,9 +160,10 @@ def layer_gradient_frame(
         ODE state has ``batch * width`` entries, so keep the batch small.
     stiffness : values of the knob ``time_scale`` (module docstring).
     solvers : implicit solvers for the neural ODE (default Rodas5P and KenCarp4).
-    sensitivity : the :func:`pystiffsens.gradient` method. Default ``InterpolatingAdjoint``:
-        its cost does not grow with the ``depth * width * (width + 1)`` parameters, unlike the
-        forward-mode ones.
+    sensitivity : the :func:`pystiffsens.gradient` method. Default ``ReverseDiffAdjoint``, the
+        discrete adjoint: like ``jax.grad`` through the ResNet it differentiates the discrete map
+        (discretise-then-optimise), and its cost does not grow with the
+        ``depth * width * (width + 1)`` parameters, unlike the forward-mode methods.
     horizon, rtol, atol, max_steps, device : as for :func:`pystiffsens.gradient`; ``horizon``
         is the ResNet's ``T``.
 

@@ -24,8 +24,10 @@ Frobenius norm and the largest singular value of the layer Jacobians summed over
 
 SUMMARY_COLUMNS = (
     "model", "epochs", "er", "ge", "spectral_radius_gelfand", "frobenius", "singular_max", "singular_ratio",
-    "stiffness_ratio", "train_time_s",
+    "singular_ratio_median", "stiffness_ratio", "stiffness_ratio_median", "train_time_s",
 )
+
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 CLIMATE_NOTE = (
     "The deck's second case (a surrogate of the E3SM land model ELM v2 with FATES, 15 inputs, "
@@ -68,14 +70,17 @@ def _plot_proxies(history: pd.DataFrame, path: Path) -> None:
     rows = math.ceil(len(LAYER_PROXIES) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.5 * rows), squeeze=False)
     for ax, proxy in zip(axes.flat, LAYER_PROXIES):
-        for model, frame in history.groupby("model", sort=False):
-            ax.plot(frame["epoch"], frame[proxy], label=model)
+        for color, (model, frame) in zip(COLORS, history.groupby("model", sort=False)):
+            ax.plot(frame["epoch"], frame[proxy], color=color, label=f"{model} (mean)")
+            if f"{proxy}_median" in frame:
+                median = frame[f"{proxy}_median"]
+                ax.plot(frame["epoch"], median, color=color, linestyle="--", label=f"{model} (median)")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_title(f"{proxy} (sum over layers)")
     for ax in list(axes.flat)[len(LAYER_PROXIES):]:
         ax.set_visible(False)
-    axes[0, 0].legend()
+    axes[0, 0].legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -118,7 +123,8 @@ def _summary_markdown(summary: pd.DataFrame, config) -> str:
         "",
         "ER and GE are the mean squared errors on the training and test sets. Proxies are per-layer",
         "quantities of the layer Jacobians diag(tanh'(W_n x + b_n)) W_n, summed over layers and",
-        "averaged over the training samples.",
+        "averaged over the training samples (`_median`: the median over samples instead; the ratios",
+        "are heavy-tailed because saturated units make some layer Jacobians nearly singular).",
         "",
         "## Beside the deck",
         "",

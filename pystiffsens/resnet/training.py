@@ -43,9 +43,13 @@ MODELS = {"RES": ("none", 0.0), "RES_L2": ("l2", 1e-5), "RES_stiff": ("stiff", 1
 
 MODEL_ALIASES = {"RES L2": "RES_L2", "RES stiff": "RES_stiff", "RES-L2": "RES_L2", "RES-stiff": "RES_stiff"}
 
+RATIO_PROXIES = ("stiffness_ratio", "singular_ratio")
+"""Heavy-tailed proxies (a nearly singular layer Jacobian at one sample dominates the mean),
+also reported by their median over samples."""
+
 HISTORY_COLUMNS = (
     "model", "epoch", "loss", "er", "ge", "er_rmse", "ge_rmse", "penalty", "learning_rate",
-    *resnet.LAYER_PROXIES, "stiffness_total",
+    *resnet.LAYER_PROXIES, *(f"{name}_median" for name in RATIO_PROXIES), "stiffness_total",
 )
 """Columns of :attr:`TrainResult.history`; see :func:`evaluate`."""
 
@@ -162,7 +166,8 @@ def evaluate(params, data, kind: str, weight: float, horizon: float) -> dict:
     ``er``/``ge`` (empirical risk and generalisation error: MSE on the training and test sets),
     ``er_rmse``/``ge_rmse`` (their roots), ``penalty`` (mean ``p_i`` over the training set),
     each of :data:`~pystiffsens.resnet.model.LAYER_PROXIES` summed over layers and averaged over
-    training samples, and ``stiffness_total``, the deck's ``sum_{n,i} s_{n,i}`` over layers and
+    training samples, the median over samples of those sums for :data:`RATIO_PROXIES`
+    (``<name>_median``), and ``stiffness_total``, the deck's ``sum_{n,i} s_{n,i}`` over layers and
     training samples of the eigenvalue stiffness ratio."""
     u_train, y_train, u_test, y_test = data
     er = jnp.mean(jnp.sum((resnet.predict(params, u_train, horizon) - y_train) ** 2, axis=-1))
@@ -177,6 +182,7 @@ def evaluate(params, data, kind: str, weight: float, horizon: float) -> dict:
         "penalty": jnp.mean(penalty_values(kind, params, u_train, horizon)),
     }
     out.update({name: jnp.mean(jnp.sum(values, axis=1)) for name, values in proxies.items()})
+    out.update({f"{name}_median": jnp.median(jnp.sum(proxies[name], axis=1)) for name in RATIO_PROXIES})
     out["stiffness_total"] = jnp.sum(proxies["stiffness_ratio"])
     return out
 
@@ -202,10 +208,10 @@ def _epoch_fn(config: TrainConfig, optimizer, kind: str, weight: float):
             params, opt_state = carry
             loss, grads = jax.value_and_grad(objective)(params, u[idx], y[idx], kind, weight, config.horizon)
             updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
-            return (optax.apply_updates(params, updates), opt_state), loss
+            return (optax.apply_updates(params, updates), opt_state), None
 
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
-        return params, opt_state, jnp.mean(losses)
+        (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), order)
+        return params, opt_state
 
     return jax.jit(epoch)
 
@@ -253,7 +259,7 @@ def train(model: str = "RES", config: TrainConfig | None = None, *, penalty_weig
     train_time = 0.0
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
-        params, opt_state, _ = epoch_fn(params, opt_state, jax.random.fold_in(shuffle_key, epoch), data[0], data[1])
+        params, opt_state = epoch_fn(params, opt_state, jax.random.fold_in(shuffle_key, epoch), data[0], data[1])
         jax.block_until_ready(params)
         train_time += time.perf_counter() - start
         if epoch % config.record_every == 0 or epoch == config.epochs:
