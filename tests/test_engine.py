@@ -59,7 +59,7 @@ def test_fbdf_selects_orders_above_two():
 COST_CEILINGS = {
     "Rodas4": dict(n_steps=200, n_rejected=10, n_f=1450, n_jac=210, n_lu=210),
     "Rodas5P": dict(n_steps=110, n_rejected=10, n_f=1050, n_jac=120, n_lu=120),
-    "KenCarp4": dict(n_steps=85, n_rejected=15, n_f=1650, n_jac=100, n_lu=100),
+    "KenCarp4": dict(n_steps=80, n_rejected=10, n_f=1550, n_jac=140, n_lu=140),
     "FBDF": dict(n_steps=360, n_rejected=20, n_f=750, n_jac=380, n_lu=380),
 }
 
@@ -69,10 +69,12 @@ def test_cost_counters_capped_on_robertson(solver):
     sol = pss.solve(pss.problems.get("robertson"), solver)
     assert sol.status == pss.ReturnCode.Success
     for name, ceiling in COST_CEILINGS[solver].items():
-        assert 0 < sol.stats[name] <= ceiling or (name == "n_rejected" and sol.stats[name] <= ceiling), (name, sol.stats)
-    # Consistency of the counters: one Jacobian and one LU per attempted step for these methods.
+        assert sol.stats[name] <= ceiling, (name, sol.stats)
+    # At least one Jacobian and one LU per attempted step (more when Newton falls back to
+    # full Newton), and the RHS is evaluated in every stage.
     attempts = sol.stats["n_steps"] + sol.stats["n_rejected"]
-    assert sol.stats["n_jac"] == attempts and sol.stats["n_lu"] == attempts
+    assert sol.stats["n_jac"] >= attempts and sol.stats["n_lu"] >= attempts
+    assert sol.stats["n_f"] >= 2 * attempts
 
 
 def test_solution_records_every_step():
