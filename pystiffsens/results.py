@@ -74,12 +74,17 @@ class GradientResult:
 
     def flat_grad(self) -> dict[str, float]:
         """Gradient with array entries expanded to ``name[i]`` / ``name[i,j]`` scalar keys."""
-        out: dict[str, float] = {}
-        for name, value in self.grad.items():
-            arr = np.asarray(value)
-            if arr.ndim == 0:
-                out[name] = float(arr)
-            else:
-                for index in np.ndindex(arr.shape):
-                    out[f"{name}[{','.join(map(str, index))}]"] = float(arr[index])
-        return out
+        return flatten_params(self.grad)
+
+
+def flatten_params(tree: dict) -> dict[str, float]:
+    """A dict of named arrays as scalar entries ``name`` / ``name[i]`` / ``name[i,j]``."""
+    out: dict[str, float] = {}
+    for name, value in tree.items():
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            out[name] = float(arr)
+        else:
+            for index in np.ndindex(arr.shape):
+                out[f"{name}[{','.join(map(str, index))}]"] = float(arr[index])
+    return out

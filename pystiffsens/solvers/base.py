@@ -100,6 +100,31 @@ class AbstractSolver(abc.ABC):
         return f"{type(self).__name__}({self.name})"
 
 
+class OneStepState(NamedTuple):
+    """State of a one-step method: the solution alone."""
+
+    y: Any
+
+
+class OneStepSolver(AbstractSolver):
+    """A one-step method defined by a coefficient tableau (``name``, ``order``, ``embedded_order``)."""
+
+    def __init__(self, tableau):
+        self.tableau = tableau
+        self.name = tableau.name
+        self.order = tableau.order
+
+    @property
+    def error_order(self) -> int:
+        return self.tableau.embedded_order
+
+    def init(self, fn, t0, y0, args, h0):
+        return OneStepState(y0)
+
+    def y_of(self, state):
+        return state.y
+
+
 def _factor(err_norm, q, max_factor):
     """Elementary controller ``SAFETY * err^(-1/(q+1))`` clipped to [MIN_FACTOR, max_factor]."""
     raw = SAFETY * jnp.where(err_norm > 0, err_norm, 1e-10) ** (-1.0 / (q + 1))

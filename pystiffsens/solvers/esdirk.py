@@ -10,42 +10,24 @@ stage (ESDIRK) costs one RHS evaluation. The embedded error estimate is filtered
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import lu_factor, lu_solve
 
-from .base import AbstractSolver, Attempt
+from .base import Attempt, OneStepSolver, OneStepState
 from .newton import newton_tolerance, solve_implicit
 from .tableaux import ButcherTableau
 
 NEWTON_MAXITER = 7
 
 
-class ESDIRKState(NamedTuple):
-    y: jnp.ndarray
-
-
-class ESDIRK(AbstractSolver):
+class ESDIRK(OneStepSolver):
     """A (E)SDIRK method defined by its tableau (KenCarp4, implicit Euler, trapezoid)."""
 
     def __init__(self, tableau: ButcherTableau):
-        self.tableau = tableau
-        self.name = tableau.name
-        self.order = tableau.order
+        super().__init__(tableau)
         self.adaptive = tableau.adaptive
-
-    @property
-    def error_order(self) -> int:
-        return self.tableau.embedded_order
-
-    def init(self, fn, t0, y0, args, h0):
-        return ESDIRKState(y0)
-
-    def y_of(self, state):
-        return state.y
 
     def attempt(self, fn, t, h, state, args, tol):
         tab = self.tableau
@@ -87,7 +69,7 @@ class ESDIRK(AbstractSolver):
             error = lu_solve(lus[diagonals[-1]], error)
         dense = jnp.concatenate([y[None], hk])
         return Attempt(
-            state=ESDIRKState(y_new),
+            state=OneStepState(y_new),
             error=error,
             dense=dense,
             converged=converged & jnp.all(jnp.isfinite(y_new)),

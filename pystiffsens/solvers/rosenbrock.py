@@ -7,39 +7,21 @@ and the method's stiff-aware dense output.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import lu_factor, lu_solve
 
-from .base import AbstractSolver, Attempt
+from .base import Attempt, OneStepSolver, OneStepState
 from .tableaux import RosenbrockTableau
 
 
-class RosenbrockState(NamedTuple):
-    y: jnp.ndarray
-
-
-class Rosenbrock(AbstractSolver):
+class Rosenbrock(OneStepSolver):
     """A Rosenbrock–Wanner method defined by its tableau (Rodas4, Rodas5P, ...)."""
 
     adaptive = True
 
     def __init__(self, tableau: RosenbrockTableau):
-        self.tableau = tableau
-        self.name = tableau.name
-        self.order = tableau.order
-
-    @property
-    def error_order(self) -> int:
-        return self.tableau.embedded_order
-
-    def init(self, fn, t0, y0, args, h0):
-        return RosenbrockState(y0)
-
-    def y_of(self, state):
-        return state.y
+        super().__init__(tableau)
 
     def attempt(self, fn, t, h, state, args, tol):
         tab = self.tableau
@@ -64,7 +46,7 @@ class Rosenbrock(AbstractSolver):
         error = tab.m_error @ U
         dense = jnp.concatenate([jnp.stack([y, y_new]), tab.H @ U])
         return Attempt(
-            state=RosenbrockState(y_new),
+            state=OneStepState(y_new),
             error=error,
             dense=dense,
             converged=jnp.all(jnp.isfinite(y_new)),

@@ -15,7 +15,7 @@ from .. import _validation, problems
 from ..device import DEVICES
 from ..device import resolve as resolve_device
 from ..problem import Problem
-from ..results import GradientResult
+from ..results import flatten_params
 from ..returncode import ReturnCode
 from ..solve import BACKENDS, check_options
 from . import resume
@@ -178,14 +178,9 @@ def _exact_gradients(problem: Problem, grid: np.ndarray) -> dict[str, np.ndarray
     out = exact(jnp.asarray(grid))
     if out is None:
         return {}
-    loss, grad = jax.device_get(out)
-    flat = [  # flattened like the solver gradients: array entries become "name[i]"
-        GradientResult(
-            loss=float(loss[i]), grad={name: value[i] for name, value in grad.items()}, status=ReturnCode.Success,
-            stats={}, solver="closed form", sensitivity="closed form",
-        ).flat_grad()
-        for i in range(grid.size)
-    ]
+    _, grad = jax.device_get(out)
+    # Flattened like the solver gradients: array entries become "name[i]".
+    flat = [flatten_params({name: value[i] for name, value in grad.items()}) for i in range(grid.size)]
     return {name: np.array([entry[name] for entry in flat]) for name in flat[0]}
 
 
