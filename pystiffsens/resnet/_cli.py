@@ -51,12 +51,13 @@ def _train_resnet(args) -> int:
     results = []
     for name in models:
         start = time.perf_counter()
-        result = train(name, config)
+        result = train(name, config, progress=True)
         final = result.final
         print(
             f"{name}: {config.epochs} epochs in {time.perf_counter() - start:.1f} s, "
             f"ER {final['er']:.4g}, GE {final['ge']:.4g}, "
-            f"Gelfand spectral radius (sum over layers) {final['spectral_radius_gelfand']:.4g}"
+            f"Gelfand spectral radius (sum over layers) {final['spectral_radius_gelfand']:.4g}",
+            flush=True,
         )
         results.append(result)
     paths = write_report(results, args.out)

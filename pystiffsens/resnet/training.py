@@ -33,6 +33,7 @@ import numpy as np
 import optax
 import optax.contrib
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .._validation import choose
 from . import model as resnet
@@ -226,7 +227,13 @@ def dataset(config: TrainConfig):
     return make_data(_keys(config)[0], config.dim, config.n_train, config.n_test)
 
 
-def train(model: str = "RES", config: TrainConfig | None = None, *, penalty_weight: float | None = None) -> TrainResult:
+def train(
+    model: str = "RES",
+    config: TrainConfig | None = None,
+    *,
+    penalty_weight: float | None = None,
+    progress: bool = False,
+) -> TrainResult:
     """Train one of :data:`MODELS` on Alpine02.
 
     Parameters
@@ -234,6 +241,7 @@ def train(model: str = "RES", config: TrainConfig | None = None, *, penalty_weig
     model : ``"RES"``, ``"RES_L2"`` or ``"RES_stiff"`` (also ``"RES L2"``, ``"RES stiff"``).
     config : :class:`TrainConfig`; default the deck's full 10k-epoch setting.
     penalty_weight : overrides the model's ``lambda``.
+    progress : show a progress bar over the epochs with the latest empirical risk.
     """
     model = resolve_model(model)
     config = TrainConfig() if config is None else config
@@ -257,13 +265,15 @@ def train(model: str = "RES", config: TrainConfig | None = None, *, penalty_weig
 
     rows = [record(0, opt_state)]
     train_time = 0.0
-    for epoch in range(1, config.epochs + 1):
+    epochs = tqdm(range(1, config.epochs + 1), desc=f"train {model}", unit="epoch", disable=not progress)
+    for epoch in epochs:
         start = time.perf_counter()
         params, opt_state = epoch_fn(params, opt_state, jax.random.fold_in(shuffle_key, epoch), data[0], data[1])
         jax.block_until_ready(params)
         train_time += time.perf_counter() - start
         if epoch % config.record_every == 0 or epoch == config.epochs:
             rows.append(record(epoch, opt_state))
+            epochs.set_postfix(er=f"{rows[-1]['er']:.3g}", ge=f"{rows[-1]['ge']:.3g}", refresh=False)
     history = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
     return TrainResult(
         model=model,
@@ -276,6 +286,6 @@ def train(model: str = "RES", config: TrainConfig | None = None, *, penalty_weig
     )
 
 
-def experiment(models=tuple(MODELS), config: TrainConfig | None = None) -> list[TrainResult]:
+def experiment(models=tuple(MODELS), config: TrainConfig | None = None, *, progress: bool = False) -> list[TrainResult]:
     """Train each of ``models`` with the same data, initial weights and shuffling."""
-    return [train(name, config) for name in models]
+    return [train(name, config, progress=progress) for name in models]
