@@ -112,14 +112,8 @@ def gradient(
     with jax.default_device(dev):
         out = jax.device_get(run(problem.params, rtol, atol, 0.0 if dt is None else dt))
     status = ReturnCode(int(out["status"]))
-    if status != ReturnCode.Success and algorithm.name == "BacksolveAdjoint":
-        warnings.warn(
-            f"BacksolveAdjoint failed with status {status.name}: integrating the state backward is "
-            "unstable on stiff problems (the reconstruction diverges or the backward solve fails), so "
-            "the gradient is NaN. Use InterpolatingAdjoint, GaussAdjoint or ReverseDiffAdjoint instead.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    if status != ReturnCode.Success and algorithm.failure_warning:
+        warnings.warn(algorithm.failure_warning.format(status=status.name), RuntimeWarning, stacklevel=2)
     stats = {k: int(v) for k, v in out["stats"].items()}
     ordered = {k: stats[k] for k in STAT_NAMES} | {k: v for k, v in stats.items() if k not in STAT_NAMES}
     return GradientResult(

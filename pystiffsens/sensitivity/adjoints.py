@@ -52,6 +52,11 @@ class BacksolveAdjoint(AbstractSensitivity):
 
     name = "BacksolveAdjoint"
     backward = True
+    failure_warning = (
+        "BacksolveAdjoint failed with status {status}: integrating the state backward is unstable on "
+        "stiff problems (the reconstruction diverges or the backward solve fails), so the gradient is "
+        "NaN. Use InterpolatingAdjoint, GaussAdjoint or ReverseDiffAdjoint instead."
+    )
 
     def compute(self, problem, solver, theta, settings):
         forward = settings.integrate(problem.rhs, solver, problem.y0, theta, t0=problem.t0, stops=problem.stops)
@@ -127,9 +132,12 @@ class GaussAdjoint(AbstractSensitivity):
     Gauss–Legendre rule on every interval of the union of the forward and backward step
     grids, so both interpolants are smooth on each interval (``y`` may have layers the
     backward steps skip, ``lambda`` layers the forward steps skip, e.g. ROBER's
-    ``lambda`` near the final time), in the spirit of SciMLSensitivity's ``GaussAdjoint``. Cheaper than :class:`InterpolatingAdjoint`
-    when there are many parameters, because the implicit backward solve does not carry
-    them.
+    ``lambda`` near the final time), in the spirit of SciMLSensitivity's ``GaussAdjoint``.
+    Cheaper than :class:`InterpolatingAdjoint` when there are many parameters, because the
+    implicit backward solve does not carry them. The price: only ``lambda`` is
+    error-controlled, so where the integrand is concentrated in a layer of a large
+    ``lambda`` the gradient is less accurate than InterpolatingAdjoint's at the same
+    tolerances (ROBER, rtol 1e-8: relative error 6e-6 against 2e-8; benchmarks/README.md).
     """
 
     name = "GaussAdjoint"

@@ -65,6 +65,8 @@ class AbstractSensitivity(abc.ABC):
     name: str = ""
     #: Whether the algorithm solves an adjoint equation backward in time (adds ``backward_*`` stats).
     backward: bool = False
+    #: Warning ``pss.gradient`` issues when a computation with this algorithm fails (None: none).
+    failure_warning: str | None = None
 
     @abc.abstractmethod
     def compute(self, problem: FlatProblem, solver, theta, settings: Settings) -> SensitivityOutput:
