@@ -15,10 +15,14 @@ The penalty ``p_i`` is
   ``sum_n rho(J_n(x_{n-1}^(i)))`` with ``rho`` the spectral radius by Gelfand's formula
   (:func:`pystiffsens.stiffness.spectral_radius`).
 
-Optimiser: Adam at ``learning_rate`` followed by ``optax.contrib.reduce_on_plateau`` with
-PyTorch's ``ReduceLROnPlateau`` defaults (factor 0.1, patience 10, relative threshold 1e-4)
-acting once per epoch on the epoch's mean mini-batch loss (``accumulation_size`` = batches
-per epoch), which is how the deck's PyTorch code steps it.
+Optimiser: Adam at ``learning_rate`` followed by ``optax.contrib.reduce_on_plateau``
+(factor 0.1, relative threshold 1e-4, as PyTorch's ``ReduceLROnPlateau``) acting once per
+epoch on the epoch's mean mini-batch loss (``accumulation_size`` = batches per epoch). The
+deck does not state its patience. PyTorch's default of 10 epochs collapses the learning
+rate here: measured with seed 0, it falls from 1e-3 to 1e-13 between epochs 280 and 400
+and the empirical risk stays at 0.158 for the rest of a 10k-epoch run. The default is
+therefore a patience of 100 epochs, with which RES reaches ER 0.0026 / GE 0.0066 after
+1500 epochs (measured), the deck's order of magnitude.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ class TrainConfig:
     epochs: int = 10_000
     learning_rate: float = 1e-3
     plateau_factor: float = 0.1
-    plateau_patience: int = 10
+    plateau_patience: int = 100
     record_every: int = 10
     seed: int = 0
 
