@@ -6,11 +6,10 @@ import warnings
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import _validation, device as _device, sensitivity as _sensitivity
-from .results import STAT_NAMES, GradientResult
+from .results import GradientResult
 from .returncode import ReturnCode
 from .sensitivity.base import FlatProblem, Settings
 from .solve import BACKENDS, check_options
@@ -111,18 +110,7 @@ def gradient(
     run = _compiled(problem, solver_obj, algorithm, dt is not None, max_steps)
     with jax.default_device(dev):
         out = jax.device_get(run(problem.params, rtol, atol, 0.0 if dt is None else dt))
-    status = ReturnCode(int(out["status"]))
-    if status != ReturnCode.Success and algorithm.failure_warning:
-        warnings.warn(algorithm.failure_warning.format(status=status.name), RuntimeWarning, stacklevel=2)
-    stats = {k: int(v) for k, v in out["stats"].items()}
-    ordered = {k: stats[k] for k in STAT_NAMES} | {k: v for k, v in stats.items() if k not in STAT_NAMES}
-    return GradientResult(
-        loss=float(out["loss"]),
-        grad={k: np.asarray(v) for k, v in out["grad"].items()},
-        status=status,
-        stats=ordered,
-        solver=solver_obj.name,
-        sensitivity=algorithm.name,
-        backend="jax",
-        device=device,
-    )
+    result = GradientResult.from_output(out, solver=solver_obj.name, sensitivity=algorithm.name, device=device)
+    if not result.success and algorithm.failure_warning:
+        warnings.warn(algorithm.failure_warning.format(status=result.status.name), RuntimeWarning, stacklevel=2)
+    return result

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from .results import STAT_NAMES
 from .returncode import ReturnCode
 from .solvers.base import Tolerance, scaled_rms
 
@@ -57,6 +58,11 @@ class Trajectory(NamedTuple):
     states: Any
     dense: Any
     h0: Any
+
+
+def zero_counters() -> dict:
+    """Cost counters (:data:`~pystiffsens.results.STAT_NAMES`) set to zero."""
+    return {name: jnp.asarray(0, jnp.int32) for name in STAT_NAMES}
 
 
 def initial_step(fn, t0, y0, args, t_span, order, rtol, atol):
@@ -114,7 +120,7 @@ def integrate(
     t_end = stops[-1]
     tol = Tolerance(jnp.asarray(rtol, jnp.float64), jnp.asarray(atol, jnp.float64))
     fixed = dt is not None
-    counters = {name: jnp.asarray(0, jnp.int32) for name in ("n_steps", "n_rejected", "n_f", "n_jac", "n_lu")}
+    counters = zero_counters()
 
     if fixed:
         h_init = jnp.minimum(jnp.asarray(dt, jnp.float64), t_end - t0)

@@ -72,6 +72,22 @@ class GradientResult:
     def success(self) -> bool:
         return self.status == ReturnCode.Success
 
+    @classmethod
+    def from_output(cls, out: dict, *, solver: str, sensitivity: str, device: str) -> "GradientResult":
+        """From the (host) output dict of ``pss.make_gradient_fn``; counters in :data:`STAT_NAMES` order first."""
+        stats = {name: int(value) for name, value in out["stats"].items()}
+        ordered = {name: stats[name] for name in STAT_NAMES if name in stats} | stats
+        return cls(
+            loss=float(out["loss"]),
+            grad={name: np.asarray(value) for name, value in out["grad"].items()},
+            status=ReturnCode.from_value(out["status"]),
+            stats=ordered,
+            solver=solver,
+            sensitivity=sensitivity,
+            backend="jax",
+            device=device,
+        )
+
     def flat_grad(self) -> dict[str, float]:
         """Gradient with array entries expanded to ``name[i]`` / ``name[i,j]`` scalar keys."""
         return flatten_params(self.grad)

@@ -89,9 +89,9 @@ def solve(
             jnp.asarray(problem.y0), problem.params, jnp.asarray(problem.saveat),
             rtol, atol, 0.0 if dt is None else dt,
         )
-    traj = jax.device_get(traj)
     n = int(traj.n_steps)
-    step_ys = np.asarray(jax.vmap(solver_obj.y_of)(traj.states))[: n + 1]
+    # Only the steps taken leave the device (the buffers are max_steps long).
+    states = jax.tree_util.tree_map(lambda buffer: buffer[: n + 1], traj.states)
     return Solution(
         ts=np.asarray(problem.saveat),
         ys=np.asarray(traj.ys),
@@ -100,6 +100,6 @@ def solve(
         solver=solver_obj.name,
         backend="jax",
         device=device,
-        step_ts=np.asarray(traj.step_t)[: n + 1],
-        step_ys=step_ys,
+        step_ts=np.asarray(traj.step_t[: n + 1]),
+        step_ys=np.asarray(jax.vmap(solver_obj.y_of)(states)),
     )

@@ -1,6 +1,5 @@
 """Sensitivity algorithms: every algorithm with every solver, against exact and finite-difference gradients."""
 
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 
 import pystiffsens as pss
-from conftest import ADAPTIVE, ALL_SOLVERS
+from conftest import ALL_SOLVERS
 
 ALGORITHMS = pss.sensitivity.names()
 FIXED_DT = {"ImplicitEuler": 1e-3, "Trapezoid": 1e-2, "BDF2": 1e-2}

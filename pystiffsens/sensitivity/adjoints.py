@@ -6,7 +6,6 @@ They differ only in where the backward pass gets the state ``y(t)`` and how it i
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax

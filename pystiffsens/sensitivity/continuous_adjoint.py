@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..integrate import Trajectory
+from ..integrate import Trajectory, zero_counters
 from .base import combine_status
 
 
@@ -64,10 +64,9 @@ def backward_segments(
         stats = {name: stats[name] + traj.stats[name] for name in stats}
         return (z_next, combine_status(status, traj.status), stats, extra), None
 
-    zero_stats = {name: jnp.asarray(0, jnp.int32) for name in ("n_steps", "n_rejected", "n_f", "n_jac", "n_lu")}
     extra0 = jnp.zeros(()) if extra0 is None else extra0
     (z, status, stats, extra), _ = lax.scan(
-        segment, (z_final, jnp.asarray(0), zero_stats, extra0), (upper, lower, lower_index)
+        segment, (z_final, jnp.asarray(0), zero_counters(), extra0), (upper, lower, lower_index)
     )
     return z, status, stats, extra
 

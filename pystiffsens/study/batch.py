@@ -23,7 +23,6 @@ import numpy as np
 from .. import device as _device
 from ..problem import Problem
 from ..results import GradientResult
-from ..returncode import ReturnCode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,15 +76,9 @@ def compile_batch(
         run_time = time.perf_counter() - start
         out = jax.device_get(out)
         results = [
-            GradientResult(
-                loss=float(out["loss"][i]),
-                grad={name: np.asarray(value[i]) for name, value in out["grad"].items()},
-                status=ReturnCode.from_value(out["status"][i]),
-                stats={name: int(value[i]) for name, value in out["stats"].items()},
-                solver=solver,
-                sensitivity=sensitivity,
-                backend="jax",
-                device=settings.device,
+            GradientResult.from_output(
+                jax.tree_util.tree_map(lambda value: value[i], out),
+                solver=solver, sensitivity=sensitivity, device=settings.device,
             )
             for i in range(len(stiffness))
         ]
