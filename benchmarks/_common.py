@@ -167,3 +167,16 @@ def banner(title):
 
 def progress(msg):
     print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def loglog_slope(sizes, times) -> float:
+    """Least-squares slope of log(time) against log(size): the growth exponent k of time ~ size^k.
+
+    Non-finite or non-positive times are left out; NaN when fewer than two distinct sizes remain.
+    """
+    sizes, times = np.asarray(sizes, float), np.asarray(times, float)
+    keep = np.isfinite(times) & (times > 0) & np.isfinite(sizes) & (sizes > 0)
+    x, y = np.log(sizes[keep]), np.log(times[keep])
+    if np.unique(x).size < 2:
+        return float("nan")
+    return float(np.polyfit(x, y, 1)[0])

@@ -34,12 +34,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-from bench_solvers import casadi_integrator, diffrax_kencarp4_works, diffrax_solver  # noqa: E402
-
-import pystiffsens as pss  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+from bench_solvers import casadi_integrator, diffrax_kencarp4_works, diffrax_solver  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
+
+import pystiffsens as pss  # noqa: E402
 from pystiffsens.gradient import _compiled  # noqa: E402
 from pystiffsens.integrate import integrate  # noqa: E402
 from pystiffsens.solve import _compiled_solve  # noqa: E402

@@ -32,10 +32,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-
-import pystiffsens as pss  # noqa: E402  (enables float64)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+
+import pystiffsens as pss  # noqa: E402  (enables float64)
 from pystiffsens.integrate import integrate  # noqa: E402
 from pystiffsens.solve import _compiled_solve  # noqa: E402
 

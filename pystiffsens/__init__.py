@@ -1,19 +1,34 @@
 """pystiffsens: measure how parameter gradients of stiff ODEs vanish as stiffness grows.
 
-``import pystiffsens as pss`` switches JAX to float64.
+``import pystiffsens as pss`` switches JAX to float64 and turns on JAX's persistent
+compilation cache (:mod:`pystiffsens._compilation_cache`; opt out with
+``PYSTIFFSENS_NO_COMPILATION_CACHE=1``).
+
+The core (problems, solvers, sensitivities, ``solve``, ``gradient``) is imported at once;
+the layers that need pandas, statsmodels, matplotlib or optax (``study``, ``stiffness``,
+``theory``, ``resnet``, ``node`` and the study functions ``sweep``, ``fit_decay``, ``compare``,
+``report``) are imported on first use (PEP 562), so ``import pystiffsens`` stays light.
 """
+
+import importlib as _importlib
 
 import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import problems, resnet, sensitivity, solvers, stiffness, theory  # noqa: E402
+from . import _compilation_cache  # noqa: E402
+
+_compilation_cache.enable()
+
+from . import problems, sensitivity, solvers  # noqa: E402
 from .gradient import gradient, make_gradient_fn  # noqa: E402
 from .problem import Problem  # noqa: E402
 from .results import GradientResult, Solution  # noqa: E402
 from .returncode import ReturnCode  # noqa: E402
 from .solve import solve  # noqa: E402
-from .study import compare, fit_decay, report, sweep  # noqa: E402
+
+_LAZY_MODULES = ("node", "resnet", "stiffness", "study", "theory")
+_LAZY_STUDY_NAMES = ("compare", "fit_decay", "report", "sweep")
 
 __all__ = [
     "GradientResult",
@@ -24,6 +39,7 @@ __all__ = [
     "fit_decay",
     "gradient",
     "make_gradient_fn",
+    "node",
     "problems",
     "report",
     "resnet",
@@ -35,3 +51,18 @@ __all__ = [
     "theory",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Import the heavier layers on first use (PEP 562)."""
+    if name in _LAZY_MODULES:
+        return _importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_STUDY_NAMES:
+        value = getattr(_importlib.import_module(".study", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_MODULES) | set(_LAZY_STUDY_NAMES))

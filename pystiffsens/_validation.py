@@ -34,6 +34,7 @@ def choose(kind: str, value, valid: Iterable[str], aliases: dict[str, str] | Non
 
 def check_tolerances(rtol, atol) -> None:
     for name, value in (("rtol", rtol), ("atol", atol)):
+        check_real(name, value)
         arr = np.asarray(value, dtype=float)
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name}={value!r} must be finite.")
@@ -52,8 +53,17 @@ def check_dt(dt, tspan) -> None:
         raise ValueError(f"dt={dt!r} is longer than the time span {tuple(tspan)}.")
 
 
+def check_real(name: str, value) -> None:
+    """``ValueError`` unless ``value`` is a real number or an array of them (not a string or bool)."""
+    kind = np.asarray(value).dtype.kind if not isinstance(value, (str, bytes)) else "U"
+    if isinstance(value, (bool, np.bool_)) or kind not in "iuf":
+        raise ValueError(
+            f"{name}={value!r} must be a real number (got {type(value).__name__}), e.g. {name}=1e-6."
+        )
+
+
 def check_max_steps(max_steps) -> None:
-    if not (isinstance(max_steps, (int, np.integer)) and max_steps >= 1):
+    if isinstance(max_steps, (bool, np.bool_)) or not (isinstance(max_steps, (int, np.integer)) and max_steps >= 1):
         raise ValueError(f"max_steps={max_steps!r} must be a positive integer.")
 
 
@@ -72,7 +82,31 @@ def check_tspan(tspan) -> tuple[float, float]:
 def check_finite_tree(kind: str, tree) -> None:
     items = tree.items() if isinstance(tree, dict) else [(None, tree)]
     for key, value in items:
+        label = kind if key is None else f"{kind}[{key!r}]"
+        try:
+            check_real(label, value)
+        except ValueError:
+            raise ValueError(f"{label}={value!r} must be a real number or array of real numbers.") from None
         arr = np.asarray(value, dtype=float)
         if not np.all(np.isfinite(arr)):
-            label = kind if key is None else f"{kind}[{key!r}]"
             raise ValueError(f"{label}={value!r} contains non-finite values.")
+
+
+def traced(what: str, fn, *args, params: dict):
+    """``jax.eval_shape(fn, *args)``; a ``ValueError`` naming ``what`` when tracing fails.
+
+    A ``KeyError`` (``fn`` reads a parameter that ``params`` lacks) names the key and the
+    valid parameter names; any other error is re-raised as ``ValueError`` with its message.
+    """
+    import jax
+
+    try:
+        return jax.eval_shape(fn, *args)
+    except KeyError as error:
+        key = error.args[0] if error.args else error
+        raise ValueError(
+            f"{what} reads the parameter {key!r}, which params does not have; valid names: {sorted(params)}. "
+            "Add it to params= or fix the name."
+        ) from None
+    except Exception as error:  # shape errors, unsupported operations, ...: all are bad input
+        raise ValueError(f"{what} cannot be evaluated with JAX: {type(error).__name__}: {error}") from error

@@ -8,18 +8,40 @@ accept/reject decisions are computed from primal values only and never different
 every derivative pystiffsens takes is the derivative of the discrete map with these
 controls held fixed.
 
-Optionally it records, per accepted step, the solver state at its start (what the
-discrete adjoint replays) and the dense-output coefficients (what the interpolating and
-Gauss adjoints query), in buffers of length ``max_steps``.
+Batched cost follows the steps taken
+------------------------------------
+Under ``jax.vmap`` a ``lax.while_loop`` whose predicate is batched runs until every lane
+is done and *selects* between the old and the new carry of every lane on every
+iteration, so each per-step buffer (``max_steps`` long) would be copied on every step.
+Here the loop predicate is unbatched: :func:`any_lane` (a ``jax.custom_batching.custom_vmap``
+rule, the same idea as equinox's ``unvmap_any`` used by diffrax) reduces "this lane is
+still running" over the batch. Inside the body each lane masks its own update: the small
+part of the carry (time, step, solver state, counters) with ``jnp.where``, the buffers
+with writes whose index is pushed out of bounds (``mode="drop"``) for lanes that are done
+or steps that were rejected. A scatter of one row is done in place, so a batch costs
+about the sum of its lanes' steps, independent of the buffer length.
+
+Memory is planned
+-----------------
+Nothing of length ``max_steps`` is allocated unless the caller asks to record steps.
+``record_states`` / ``record_dense`` allocate per-step buffers of ``max_saved_steps``
+entries (default ``max_steps``; :mod:`pystiffsens.memory` estimates their size before a
+gradient runs). When a recording solve needs more accepted steps than its buffers hold, it
+stops with status ``MaxIters`` (never silently drops a step). ``checkpoints=C`` instead
+keeps ``C`` snapshots of the loop, one every ``ceil(max_saved_steps / C)`` accepted
+steps, from which :func:`integrate_from` recomputes a segment of steps on demand (the
+two-level checkpointing of Griewank & Walther, *Evaluating Derivatives*, 2nd ed., Sect. 12).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_batching import custom_vmap
 
 from .results import STAT_NAMES
 from .returncode import ReturnCode
@@ -39,13 +61,16 @@ class Trajectory(NamedTuple):
     status : ReturnCode value.
     stats : dict of counters (``n_steps``, ``n_rejected``, ``n_f``, ``n_jac``, ``n_lu``).
     n_steps : accepted steps.
-    step_t : (max_steps + 1,) start times of the accepted steps; entries past ``n_steps``
-        are ``+inf``.
-    step_h : (max_steps,) accepted step sizes.
-    step_stop : (max_steps,) index of the stop step ``i`` ended on, or -1.
-    states : solver states at ``step_t`` (leading axis max_steps + 1), or None.
-    dense : dense-output coefficients per accepted step (leading axis max_steps), or None.
+    step_t : (max_saved_steps + 1,) start times of the accepted steps, entries past
+        ``n_steps`` ``+inf``; None when nothing is recorded.
+    step_h : (max_saved_steps,) accepted step sizes, or None.
+    step_stop : (max_saved_steps,) index of the stop step ``i`` ended on, or -1; or None.
+    states : solver states at ``step_t`` (leading axis max_saved_steps + 1), or None.
+    dense : dense-output coefficients per accepted step (leading axis max_saved_steps), or None.
     h0 : the step size the solver state was initialised with.
+    checkpoints : with ``checkpoints=C``, the loop state (see :func:`integrate_from`) after
+        ``0, L, 2L, ...`` accepted steps, leading axis ``C``; otherwise None.
+    checkpoint_every : ``L`` (a Python int), or None.
     """
 
     ys: Any
@@ -58,11 +83,53 @@ class Trajectory(NamedTuple):
     states: Any
     dense: Any
     h0: Any
+    checkpoints: Any = None
+    checkpoint_every: Any = None
+
+
+class Segment(NamedTuple):
+    """Steps recomputed by :func:`integrate_from`, indexed from the checkpoint (local index 0)."""
+
+    n_steps: Any  # accepted steps in the segment
+    step_t: Any  # (length + 1,)
+    step_h: Any  # (length,)
+    step_stop: Any  # (length,)
+    states: Any  # leading axis length + 1
 
 
 def zero_counters() -> dict:
     """Cost counters (:data:`~pystiffsens.results.STAT_NAMES`) set to zero."""
     return {name: jnp.asarray(0, jnp.int32) for name in STAT_NAMES}
+
+
+@custom_vmap
+def any_lane(flag):
+    """``flag`` itself; under ``vmap``, whether *any* lane's flag is set (an unbatched value).
+
+    Used as the loop predicate so a vmapped ``while_loop`` never falls back to selecting
+    its whole carry per lane; nested ``vmap``s reduce level by level.
+    """
+    return flag
+
+
+@any_lane.def_vmap
+def _any_lane_rule(axis_size, in_batched, flag):
+    (batched,) = in_batched
+    return any_lane(jnp.any(flag, axis=0) if batched else flag), False
+
+
+def while_any(lane_running, body, carry):
+    """``lax.while_loop`` for small carries: loop while any lane runs, each lane masked.
+
+    ``lane_running(carry)`` is the per-lane predicate; lanes that are done keep their
+    carry. Use it for loops whose carry holds no long buffers (those need masked writes,
+    as in :func:`integrate`).
+    """
+
+    def masked(c):
+        return _tree_where(lane_running(c), body(c), c)
+
+    return lax.while_loop(lambda c: any_lane(lane_running(c)), masked, carry)
 
 
 def initial_step(fn, t0, y0, args, t_span, order, rtol, atol):
@@ -88,8 +155,113 @@ def _buffer(example, length):
     return jax.tree_util.tree_map(lambda x: jnp.zeros((length,) + jnp.shape(x), jnp.result_type(x)), example)
 
 
-def _write(buffer, index, value):
-    return jax.tree_util.tree_map(lambda b, v: b.at[index].set(v), buffer, value)
+def _write(buffer, index, value, when=True):
+    """``buffer[index] = value`` where ``when`` holds; otherwise nothing (the index is pushed out of bounds)."""
+
+    def one(b, v):
+        return b.at[jnp.where(when, index, b.shape[0])].set(v, mode="drop")
+
+    return jax.tree_util.tree_map(one, buffer, value)
+
+
+def checkpoint_interval(max_saved_steps: int, checkpoints: int) -> int:
+    """Accepted steps between two of ``checkpoints`` snapshots covering ``max_saved_steps`` steps."""
+    return max(1, math.ceil(max_saved_steps / checkpoints))
+
+
+class _Loop:
+    """One integration problem: what every step of ``integrate`` and ``integrate_from`` shares."""
+
+    def __init__(self, fn, solver, args, *, t0, stops, rtol, atol, dt, max_steps, error_mask):
+        self.fn, self.solver, self.args = fn, solver, args
+        self.stops = jnp.asarray(stops, dtype=jnp.float64)
+        self.t0 = jnp.asarray(t0, dtype=jnp.float64)
+        self.t_end = self.stops[-1]
+        self.n_stops = self.stops.shape[0]
+        self.tol = Tolerance(jnp.asarray(rtol, jnp.float64), jnp.asarray(atol, jnp.float64))
+        self.fixed = dt is not None
+        self.dt = dt
+        self.max_steps = max_steps
+        self.error_mask = error_mask
+
+    def core(self, h_init, state0, counters):
+        """The small part of the loop carry; a checkpoint is a copy of it."""
+        return dict(t=self.t0, h=h_init, state=state0, k=jnp.asarray(0), status=jnp.asarray(RUNNING),
+                    stats=counters, attempts=jnp.asarray(0))
+
+    def example_dense(self, core):
+        solver, fn, args, tol = self.solver, self.fn, self.args, self.tol
+        return jax.eval_shape(lambda c: solver.attempt(fn, c["t"], c["h"], c["state"], args, tol), core).dense
+
+    def advance(self, c, max_saved_steps=None):
+        """One step attempt: the new core and what to record (``ok`` says whether it was accepted)."""
+        solver, tol, fixed = self.solver, self.tol, self.fixed
+        t, h, state, k = c["t"], c["h"], c["state"], c["k"]
+        stop_t = self.stops[jnp.minimum(k, self.n_stops - 1)]
+        remaining = stop_t - t
+        land = h >= remaining * (1.0 - 1e-12)
+        h_try = jnp.where(land, remaining, h)
+        attempt = solver.attempt(self.fn, t, h_try, state, self.args, tol)
+        y_old, y_new = solver.y_of(state), solver.y_of(attempt.state)
+        scale = tol.atol + tol.rtol * jnp.maximum(jnp.abs(y_old), jnp.abs(y_new))
+        err_norm = lax.stop_gradient(scaled_rms(attempt.error, scale, self.error_mask))
+        finite = jnp.all(jnp.isfinite(y_new)) & jnp.isfinite(err_norm)
+        # With fixed steps the error estimate only informs order selection (FBDF), never acceptance.
+        ok = attempt.converged & finite & (fixed | (err_norm <= 1.0))
+
+        accepted_state, h_accept = solver.accept(attempt.state, err_norm, h_try, tol)
+        rejected_norm = jnp.where(attempt.converged & finite, err_norm, jnp.inf)
+        h_reject = solver.reject(state, rejected_norm, h_try, tol)
+        h_next = self.dt if fixed else lax.stop_gradient(jnp.where(ok, h_accept, h_reject))
+        h_next = jnp.asarray(h_next, jnp.float64)
+        t_new = jnp.where(land, stop_t, t + h_try)
+
+        stats = dict(c["stats"])
+        stats["n_steps"] = stats["n_steps"] + ok
+        stats["n_rejected"] = stats["n_rejected"] + ~ok
+        stats["n_f"] = stats["n_f"] + attempt.n_f
+        stats["n_jac"] = stats["n_jac"] + attempt.n_jac
+        stats["n_lu"] = stats["n_lu"] + attempt.n_lu
+        saved = ok & land
+        attempts = c["attempts"] + 1
+
+        reason = jnp.where(~finite, FAIL_NONFINITE, jnp.where(~attempt.converged, FAIL_NEWTON, FAIL_ERROR))
+        failure_code = jnp.select(
+            [reason == FAIL_NONFINITE, reason == FAIL_NEWTON],
+            [ReturnCode.Unstable, ReturnCode.ConvergenceFailure],
+            ReturnCode.DtLessThanMin,
+        )
+        if fixed:
+            failed = ~ok
+        else:
+            h_min = 10 * EPS * jnp.maximum(jnp.abs(t), jnp.abs(self.t_end - self.t0) * 1e-6)
+            failed = ~ok & (h_next < h_min)
+        status = jnp.where(saved & (k == self.n_stops - 1), ReturnCode.Success, RUNNING)
+        status = jnp.where(failed, failure_code, status)
+        out_of_budget = attempts >= self.max_steps
+        if max_saved_steps is not None:
+            # The step buffers are full: going on would lose steps the caller needs.
+            out_of_budget = out_of_budget | (stats["n_steps"] >= max_saved_steps)
+        status = jnp.where((status == RUNNING) & out_of_budget, ReturnCode.MaxIters, status)
+
+        new = dict(t=jnp.where(ok, t_new, t), h=h_next, state=_tree_where(ok, accepted_state, state),
+                   k=k + saved, status=status, stats=stats, attempts=attempts)
+        record = dict(ok=ok, index=c["stats"]["n_steps"], t_new=t_new, h=h_try, land=land, k=k, saved=saved,
+                      y=y_new, state=accepted_state, dense=attempt.dense)
+        return new, record
+
+    def run(self, core, buffers, write, running=None, max_saved_steps=None):
+        """Loop until no lane runs; ``write(buffers, record, live, new_core)`` does the masked buffer writes."""
+        running = running or (lambda c: c["status"] == RUNNING)
+
+        def body(carry):
+            c, bufs = carry
+            live = running(c)
+            new, record = self.advance(c, max_saved_steps)
+            new = _tree_where(live, new, c)
+            return new, write(bufs, record, live, new)
+
+        return lax.while_loop(lambda carry: any_lane(running(carry[0])), body, (core, buffers))
 
 
 def integrate(
@@ -106,125 +278,130 @@ def integrate(
     max_steps: int = 100_000,
     record_states: bool = False,
     record_dense: bool = False,
+    max_saved_steps: int | None = None,
+    checkpoints: int | None = None,
     error_mask=None,
 ) -> Trajectory:
     """Integrate ``y' = fn(t, y, args)`` from ``t0`` through every time in ``stops``.
 
     ``dt`` (a static None or a traced/float value) selects fixed steps; otherwise steps are
-    adaptive with ``rtol``/``atol``. ``error_mask`` (0/1 per component) restricts the error
-    norm, e.g. to the state part of an augmented system.
+    adaptive with ``rtol``/``atol``. ``max_steps`` bounds the step attempts (no memory
+    depends on it). ``record_states``/``record_dense`` keep, per accepted step, the solver
+    state at its start and the dense-output coefficients, in buffers of
+    ``max_saved_steps`` (default ``max_steps``) entries. ``checkpoints=C`` keeps ``C``
+    snapshots for :func:`integrate_from` instead. ``error_mask`` (0/1 per component)
+    restricts the error norm, e.g. to the state part of an augmented system.
     """
-    stops = jnp.asarray(stops, dtype=jnp.float64)
-    t0 = jnp.asarray(t0, dtype=jnp.float64)
-    n_stops = stops.shape[0]
-    t_end = stops[-1]
-    tol = Tolerance(jnp.asarray(rtol, jnp.float64), jnp.asarray(atol, jnp.float64))
-    fixed = dt is not None
+    loop = _Loop(fn, solver, args, t0=t0, stops=stops, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps,
+                 error_mask=error_mask)
     counters = zero_counters()
-
-    if fixed:
-        h_init = jnp.minimum(jnp.asarray(dt, jnp.float64), t_end - t0)
+    if loop.fixed:
+        h_init = jnp.minimum(jnp.asarray(dt, jnp.float64), loop.t_end - loop.t0)
     else:
-        h_init = initial_step(fn, t0, y0, args, t_end - t0, solver.error_order + 1, tol.rtol, tol.atol)
+        h_init = initial_step(fn, loop.t0, y0, args, loop.t_end - loop.t0, solver.error_order + 1,
+                              loop.tol.rtol, loop.tol.atol)
         counters["n_f"] = counters["n_f"] + 2
-    state0 = solver.init(fn, t0, y0, args, h_init)
-    example = jax.eval_shape(lambda: solver.attempt(fn, t0, h_init, state0, args, tol))
+    state0 = solver.init(fn, loop.t0, y0, args, h_init)
+    core = loop.core(h_init, state0, counters)
 
-    carry = dict(
-        t=t0,
-        h=h_init,
-        state=state0,
-        k=jnp.asarray(0),
-        ys=jnp.full((n_stops, y0.shape[0]), jnp.nan, dtype=y0.dtype),
-        status=jnp.asarray(RUNNING),
-        stats=counters,
-        attempts=jnp.asarray(0),
-        step_t=jnp.full((max_steps + 1,), jnp.inf).at[0].set(t0),
-        step_h=jnp.zeros((max_steps,)),
-        step_stop=jnp.full((max_steps,), -1),
-        states=_write(_buffer(state0, max_steps + 1), 0, state0) if record_states else None,
-        dense=_buffer(example.dense, max_steps) if record_dense else None,
-    )
+    recording = record_states or record_dense or checkpoints is not None
+    saved_steps = max_steps if max_saved_steps is None else int(max_saved_steps)
+    every = checkpoint_interval(saved_steps, checkpoints) if checkpoints is not None else None
+    per_step = record_states or record_dense
+    buffers = dict(ys=jnp.full((loop.n_stops, y0.shape[0]), jnp.nan, dtype=y0.dtype))
+    if per_step:
+        buffers["step_t"] = jnp.full((saved_steps + 1,), jnp.inf).at[0].set(loop.t0)
+        buffers["step_h"] = jnp.zeros((saved_steps,))
+        buffers["step_stop"] = jnp.full((saved_steps,), -1)
+    if record_states:
+        buffers["states"] = _write(_buffer(state0, saved_steps + 1), 0, state0)
+    if record_dense:
+        buffers["dense"] = _buffer(loop.example_dense(core), saved_steps)
+    if checkpoints is not None:
+        buffers["checkpoints"] = _write(_buffer(core, checkpoints), 0, core)
 
-    def cond(c):
-        return c["status"] == RUNNING
-
-    def body(c):
-        t, h, state, k = c["t"], c["h"], c["state"], c["k"]
-        stop_t = stops[k]
-        remaining = stop_t - t
-        land = h >= remaining * (1.0 - 1e-12)
-        h_try = jnp.where(land, remaining, h)
-        attempt = solver.attempt(fn, t, h_try, state, args, tol)
-        y_old, y_new = solver.y_of(state), solver.y_of(attempt.state)
-        scale = tol.atol + tol.rtol * jnp.maximum(jnp.abs(y_old), jnp.abs(y_new))
-        err_norm = lax.stop_gradient(scaled_rms(attempt.error, scale, error_mask))
-        finite = jnp.all(jnp.isfinite(y_new)) & jnp.isfinite(err_norm)
-        # With fixed steps the error estimate only informs order selection (FBDF), never acceptance.
-        ok = attempt.converged & finite & (fixed | (err_norm <= 1.0))
-
-        accepted_state, h_accept = solver.accept(attempt.state, err_norm, h_try, tol)
-        rejected_norm = jnp.where(attempt.converged & finite, err_norm, jnp.inf)
-        h_reject = solver.reject(state, rejected_norm, h_try, tol)
-        h_next = dt if fixed else lax.stop_gradient(jnp.where(ok, h_accept, h_reject))
-        h_next = jnp.asarray(h_next, jnp.float64)
-        t_new = jnp.where(land, stop_t, t + h_try)
-        index = c["stats"]["n_steps"]
-
-        stats = dict(c["stats"])
-        stats["n_steps"] = stats["n_steps"] + ok
-        stats["n_rejected"] = stats["n_rejected"] + ~ok
-        stats["n_f"] = stats["n_f"] + attempt.n_f
-        stats["n_jac"] = stats["n_jac"] + attempt.n_jac
-        stats["n_lu"] = stats["n_lu"] + attempt.n_lu
-        saved = ok & land
-
-        new = dict(c)
-        new["t"] = jnp.where(ok, t_new, t)
-        new["h"] = h_next
-        new["state"] = _tree_where(ok, accepted_state, state)
-        new["k"] = k + saved
-        new["ys"] = c["ys"].at[k].set(jnp.where(saved, y_new, c["ys"][k]))
-        new["stats"] = stats
-        new["attempts"] = c["attempts"] + 1
-        new["step_t"] = c["step_t"].at[index + 1].set(jnp.where(ok, t_new, jnp.inf))
-        new["step_h"] = c["step_h"].at[index].set(h_try)
-        new["step_stop"] = c["step_stop"].at[index].set(jnp.where(land, k, -1))
+    def write(bufs, r, live, new):
+        out = dict(bufs)
+        out["ys"] = _write(bufs["ys"], r["k"], r["y"], live & r["saved"])
+        accepted = live & r["ok"]
+        i = r["index"]
+        if per_step:
+            out["step_t"] = _write(bufs["step_t"], i + 1, r["t_new"], accepted)
+            out["step_h"] = _write(bufs["step_h"], i, r["h"], accepted)
+            out["step_stop"] = _write(bufs["step_stop"], i, jnp.where(r["land"], r["k"], -1), accepted)
         if record_states:
-            new["states"] = _write(c["states"], index + 1, accepted_state)
+            out["states"] = _write(bufs["states"], i + 1, r["state"], accepted)
         if record_dense:
-            new["dense"] = _write(c["dense"], index, attempt.dense)
+            out["dense"] = _write(bufs["dense"], i, r["dense"], accepted)
+        if checkpoints is not None:
+            n = new["stats"]["n_steps"]
+            take = accepted & (n % every == 0) & (new["status"] == RUNNING)
+            out["checkpoints"] = _write(bufs["checkpoints"], n // every, new, take)
+        return out
 
-        reason = jnp.where(~finite, FAIL_NONFINITE, jnp.where(~attempt.converged, FAIL_NEWTON, FAIL_ERROR))
-        failure_code = jnp.select(
-            [reason == FAIL_NONFINITE, reason == FAIL_NEWTON],
-            [ReturnCode.Unstable, ReturnCode.ConvergenceFailure],
-            ReturnCode.DtLessThanMin,
-        )
-        if fixed:
-            failed = ~ok
-        else:
-            h_min = 10 * EPS * jnp.maximum(jnp.abs(t), jnp.abs(t_end - t0) * 1e-6)
-            failed = ~ok & (h_next < h_min)
-        status = jnp.where(saved & (k == n_stops - 1), ReturnCode.Success, RUNNING)
-        status = jnp.where(failed, failure_code, status)
-        status = jnp.where((status == RUNNING) & (new["attempts"] >= max_steps), ReturnCode.MaxIters, status)
-        new["status"] = status
-        return new
-
-    out = lax.while_loop(cond, body, carry)
+    out, bufs = loop.run(core, buffers, write, max_saved_steps=saved_steps if recording else None)
     return Trajectory(
-        ys=out["ys"],
+        ys=bufs["ys"],
         status=out["status"],
         stats=out["stats"],
         n_steps=out["stats"]["n_steps"],
-        step_t=out["step_t"],
-        step_h=out["step_h"],
-        step_stop=out["step_stop"],
-        states=out["states"],
-        dense=out["dense"],
+        step_t=bufs.get("step_t"),
+        step_h=bufs.get("step_h"),
+        step_stop=bufs.get("step_stop"),
+        states=bufs.get("states"),
+        dense=bufs.get("dense"),
         h0=h_init,
+        checkpoints=bufs.get("checkpoints"),
+        checkpoint_every=every,
     )
+
+
+def integrate_from(
+    checkpoint,
+    fn,
+    solver,
+    args,
+    *,
+    t0,
+    stops,
+    rtol,
+    atol,
+    dt=None,
+    max_steps: int = 100_000,
+    until,
+    length: int,
+    error_mask=None,
+) -> Segment:
+    """Recompute the accepted steps from a checkpoint of :func:`integrate` until ``until`` steps.
+
+    The settings must be those of the run that took the checkpoint (the loop then makes the
+    same decisions). Records the solver state at the start of each step, its time, size and
+    stop index, in buffers of ``length`` steps (``until`` minus the checkpoint's step count
+    must not exceed it).
+    """
+    loop = _Loop(fn, solver, args, t0=t0, stops=stops, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps,
+                 error_mask=error_mask)
+    first = checkpoint["stats"]["n_steps"]
+    buffers = dict(
+        step_t=jnp.full((length + 1,), jnp.inf).at[0].set(checkpoint["t"]),
+        step_h=jnp.zeros((length,)),
+        step_stop=jnp.full((length,), -1),
+        states=_write(_buffer(checkpoint["state"], length + 1), 0, checkpoint["state"]),
+    )
+
+    def write(bufs, r, live, new):
+        accepted = live & r["ok"]
+        i = r["index"] - first
+        return dict(
+            step_t=_write(bufs["step_t"], i + 1, r["t_new"], accepted),
+            step_h=_write(bufs["step_h"], i, r["h"], accepted),
+            step_stop=_write(bufs["step_stop"], i, jnp.where(r["land"], r["k"], -1), accepted),
+            states=_write(bufs["states"], i + 1, r["state"], accepted),
+        )
+
+    running = lambda c: (c["status"] == RUNNING) & (c["stats"]["n_steps"] < until)
+    out, bufs = loop.run(checkpoint, buffers, write, running=running)
+    return Segment(out["stats"]["n_steps"] - first, bufs["step_t"], bufs["step_h"], bufs["step_stop"], bufs["states"])
 
 
 def dense_eval(solver, trajectory: Trajectory, t):

@@ -75,11 +75,7 @@ class Problem:
             )
         if self.stiffness is not None and not isinstance(self.stiffness, str) and not callable(self.stiffness):
             raise ValueError(f"stiffness={self.stiffness!r} must be a parameter name, a callable or None.")
-        out = jax.eval_shape(self.rhs, jnp.float64(tspan[0]), jnp.asarray(y0), params)
-        if out.shape != y0.shape:
-            raise ValueError(
-                f"rhs returns shape {out.shape} but y0 has shape {y0.shape}; they must match."
-            )
+        _check_functions(self, params)
 
     @property
     def loss_fn(self) -> Callable:
@@ -92,7 +88,7 @@ class Problem:
 
     @property
     def label(self) -> str:
-        return self.name or getattr(self.rhs, "__name__", "problem")
+        return str(self.name or getattr(self.rhs, "__name__", "problem"))
 
     def set_stiffness(self, params: dict, s) -> dict:
         """Return ``params`` with the stiffness knob set to ``s`` (JAX-traceable)."""
@@ -102,10 +98,10 @@ class Problem:
             return {**params, self.stiffness: jnp.asarray(s, dtype=jnp.float64)}
         return self.stiffness(params, s)
 
-    def with_stiffness(self, s) -> "Problem":
+    def with_stiffness(self, s) -> Problem:
         return dataclasses.replace(self, params=self.set_stiffness(self.params, s))
 
-    def replace(self, **changes) -> "Problem":
+    def replace(self, **changes) -> Problem:
         return dataclasses.replace(self, **changes)
 
     def exact_loss_and_grad(self, params: dict | None = None):
@@ -133,3 +129,75 @@ def _check_saveat(saveat, tspan) -> np.ndarray:
     if arr[0] <= tspan[0] or arr[-1] > tspan[1]:
         raise ValueError(f"saveat={saveat!r} must lie in (t0, t1] = ({tspan[0]}, {tspan[1]}].")
     return arr
+
+
+def _check_functions(problem: Problem, params: dict) -> None:
+    """Trace rhs, loss, the stiffness knob and the closed-form solution once (``jax.eval_shape``).
+
+    ``ValueError`` naming the function and the fix when one reads a missing parameter, returns
+    something other than one array of the right shape (a tuple, a vector loss), or a stiffness
+    knob sets parameters that do not exist or changes none.
+    """
+    t0 = jnp.float64(problem.tspan[0])
+    y0 = jnp.asarray(problem.y0)
+    ts = jnp.asarray(problem.saveat)
+    out = _validation.traced("rhs(t, y, p)", problem.rhs, t0, y0, params, params=params)
+    _check_array("rhs(t, y, p)", out, y0.shape, "the shape of y0")
+    ys = jax.ShapeDtypeStruct((ts.size, y0.size), jnp.float64)
+    loss = _validation.traced("loss(ts, ys, p)", problem.loss_fn, ts, ys, params, params=params)
+    if not isinstance(loss, jax.ShapeDtypeStruct) or loss.shape != ():
+        raise ValueError(
+            f"loss(ts, ys, p) must return a scalar, but returns {_describe(loss)}; reduce it, e.g. with jnp.sum(...)."
+        )
+    if problem.exact_solution is not None:
+        exact = _validation.traced("exact_solution(t, p)", problem.exact_solution, t0, params, params=params)
+        _check_array("exact_solution(t, p)", exact, y0.shape, "the shape of y0")
+    if problem.stiffness is not None and not isinstance(problem.stiffness, str):
+        _check_knob(problem.stiffness, params)
+
+
+def _check_knob(knob, params: dict) -> None:
+    """A callable stiffness knob must return params with the same names and shapes, and change one."""
+    shapes = _validation.traced("stiffness(params, s)", knob, params, jnp.float64(1.0), params=params)
+    if not isinstance(shapes, dict):
+        raise ValueError(f"stiffness(params, s) must return the params dict, but returns {_describe(shapes)}.")
+    extra, lacking = sorted(set(shapes) - set(params)), sorted(set(params) - set(shapes))
+    if extra or lacking:
+        raise ValueError(
+            f"stiffness(params, s) returns parameters {sorted(shapes)}: "
+            + (f"{extra} not in params (a misspelt name?)" if extra else "")
+            + ("; " if extra and lacking else "")
+            + (f"{lacking} missing" if lacking else "")
+            + f". It must set existing names only; valid names: {sorted(params)}, e.g. lambda p, s: {{**p, 'lam': s}}."
+        )
+    for name, shape in shapes.items():
+        if not isinstance(shape, jax.ShapeDtypeStruct) or shape.shape != params[name].shape:
+            raise ValueError(
+                f"stiffness(params, s) sets {name!r} to {_describe(shape)}, but params[{name!r}] has shape "
+                f"{params[name].shape}; keep each parameter's shape."
+            )
+    low, high = knob(params, 1.0), knob(params, 1e6)
+    if all(np.array_equal(np.asarray(low[name]), np.asarray(high[name])) for name in params):
+        raise ValueError(
+            "stiffness(params, s) returns the same parameters for s=1 and s=1e6: it sets no parameter from s, so a "
+            f"sweep would not change the problem. Set one of {sorted(params)} from s."
+        )
+
+
+def _check_array(what: str, out, shape: tuple, expected: str) -> None:
+    if not isinstance(out, jax.ShapeDtypeStruct):
+        raise ValueError(
+            f"{what} must return one array of shape {shape} ({expected}), but returns {_describe(out)}; "
+            "build it with jnp.stack([...]) or jnp.array([...])."
+        )
+    if out.shape != shape:
+        raise ValueError(f"{what.split('(')[0]} returns shape {out.shape} but y0 has shape {shape}; they must match.")
+
+
+def _describe(value) -> str:
+    """A short description of what a traced function returned."""
+    if isinstance(value, jax.ShapeDtypeStruct):
+        return f"an array of shape {value.shape}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"

@@ -56,6 +56,8 @@ class GradientResult:
         adjoints, backward solve).
     stats : forward counters (:data:`STAT_NAMES`) and, for adjoints, the backward ones
         prefixed ``backward_``.
+    sensitivity : the algorithm that computed it; with ``sensitivity=None``/``"auto"`` the
+        one chosen, and ``extra["sensitivity_choice"]`` says by which rule.
     """
 
     loss: float
@@ -73,7 +75,7 @@ class GradientResult:
         return self.status == ReturnCode.Success
 
     @classmethod
-    def from_output(cls, out: dict, *, solver: str, sensitivity: str, device: str) -> "GradientResult":
+    def from_output(cls, out: dict, *, solver: str, sensitivity: str, device: str) -> GradientResult:
         """From the (host) output dict of ``pss.make_gradient_fn``; counters in :data:`STAT_NAMES` order first."""
         stats = {name: int(value) for name, value in out["stats"].items()}
         ordered = {name: stats[name] for name in STAT_NAMES if name in stats} | stats

@@ -12,7 +12,8 @@ import enum
 class ReturnCode(enum.IntEnum):
     """Outcome of a solve, named as in SciMLBase's ``ReturnCode``.
 
-    Stored as a small integer inside jitted code; :meth:`name` gives the SciML word.
+    Stored as a small integer inside jitted code; ``str(code)``, ``f"{code}"`` and
+    ``code.name`` give the SciML word (``"Success"``), as Julia prints ``retcode``.
     """
 
     Success = 0
@@ -21,8 +22,14 @@ class ReturnCode(enum.IntEnum):
     Unstable = 3  #: non-finite values appeared, or a backward solve diverged.
     ConvergenceFailure = 4  #: the Newton iteration of an implicit method did not converge.
 
+    def __str__(self) -> str:  # IntEnum would print the integer ("0") on Python >= 3.11
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
+
     @classmethod
-    def from_value(cls, value) -> "ReturnCode":
+    def from_value(cls, value) -> ReturnCode:
         return cls(int(value))
 
 

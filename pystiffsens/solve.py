@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validation, device as _device, solvers
+from . import _validation, memory, problems, solvers
+from . import device as _device
 from .integrate import integrate
 from .problem import Problem
 from .results import STAT_NAMES, Solution
@@ -33,19 +34,28 @@ def check_options(problem, solver, *, rtol, atol, dt, max_steps):
     return solver_obj
 
 
+#: Step buffer of a first ``save_steps=True`` solve; it grows by :data:`GROWTH` when it fills.
+INITIAL_SAVED_STEPS = 1024
+GROWTH = 8
+
+
 @functools.lru_cache(maxsize=64)
-def _compiled_solve(rhs, solver, t0, max_steps, fixed):
+def _compiled_solve(rhs, solver, t0, max_steps, fixed, saved_steps=None):
+    """Jitted solve recording ``saved_steps`` steps (None: ``max_steps``; 0: records nothing)."""
+    record = saved_steps != 0
+
     def run(y0, params, stops, rtol, atol, dt):
         return integrate(
             rhs, solver, y0, params, t0=t0, stops=stops, rtol=rtol, atol=atol,
-            dt=dt if fixed else None, max_steps=max_steps, record_states=True,
+            dt=dt if fixed else None, max_steps=max_steps, record_states=record,
+            max_saved_steps=saved_steps or None,
         )
 
     return jax.jit(run)
 
 
 def solve(
-    problem: Problem,
+    problem: Problem | str,
     solver: str = "Rodas5P",
     *,
     rtol: float = 1e-6,
@@ -53,6 +63,8 @@ def solve(
     dt: float | None = None,
     max_steps: int = 100_000,
     saveat=None,
+    save_steps: bool = True,
+    memory_limit=None,
     device: str = "cpu",
     backend: str = "jax",
 ) -> Solution:
@@ -60,12 +72,21 @@ def solve(
 
     Parameters
     ----------
-    problem : a :class:`~pystiffsens.Problem`.
+    problem : a :class:`~pystiffsens.Problem` or the name of a built-in problem (``pss.problems.names()``).
     solver : one of ``pss.solvers.names()``.
     rtol, atol : tolerances of the adaptive step control (and of Newton iterations).
     dt : fixed step size (required by the fixed-step references); ``None`` for adaptive steps.
     max_steps : maximum number of step attempts; exceeding it gives status ``MaxIters``.
     saveat : times to save at (default: the problem's ``saveat``, i.e. ``[t1]``).
+    save_steps : keep every accepted step in ``step_ts``/``step_ys`` (what
+        ``pss.stiffness.stiffness_along_solution`` reads). The step buffer is sized to what
+        the solve needs: it starts at :data:`INITIAL_SAVED_STEPS` entries and, when it fills,
+        the solve is rerun with one :data:`GROWTH` times longer (at most ``max_steps``), so
+        memory follows the steps taken, not ``max_steps``. ``False`` keeps no steps
+        (``step_ts``/``step_ys`` are None) and allocates nothing per step.
+    memory_limit : bytes or a size such as ``"8GB"`` for the step buffer (default:
+        ``$PYSTIFFSENS_MEMORY_LIMIT``, else half the physical memory; :mod:`pystiffsens.memory`);
+        a ``ValueError`` is raised before a buffer larger than that is allocated.
     device : ``"cpu"`` or ``"cuda"``.
     backend : ``"jax"`` (native) or ``"julia"`` (SciML through juliacall).
 
@@ -75,6 +96,7 @@ def solve(
     (never raised); states past the failure are NaN.
     """
     backend = _validation.choose("backend", backend, BACKENDS)
+    problem = problems.get(problem) if isinstance(problem, str) else problem
     if saveat is not None:
         problem = problem.replace(saveat=saveat)
     if backend == "julia":
@@ -83,15 +105,26 @@ def solve(
         return julia_backend.solve(problem, solver, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps, device=device)
     solver_obj = check_options(problem, solver, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps)
     dev = _device.resolve(device)
-    run = _compiled_solve(problem.rhs, solver_obj, problem.tspan[0], max_steps, dt is not None)
-    with jax.default_device(dev):
-        traj = run(
-            jnp.asarray(problem.y0), problem.params, jnp.asarray(problem.saveat),
-            rtol, atol, 0.0 if dt is None else dt,
-        )
-    n = int(traj.n_steps)
-    # Only the steps taken leave the device (the buffers are max_steps long).
-    states = jax.tree_util.tree_map(lambda buffer: buffer[: n + 1], traj.states)
+    fixed = dt is not None
+    args = (jnp.asarray(problem.y0), problem.params, jnp.asarray(problem.saveat), rtol, atol, 0.0 if dt is None else dt)
+    saved = min(INITIAL_SAVED_STEPS, max_steps) if save_steps else 0
+    while True:
+        if saved:
+            _check_step_buffer(problem, solver_obj, saved, memory_limit, dev)
+        run = _compiled_solve(problem.rhs, solver_obj, problem.tspan[0], max_steps, fixed, saved)
+        with jax.default_device(dev):
+            traj = run(*args)
+        n = int(traj.n_steps)
+        buffer_full = saved and n >= saved and ReturnCode(int(traj.status)) == ReturnCode.MaxIters
+        if not buffer_full or saved >= max_steps:
+            break
+        saved = min(GROWTH * saved, max_steps)
+    step_ts = step_ys = None
+    if saved:
+        # Only the steps taken leave the device.
+        states = jax.tree_util.tree_map(lambda buffer: buffer[: n + 1], traj.states)
+        step_ts = np.asarray(traj.step_t[: n + 1])
+        step_ys = np.asarray(jax.vmap(solver_obj.y_of)(states))
     return Solution(
         ts=np.asarray(problem.saveat),
         ys=np.asarray(traj.ys),
@@ -100,6 +133,21 @@ def solve(
         solver=solver_obj.name,
         backend="jax",
         device=device,
-        step_ts=np.asarray(traj.step_t[: n + 1]),
-        step_ys=np.asarray(jax.vmap(solver_obj.y_of)(states)),
+        step_ts=step_ts,
+        step_ys=step_ys,
     )
+
+
+def _check_step_buffer(problem, solver_obj, saved, memory_limit, device):
+    """``ValueError`` before allocating a step buffer of ``saved`` solver states over the memory limit."""
+    theta = {k: jnp.asarray(v) for k, v in problem.params.items()}
+    shapes = memory.shapes(problem.rhs, solver_obj, problem.y0, theta, len(problem.saveat), saved)
+    need = (saved + 1) * (shapes.state + 8)
+    budget, source = memory.limit(memory_limit, device)
+    if need > budget:
+        raise ValueError(
+            f"save_steps=True needs a step buffer of {memory.format_size(need)} ({saved} steps of "
+            f"{shapes.n} states) for this solve, more than the memory limit of {memory.format_size(budget)} "
+            f"({source}). Pass save_steps=False (the saved times still come back), a smaller max_steps=, or "
+            f"raise the limit with memory_limit= or ${memory.ENV_VAR}."
+        )

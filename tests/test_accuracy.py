@@ -8,9 +8,9 @@ cross-checked here with scipy's Radau at rtol = 1e-12 (agreement to 2e-9 or bett
 
 import numpy as np
 import pytest
+from conftest import ADAPTIVE
 
 import pystiffsens as pss
-from conftest import ADAPTIVE
 
 REFERENCES = {
     "robertson": (

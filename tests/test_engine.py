@@ -3,10 +3,10 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import ADAPTIVE, ALL_SOLVERS
 
 import pystiffsens as pss
 from pystiffsens.integrate import integrate
-from conftest import ADAPTIVE, ALL_SOLVERS
 
 # Observed order with fixed steps on Van der Pol (mu = 1, t in [0, 1]). FBDF with a fixed
 # step starts at order 1, so its global error is limited to second order.

@@ -5,9 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import ALL_SOLVERS
 
 import pystiffsens as pss
-from conftest import ALL_SOLVERS
 
 ALGORITHMS = pss.sensitivity.names()
 FIXED_DT = {"ImplicitEuler": 1e-3, "Trapezoid": 1e-2, "BDF2": 1e-2}

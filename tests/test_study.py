@@ -41,7 +41,15 @@ def synthetic_frame(exponents, *, noise=0.0, seed=0, stiffness=np.logspace(1, 6,
                              grad=grad, abs_grad=abs(grad), exact_grad=-3.0 * s**p, loss=1.0, status="Success",
                              **{name: 4 for name in COUNTER_COLUMNS}, wall_time_s=1e-3, compile_time_s=0.5)
                     )
-    return pd.DataFrame(rows, columns=list(GRADIENT_COLUMNS))
+    return with_flags(pd.DataFrame(rows, columns=list(GRADIENT_COLUMNS)))
+
+
+def with_flags(frame):
+    """``frame`` with rel_error_exact and far_from_exact recomputed from its gradients."""
+    frame = frame.copy()
+    frame["rel_error_exact"] = resume.rel_error_exact(frame)
+    frame["far_from_exact"] = resume.far_from_exact(frame["rel_error_exact"].to_numpy())
+    return frame
 
 
 # --- fits, comparison and report on synthetic frames -------------------------------------------
@@ -134,9 +142,10 @@ def test_report_writes_files_that_round_trip(tmp_path):
                        synthetic_frame({"k": -1.0}, problem="other", dt=0.5)], ignore_index=True)
     frame.loc[2, ["status", "grad", "abs_grad"]] = ["MaxIters", np.nan, np.nan]
     frame.loc[frame["problem"] == "other", ["status", "grad", "abs_grad"]] = ["ConvergenceFailure", np.nan, np.nan]
+    frame = with_flags(frame)
     paths = report(frame, tmp_path / "out")
-    expected = {"gradients.csv", "fits.csv", "comparison.csv", "gradients_toy.png", "gradients_other.png",
-                "comparison.png", "summary.md"}
+    expected = {"gradients.csv", "gradients.csv.lock", "fits.csv", "comparison.csv", "gradients_toy.png",
+                "gradients_other.png", "comparison.png", "summary.md"}
     assert {p.name for p in (tmp_path / "out").iterdir()} == expected
     fits = fit_decay(frame)
     pd.testing.assert_frame_equal(pd.read_csv(paths["gradients"]), frame, check_dtype=False, check_exact=True)

@@ -1,13 +1,14 @@
 """The Julia backend (``backend="julia"``): OrdinaryDiffEq + SciMLSensitivity through juliacall.
 
-Install with ``pip install 'pystiffsens[julia]'`` and a Julia >= 1.10; the Julia packages
-(``pystiffsens/juliapkg.json``, with the local ``julia/`` package PyStiffSens) are
-installed by juliacall on first use. Without Julia every call raises
+Install with ``pip install 'pystiffsens[julia]'`` and a Julia 1.10 or 1.11; the Julia
+packages (``pystiffsens/juliapkg.json``: the Julia package PyStiffSens shipped in
+``pystiffsens/julia``) are installed by juliacall on first use, and CUDA.jl and DiffEqGPU.jl
+on the first ``device="cuda"`` call. Without Julia every call raises
 :class:`JuliaNotFoundError` at once, saying what to install.
 
-Built-in problems run their Julia twins (``julia/src/problems.jl``). A custom problem
-gives its right-hand side in Julia as ``Problem(..., julia_rhs=source)``; ``source``
-defines, at top level::
+Built-in problems run their Julia twins (``pystiffsens/julia/src/problems.jl``). A
+custom problem gives its right-hand side in Julia as ``Problem(..., julia_rhs=source)``;
+``source`` defines, at top level::
 
     rhs(u, p, t)        # out of place; p is a NamedTuple of the named parameters
                         # (scalars as numbers, arrays with their shapes); return the

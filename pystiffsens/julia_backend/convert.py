@@ -3,10 +3,10 @@
 Going in, a :class:`~pystiffsens.Problem` becomes :class:`JuliaProblem`: a built-in name
 (or the Julia source of a custom right-hand side), the state, times and the parameters as
 one flat float64 vector, each parameter flattened column-major (Julia's ``vec`` order)
-with its name and shape. Coming back, the dictionaries built by ``julia/src/results.jl``
-(keys ``retcode``, ``ts``, ``ys``, ``stats``; ``loss``, ``grad``, ``error``,
-``gradient_time_s``) become :class:`~pystiffsens.results.Solution` and
-:class:`~pystiffsens.results.GradientResult`.
+with its name and shape. Coming back, the dictionaries built by
+``pystiffsens/julia/src/results.jl`` (keys ``retcode``, ``ts``, ``ys``, ``stats``; ``loss``,
+``grad``, ``error``, ``gradient_time_s``) become :class:`~pystiffsens.results.Solution`
+and :class:`~pystiffsens.results.GradientResult`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def problem_args(problem: Problem) -> JuliaProblem:
     """The Julia call arguments of ``problem``.
 
     A built-in problem (its own right-hand side, no ``julia_rhs``) is named, and Julia
-    uses its twin in ``julia/src/problems.jl``; its loss must be the built-in default. Any
+    uses its twin in ``pystiffsens/julia/src/problems.jl``; its loss must be the built-in default. Any
     other problem needs ``problem.julia_rhs`` (see :mod:`pystiffsens.julia_backend`), which
     must define ``loss`` too when the problem has a custom loss.
     """

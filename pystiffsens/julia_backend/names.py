@@ -1,9 +1,10 @@
 """The method vocabulary of the Julia backend, checked before Julia starts.
 
-The tables mirror ``julia/src/solvers.jl``, ``julia/src/sensitivities.jl`` and
-``julia/src/devices.jl`` (a test compares them with the Julia sources). Solver names are
-the JAX backend's; sensitivity names map one to one onto SciMLSensitivity types: the JAX
-backend's six plus ``QuadratureAdjoint`` and ``ZygoteAdjoint``.
+The tables mirror ``pystiffsens/julia/src/solvers.jl``, ``.../sensitivities.jl`` and
+``.../devices.jl`` (a test compares them with the Julia sources). Solver names are the JAX
+backend's; sensitivity names map one to one onto SciMLSensitivity types: the JAX backend's
+six plus ``QuadratureAdjoint`` and ``ZygoteAdjoint``, except those in
+:data:`UNSUPPORTED_SENSITIVITIES`, which are refused with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ SENSITIVITIES = (
     "QuadratureAdjoint",
     "GaussAdjoint",
 )
+#: Names SciMLSensitivity cannot run with any solver here, with the reason (the same
+#: table as ``UNSUPPORTED_SENSITIVITIES`` in ``pystiffsens/julia/src/sensitivities.jl``).
+UNSUPPORTED_SENSITIVITIES = {
+    "ReverseDiffAdjoint": (
+        "SciMLSensitivity's ReverseDiffAdjoint cannot differentiate solvers that build their Jacobians "
+        "with ForwardDiff, as every solver here does (marked broken upstream in test/Core2/stiff_adjoints.jl)"
+    ),
+}
 #: The JAX backend's aliases (``pss.sensitivity.ALIASES``).
 SENSITIVITY_ALIASES = {"forward": "ForwardDiffSensitivity", "adjoint": "InterpolatingAdjoint"}
 DEVICES = ("cpu", "cuda")
@@ -40,6 +49,12 @@ def check_method(solver, sensitivity, dt, device) -> tuple[str, str | None, str]
     solver = _validation.choose("solver", solver, SOLVERS)
     if sensitivity is not None:
         sensitivity = _validation.choose("sensitivity", sensitivity, SENSITIVITIES, SENSITIVITY_ALIASES)
+    if sensitivity in UNSUPPORTED_SENSITIVITIES:
+        supported = ", ".join(s for s in SENSITIVITIES if s not in UNSUPPORTED_SENSITIVITIES)
+        raise ValueError(
+            f"sensitivity={sensitivity!r} is not supported by backend='julia': "
+            f"{UNSUPPORTED_SENSITIVITIES[sensitivity]}. Use backend='jax', or one of {supported}."
+        )
     device = _validation.choose("device", device, DEVICES)
     if dt is None and solver in FIXED_STEP_SOLVERS:
         raise ValueError(

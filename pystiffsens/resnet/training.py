@@ -106,7 +106,7 @@ class TrainConfig:
             raise ValueError(f"plateau_factor={self.plateau_factor!r} must lie in (0, 1).")
 
     @classmethod
-    def short(cls, **changes) -> "TrainConfig":
+    def short(cls, **changes) -> TrainConfig:
         """A seconds-long setting for tests and smoke runs: width 8, depth 4, 90 training and
         30 test points, batches of 15, 30 epochs, history every 10."""
         base = dict(width=8, depth=4, n_train=90, n_test=30, batch_size=15, epochs=30, record_every=10)

@@ -13,6 +13,11 @@ integration loop.
                             ``"adjoint"``)
 ``GaussAdjoint``            continuous adjoint, parameter integral by Gauss quadrature
 ==========================  =========================================================
+
+``pss.gradient(..., sensitivity=None)`` (or ``"auto"``) picks one the way
+SciMLSensitivity's default does (``automatic_sensealg_choice``): forward mode when states +
+parameters <= :data:`FORWARD_MODE_LIMIT`, an adjoint otherwise
+(:func:`pystiffsens.gradient.choose_sensitivity`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ _ALGORITHMS = {
         GaussAdjoint,
     )
 }
+#: States + parameters up to which the automatic choice is forward mode (SciMLSensitivity's 100).
+FORWARD_MODE_LIMIT = 100
 ALIASES = {"forward": "ForwardDiffSensitivity", "adjoint": "InterpolatingAdjoint"}
 #: SciMLSensitivity algorithms that exist only on the Julia backend.
 JULIA_ONLY = ("QuadratureAdjoint", "ZygoteAdjoint")
@@ -66,6 +73,7 @@ __all__ = [
     "InterpolatingAdjoint",
     "ReverseDiffAdjoint",
     "ALIASES",
+    "FORWARD_MODE_LIMIT",
     "get",
     "names",
 ]

@@ -11,7 +11,8 @@ and the shared integration loop.
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,17 +36,28 @@ class FlatProblem(NamedTuple):
 
 
 class Settings(NamedTuple):
-    """Integration settings shared by forward and backward solves."""
+    """Integration settings shared by forward and backward solves.
+
+    ``max_steps`` bounds the step attempts of every solve; ``max_saved_steps`` (default
+    ``max_steps``) the length of the per-step buffers of a solve that records its steps
+    (see :mod:`pystiffsens.integrate` and :mod:`pystiffsens.memory`).
+    """
 
     rtol: Any
     atol: Any
     dt: Any  # None for adaptive steps
     max_steps: int
+    max_saved_steps: int | None = None
+
+    @property
+    def saved_steps(self) -> int:
+        """Length of the per-step buffers of a recording solve."""
+        return self.max_steps if self.max_saved_steps is None else self.max_saved_steps
 
     def integrate(self, fn, solver, y0, args, *, t0, stops, **kwargs):
         return integrate(
             fn, solver, y0, args, t0=t0, stops=stops, rtol=self.rtol, atol=self.atol,
-            dt=self.dt, max_steps=self.max_steps, **kwargs,
+            dt=self.dt, max_steps=self.max_steps, max_saved_steps=self.saved_steps, **kwargs,
         )
 
 

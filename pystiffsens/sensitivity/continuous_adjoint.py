@@ -6,6 +6,12 @@ gradient is ``dL/dp + int_{t0}^{T} lambda^T df/dp dt`` (Cao, Li, Petzold & Serba
 J. Sci. Comput. 24 (2003)). Backward solves use the same solver on the time-reversed
 system ``z'(s) = -F(-s, z)``, segment by segment between saved times (a ``lax.scan`` over
 segments), so multistep methods restart cleanly after each jump.
+
+The parameter integral ``mu`` is a quadrature (CVODES's quadrature variables): the
+backward right-hand side is a :class:`~pystiffsens.solvers.partitioned.QuadratureRHS`
+whose implicit part is ``lambda`` (or ``(y, lambda)``), so every solver factorises and
+iterates on that part only and advances ``mu`` with its stage values. By default ``mu``
+is left out of the error test (CVODES's ``errconQ`` defaults to false).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..integrate import Trajectory, zero_counters
+from ..solvers.partitioned import QuadratureRHS
 from .base import combine_status
 
 
@@ -30,6 +37,8 @@ def segment_bounds(problem):
 
 def reversed_rhs(rhs):
     """``z'(s) = -rhs(-s, z)``: integrating in ``s`` from ``-t_hi`` to ``-t_lo`` runs ``t`` backward."""
+    if isinstance(rhs, QuadratureRHS):
+        return rhs.time_reversed()
     return lambda s, z, args: -rhs(-s, z, args)
 
 
@@ -40,7 +49,8 @@ def backward_segments(
 
     Parameters
     ----------
-    adjoint_rhs : ``(t, z, theta) -> dz/dt`` in forward time.
+    adjoint_rhs : ``(t, z, theta) -> dz/dt`` in forward time, or a
+        :class:`~pystiffsens.solvers.partitioned.QuadratureRHS` (its error mask is applied).
     z_final : state at the final time (the jump there already applied).
     jump : ``(z, k) -> z`` applied on reaching saved time ``k`` (not at ``t0``).
     per_segment : optional ``(trajectory, z_end, extra) -> extra`` run after each segment's
@@ -50,12 +60,14 @@ def backward_segments(
     """
     upper, lower, lower_index = segment_bounds(problem)
     backward = reversed_rhs(adjoint_rhs)
+    error_mask = backward.error_mask(z_final.shape[0]) if isinstance(backward, QuadratureRHS) else None
 
     def segment(carry, xs):
         z, status, stats, extra = carry
         t_hi, t_lo, k = xs
         traj: Trajectory = settings.integrate(
-            backward, solver, z, theta, t0=-t_hi, stops=(-t_lo)[None], record_dense=record_dense
+            backward, solver, z, theta, t0=-t_hi, stops=(-t_lo)[None], record_dense=record_dense,
+            error_mask=error_mask,
         )
         z_end = traj.ys[0]
         if per_segment is not None:
@@ -75,3 +87,9 @@ def vjp_rhs(rhs, t, y, theta, lam):
     """``(J^T lam, (df/dp)^T lam)`` at ``(t, y)`` with one reverse pass."""
     _, pull = jax.vjp(lambda yy, th: rhs(t, yy, th), y, theta)
     return pull(lam)
+
+
+def vjp_state(rhs, t, y, theta, lam):
+    """``J^T lam`` at ``(t, y)`` alone (no parameter cotangent is formed)."""
+    _, pull = jax.vjp(lambda yy: rhs(t, yy, theta), y)
+    return pull(lam)[0]

@@ -5,21 +5,23 @@ new step whenever the step size changes, so the method's leading coefficient sta
 and one LU factorisation of ``I - h/alpha_k J`` serves each step (Shampine & Reichelt,
 "The MATLAB ODE suite", SIAM J. Sci. Comput. 18 (1997); the same quasi-constant-step
 family as SciML's FBDF and scipy's BDF). Orders 1–5; after ``k + 1`` steps of equal size
-the order is chosen among ``k - 1, k, k + 1`` by comparing their error estimates.
+the order is chosen among ``k - 1, k, k + 1`` by comparing their error estimates. For a right-hand side with quadrature variables
+(:mod:`.partitioned`) Newton runs on the implicit block only and the quadrature part of
+the correction follows explicitly, ``d_q = c G(t, a) - psi_q``; the quadrature enters the
+error estimates of the order choice only where it enters the error test.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.scipy.linalg import lu_factor
 
 from .base import SAFETY, AbstractSolver, Attempt, scaled_rms
 from .newton import newton_tolerance, solve_implicit
+from .partitioned import Jacobian, partition
 
 MAX_ORDER = 5
 NEWTON_MAXITER = 4
@@ -37,6 +39,7 @@ class BDFState(NamedTuple):
     order: jnp.ndarray  # current order k
     h_D: jnp.ndarray  # the step size D is expressed in
     n_equal_steps: jnp.ndarray  # steps taken since the last change of step size
+    order_errors: jnp.ndarray  # (2,) error norms at orders k - 1 and k + 1 after the step (drive the order choice)
 
     @property
     def y(self):
@@ -73,6 +76,15 @@ def _update_D(D, d, order):
     return jnp.where(rows == order + 2, d - D[jnp.minimum(order + 1, _ROWS - 1)], new)
 
 
+def _order_errors(D, order, tol, mask):
+    """Error norms of the step at orders ``k - 1`` and ``k + 1`` (scipy's BDF), over the error-controlled components."""
+    scale = tol.atol + tol.rtol * jnp.abs(D[0])
+    const = jnp.asarray(ERROR_CONST)
+    err_m = scaled_rms(const[jnp.maximum(order - 1, 0)] * D[order], scale, mask)
+    err_p = scaled_rms(const[jnp.minimum(order + 1, MAX_ORDER)] * D[jnp.minimum(order + 2, _ROWS - 1)], scale, mask)
+    return jnp.stack([err_m, err_p])
+
+
 class BDF(AbstractSolver):
     """Fixed-leading-coefficient BDF.
 
@@ -81,7 +93,7 @@ class BDF(AbstractSolver):
     implicit Euler, the following ones BDF2.
     """
 
-    control_fields = ("order", "h_D", "n_equal_steps")
+    control_fields = ("order", "h_D", "n_equal_steps", "order_errors")
 
     def __init__(self, name: str, max_order: int, adaptive: bool):
         if not 1 <= max_order <= MAX_ORDER:
@@ -94,7 +106,7 @@ class BDF(AbstractSolver):
     def init(self, fn, t0, y0, args, h0):
         D = jnp.zeros((_ROWS, y0.shape[0]), dtype=y0.dtype)
         D = D.at[0].set(y0).at[1].set(h0 * fn(t0, y0, args))
-        return BDFState(D, jnp.asarray(1), jnp.asarray(h0, dtype=y0.dtype), jnp.asarray(0))
+        return BDFState(D, jnp.asarray(1), jnp.asarray(h0, dtype=y0.dtype), jnp.asarray(0), jnp.full(2, jnp.inf, dtype=y0.dtype))
 
     def y_of(self, state):
         return state.D[0]
@@ -112,24 +124,28 @@ class BDF(AbstractSolver):
         psi = weights @ D[: MAX_ORDER + 1] / alpha_k
         c = h / alpha_k
         t_new = t + h
-        scale = tol.atol + tol.rtol * jnp.abs(y_predict)
-        J = jax.jacfwd(fn, argnums=1)(t_new, y_predict, args)
-        lu = lu_factor(jnp.eye(y_predict.shape[0]) - c * J)
+        part = partition(fn)
+        scale = part.implicit(tol.atol + tol.rtol * jnp.abs(y_predict))
+        lu = Jacobian(part, t_new, y_predict, args).shifted(c).lu
+        yp_a, psi_a = part.implicit(y_predict), part.implicit(psi)
 
         def G(d):
-            return d - c * fn(t_new, y_predict + d, args) + psi
+            return d - c * part.f_implicit(t_new, yp_a + d, args) + psi_a
 
-        d, newton = solve_implicit(G, jnp.zeros_like(y_predict), lu, scale, newton_tolerance(tol.rtol), NEWTON_MAXITER)
+        d_a, newton = solve_implicit(G, jnp.zeros_like(yp_a), lu, scale, newton_tolerance(tol.rtol), NEWTON_MAXITER)
+        d = part.join(d_a, c * part.f_quadrature(t_new, yp_a + d_a, args) - part.quadrature(psi))
         y_new = y_predict + d
         error = jnp.asarray(ERROR_CONST)[order] * d
-        new_state = BDFState(_update_D(D, d, order), order, jnp.asarray(h, dtype=D.dtype), n_equal)
+        D_new = _update_D(D, d, order)
+        order_errors = lax.stop_gradient(_order_errors(D_new, order, tol, part.error_mask(y_new)))
+        new_state = BDFState(D_new, order, jnp.asarray(h, dtype=D.dtype), n_equal, order_errors)
         dense = (new_state.D[: MAX_ORDER + 1], order)
         return Attempt(
             state=new_state,
             error=error,
             dense=dense,
             converged=newton.converged & jnp.all(jnp.isfinite(y_new)),
-            n_f=newton.n_iter,
+            n_f=newton.n_iter + part.quadrature_evals,
             n_jac=1 + newton.n_jac,
             n_lu=1 + newton.n_jac,
         )
@@ -138,13 +154,8 @@ class BDF(AbstractSolver):
         if not self.adaptive:
             return state._replace(order=jnp.minimum(state.order + 1, self.max_order)), h
         order = state.order
-        scale = tol.atol + tol.rtol * jnp.abs(state.D[0])
-        err_m = jnp.where(order > 1, scaled_rms(ERROR_CONST[0] * 0 + jnp.asarray(ERROR_CONST)[order - 1] * state.D[order], scale), jnp.inf)
-        err_p = jnp.where(
-            order < self.max_order,
-            scaled_rms(jnp.asarray(ERROR_CONST)[jnp.minimum(order + 1, MAX_ORDER)] * state.D[jnp.minimum(order + 2, _ROWS - 1)], scale),
-            jnp.inf,
-        )
+        err_m = jnp.where(order > 1, state.order_errors[0], jnp.inf)
+        err_p = jnp.where(order < self.max_order, state.order_errors[1], jnp.inf)
         norms = jnp.stack([err_m, err_norm, err_p])
         exponents = -1.0 / (order + jnp.arange(3))
         factors = jnp.where(norms > 0, norms, 1e-10) ** exponents

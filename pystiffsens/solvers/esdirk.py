@@ -5,18 +5,19 @@ Stages are solved one after another by the simplified Newton iteration of
 Sect. IV.8); one LU factorisation per distinct diagonal coefficient. An explicit first
 stage (ESDIRK) costs one RHS evaluation. The embedded error estimate is filtered through
 ``(I - h gamma J)^-1`` (Hairer & Wanner II, Sect. IV.8, eq. (8.20); as OrdinaryDiffEq's
-``smooth_est``) so it stays bounded on stiff components.
+``smooth_est``) so it stays bounded on stiff components. For a right-hand side with quadrature variables
+(:mod:`.partitioned`) Newton runs on the implicit block only and each stage's quadrature
+part follows explicitly, ``h k_q = h G(t_i, a_i)``, from the converged implicit stage.
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import lu_factor, lu_solve
 
 from .base import Attempt, OneStepSolver, OneStepState
 from .newton import newton_tolerance, solve_implicit
+from .partitioned import Jacobian, partition
 from .tableaux import ButcherTableau
 
 NEWTON_MAXITER = 7
@@ -32,12 +33,12 @@ class ESDIRK(OneStepSolver):
     def attempt(self, fn, t, h, state, args, tol):
         tab = self.tableau
         y = state.y
-        n = y.shape[0]
-        scale = tol.atol + tol.rtol * jnp.abs(y)
+        part = partition(fn)
+        scale = part.implicit(tol.atol + tol.rtol * jnp.abs(y))
         newton_tol = newton_tolerance(tol.rtol)
-        J = jax.jacfwd(fn, argnums=1)(t, y, args)
+        jacobian = Jacobian(part, t, y, args)
         diagonals = sorted({float(d) for d in np.diag(tab.A) if d != 0.0})
-        lus = {d: lu_factor(jnp.eye(n) - h * d * J) for d in diagonals}
+        systems = {d: jacobian.shifted(h * d) for d in diagonals}
         hk = []  # h * k_i
         converged = jnp.array(True)
         n_f, n_extra_jac = 0, 0
@@ -52,21 +53,22 @@ class ESDIRK(OneStepSolver):
                 hk.append(h * fn(t_i, base, args))
                 n_f += 1
                 continue
-            guess = base + d * hk[-1] if hk else base
+            guess = part.implicit(base + d * hk[-1] if hk else base)
+            base_a = part.implicit(base)
 
-            def G(z, base=base, d=d, t_i=t_i):
-                return z - base - h * d * fn(t_i, z, args)
+            def G(z, base=base_a, d=d, t_i=t_i):
+                return z - base - h * d * part.f_implicit(t_i, z, args)
 
-            z, newton = solve_implicit(G, guess, lus[d], scale, newton_tol, NEWTON_MAXITER)
+            z, newton = solve_implicit(G, guess, systems[d].lu, scale, newton_tol, NEWTON_MAXITER)
             converged = converged & newton.converged
-            n_f += newton.n_iter
+            n_f += newton.n_iter + part.quadrature_evals
             n_extra_jac += newton.n_jac
-            hk.append((z - base) / d)
+            hk.append(part.join((z - base_a) / d, h * part.f_quadrature(t_i, z, args)))
         hk = jnp.stack(hk)
         y_new = y + tab.b @ hk
         error = tab.b_error @ hk
         if self.adaptive:
-            error = lu_solve(lus[diagonals[-1]], error)
+            error = systems[diagonals[-1]].solve(error)
         dense = jnp.concatenate([y[None], hk])
         return Attempt(
             state=OneStepState(y_new),

@@ -2,16 +2,18 @@
 
 Implements the transformed stage equations of Hairer & Wanner II, Sect. IV.7, eq. (7.25),
 with the exact Jacobian (by JAX AD) refreshed every step, one LU factorisation per step,
-and the method's stiff-aware dense output.
+and the method's stiff-aware dense output. For a right-hand side with quadrature
+variables (:mod:`.partitioned`) only the implicit block is factorised and each stage's
+quadrature part costs one Jacobian-vector product of the quadrature right-hand side.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import lu_factor, lu_solve
 
 from .base import Attempt, OneStepSolver, OneStepState
+from .partitioned import Jacobian, partition
 from .tableaux import RosenbrockTableau
 
 
@@ -26,22 +28,35 @@ class Rosenbrock(OneStepSolver):
     def attempt(self, fn, t, h, state, args, tol):
         tab = self.tableau
         y = state.y
-        n = y.shape[0]
-        J = jax.jacfwd(fn, argnums=1)(t, y, args)
-        _, f_t = jax.jvp(lambda tt: fn(tt, y, args), (t,), (jnp.ones_like(t),))
-        lu = lu_factor(jnp.eye(n) / (h * tab.gamma) - J)
-        U = []
-        for i in range(tab.stages):
-            y_i = y
-            for j in range(i):
-                if tab.a[i, j] != 0.0:
-                    y_i = y_i + tab.a[i, j] * U[j]
-            rhs = fn(t + tab.alpha[i] * h, y_i, args) + tab.gamma_sum[i] * h * f_t
+        part = partition(fn)
+        a = part.implicit(y)
+        jacobian = Jacobian(part, t, y, args)
+        # (I/(h gamma) - J) U_i = r_i, block by block (partitioned.py): the implicit parts with the LU
+        # of I/(h gamma) - dF/da, then every quadrature part from U_q = h gamma (r_q + dG/da U_a).
+        system = jacobian.shifted(1.0, h * tab.gamma)
+        _, (f_t, g_t) = jax.jvp(lambda tt: part.f_both(tt, a, args), (t,), (jnp.ones_like(t),))
+
+        def stage_rhs(i, f_i, f_t, U):
+            rhs = f_i + tab.gamma_sum[i] * h * f_t
             for j in range(i):
                 if tab.C[i, j] != 0.0:
                     rhs = rhs + (tab.C[i, j] / h) * U[j]
-            U.append(lu_solve(lu, rhs))
-        U = jnp.stack(U)
+            return rhs
+
+        U, G = [], []
+        for i in range(tab.stages):
+            a_i = a
+            for j in range(i):
+                if tab.a[i, j] != 0.0:
+                    a_i = a_i + tab.a[i, j] * U[j]
+            f_i, g_i = part.f_both(t + tab.alpha[i] * h, a_i, args)
+            U.append(system.solve_implicit(stage_rhs(i, f_i, f_t, U)))
+            G.append(g_i)
+        B_U = jacobian.apply_B(jnp.stack(U))  # one batched product for all stages
+        U_q = []
+        for i in range(tab.stages):
+            U_q.append(system.solve_quadrature(stage_rhs(i, G[i], g_t, U_q), B_U[i]))
+        U = part.join(jnp.stack(U), jnp.stack(U_q))
         y_new = y + tab.m @ U
         error = tab.m_error @ U
         dense = jnp.concatenate([jnp.stack([y, y_new]), tab.H @ U])

@@ -21,7 +21,9 @@ def register(subparsers) -> None:
         help="gradients over a stiffness grid for solvers x sensitivities, with a report",
         description="Compute parameter gradients of a built-in problem over a stiffness grid for every "
         "solver and sensitivity method, and write gradients.csv, fits.csv, comparison.csv, plots and "
-        "summary.md to --out. Rerunning with the same --out resumes: only missing rows are computed.",
+        "summary.md to --out. Rerunning with the same --out resumes: only missing rows are computed; rows of "
+        "earlier sweeps into --out (other solvers, sensitivities, tolerances) are kept and reported too. "
+        "Ctrl-C stops cleanly (exit code 130), keeping the rows finished so far.",
     )
     sweep.add_argument("--problem", required=True, help="built-in problem (see `pystiffsens problems`)")
     sweep.add_argument(
@@ -39,9 +41,28 @@ def register(subparsers) -> None:
     sweep.add_argument("--device", choices=DEVICES, default="cpu")
     sweep.add_argument("--rtol", type=float, default=1e-6)
     sweep.add_argument("--atol", type=float, default=1e-8)
-    sweep.add_argument("--dt", type=float, default=None, help="step of fixed-step solvers (default: adaptive)")
+    sweep.add_argument(
+        "--dt", type=float, default=None,
+        help="step of the fixed-step solvers ImplicitEuler, Trapezoid, BDF2; adaptive solvers keep adaptive steps",
+    )
+    sweep.add_argument(
+        "--no-adaptive", dest="adaptive", action="store_false",
+        help="adaptive solvers too take fixed steps of --dt (SciML's adaptive=false)",
+    )
     sweep.add_argument("--max-steps", type=int, default=100_000)
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="run the batches on the dask.distributed scheduler at ADDRESS (e.g. tcp://HOST:8786); needs '.[dask]'",
+    )
+    sweep.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="run the batches on a new local dask cluster of N single-threaded worker processes",
+    )
+    sweep.add_argument(
+        "--chunk-size", type=int, default=None, metavar="K",
+        help="with --scheduler/--workers: stiffness values per task (default: the whole grid per solver/sensitivity)",
+    )
     sweep.set_defaults(func=_sweep)
 
     demo = subparsers.add_parser(
@@ -93,15 +114,18 @@ def _names(text: str) -> list[str]:
 
 
 def _sweep(args) -> int:
+    from .distributed import client_from_options
     from .report import report
     from .sweep import sweep
 
     problem = problems.get(args.problem, **parse_options(args.option))
-    frame = sweep(
-        problem, parse_grid(args.stiffness), _names(args.solvers), _names(args.sensitivities),
-        backend=args.backend, device=args.device, rtol=args.rtol, atol=args.atol, dt=args.dt,
-        max_steps=args.max_steps, progress=not args.no_progress, out_dir=args.out,
-    )
+    with client_from_options(args.scheduler, args.workers) as scheduler:
+        frame = sweep(
+            problem, parse_grid(args.stiffness), _names(args.solvers), _names(args.sensitivities),
+            backend=args.backend, device=args.device, rtol=args.rtol, atol=args.atol, dt=args.dt,
+            adaptive=args.adaptive, max_steps=args.max_steps, progress=not args.no_progress, out_dir=args.out,
+            scheduler=scheduler, chunk_size=args.chunk_size,
+        )
     paths = report(frame, args.out)
     _print_done(paths)
     return 0

@@ -58,17 +58,26 @@ def compile_batch(
     """Prepare the batch of ``solver`` and ``sensitivity`` over ``stiffness``; return its ``run()``."""
     if settings.backend == "julia":
         return functools.partial(_run_julia, problem, stiffness, solver, sensitivity, settings)
+
+    from .. import memory
     from ..gradient import make_gradient_fn
 
+    device = _device.resolve(settings.device)
+    # Raises before compiling when the estimate for the whole batch exceeds the memory limit.
     gradient_fn = make_gradient_fn(
         problem, solver, sensitivity,
         rtol=settings.rtol, atol=settings.atol, dt=settings.dt, max_steps=settings.max_steps,
+        batch_size=len(stiffness),
     )
+    if sensitivity is None or sensitivity == "auto":
+        sensitivity = gradient_fn.sensitivity
     batched = jax.jit(jax.vmap(lambda s: gradient_fn(problem.set_stiffness(problem.params, s))))
-    values = jax.device_put(jnp.asarray(stiffness, dtype=jnp.float64), _device.resolve(settings.device))
+    values = jax.device_put(jnp.asarray(stiffness, dtype=jnp.float64), device)
     start = time.perf_counter()
     compiled = batched.lower(values).compile()
     compile_time = time.perf_counter() - start
+    # ... and before running when XLA's plan for the compiled batch does.
+    memory.check_compiled(compiled, gradient_fn.algorithm, gradient_fn.shapes, batch=len(stiffness), device=device)
 
     def run() -> BatchResult:
         start = time.perf_counter()

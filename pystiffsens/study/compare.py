@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .fit import fit_decay
+from .fit import fit_decay, with_optional_keys
 from .schema import SUCCESS, check_columns
 
-COMPARE_KEYS = ("problem", "backend", "device", "solver", "sensitivity", "rtol", "atol", "dt")
+COMPARE_KEYS = ("problem", "problem_id", "backend", "device", "solver", "sensitivity", "rtol", "atol", "dt", "max_steps")
 """One comparison row per group of gradient rows sharing these columns."""
 
 COMPARE_COLUMNS = (
@@ -23,6 +23,7 @@ COMPARE_COLUMNS = (
     "median_n_steps",
     "median_n_f",
     "n_failures",
+    "n_far_from_exact",
     "n_values",
 )
 """Columns of :func:`compare`'s frame.
@@ -34,7 +35,9 @@ COMPARE_COLUMNS = (
   for it (see :data:`~pystiffsens.study.fit.FIT_COLUMNS`).
 * ``median_wall_time_s``, ``median_n_steps``, ``median_n_f``: medians over the stiffness values
   (every value counted once, failures included).
-* ``n_failures``: stiffness values whose status is not ``Success``; ``n_values``: all of them.
+* ``n_failures``: stiffness values whose status is not ``Success``; ``n_far_from_exact``: rows
+  (stiffness value and parameter entry) flagged ``far_from_exact`` (0 where the frame has no such
+  column); ``n_values``: all stiffness values.
 """
 
 
@@ -51,8 +54,15 @@ def compare(frame: pd.DataFrame, fits: pd.DataFrame | None = None) -> pd.DataFra
     One row per (problem, backend, device, solver, sensitivity, tolerances, dt), in the order
     they first appear in ``frame``, columns :data:`COMPARE_COLUMNS`.
     """
+    frame = with_optional_keys(frame)
     check_columns(frame, (*COMPARE_KEYS, "stiffness", "status", "wall_time_s", "n_steps", "n_f"))
-    fits = fit_decay(frame) if fits is None else fits
+    fits = fit_decay(frame) if fits is None else with_optional_keys(fits)
+    flagged = frame["far_from_exact"].astype(bool) if "far_from_exact" in frame.columns else False
+    n_far = (
+        frame.assign(flagged=flagged)
+        .groupby(list(COMPARE_KEYS), sort=False, dropna=False)["flagged"].sum()
+        .rename("n_far_from_exact").reset_index()
+    )
     per_value = frame.drop_duplicates(subset=[*COMPARE_KEYS, "stiffness"])
     cost = (
         per_value.assign(failed=per_value["status"] != SUCCESS)
@@ -71,7 +81,7 @@ def compare(frame: pd.DataFrame, fits: pd.DataFrame | None = None) -> pd.DataFra
         .apply(_steepest, include_groups=False)
         .reset_index()
     )
-    table = cost.merge(steepest, on=list(COMPARE_KEYS), how="left")
+    table = cost.merge(steepest, on=list(COMPARE_KEYS), how="left").merge(n_far, on=list(COMPARE_KEYS), how="left")
     return table[list(COMPARE_COLUMNS)]
 
 

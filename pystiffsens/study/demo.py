@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import problems
+from . import resume
 from .report import report
 from .sweep import sweep
 
@@ -72,6 +73,7 @@ def run(
     """
     if not (adaptive or fixed):
         raise ValueError("adaptive and fixed are both empty: give at least one solver.")
+    resume.prepare_out_dir(out_dir)  # a file, unwritable or impossible path fails before any sweep
     frames = []
     for case in cases:
         problem = problems.get(case.problem, **case.options)

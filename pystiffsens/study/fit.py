@@ -14,8 +14,12 @@ import statsmodels.api as sm
 
 from .schema import SUCCESS, check_columns
 
-FIT_KEYS = ("problem", "backend", "device", "solver", "sensitivity", "rtol", "atol", "dt", "param")
-"""One fit per group of rows sharing these columns."""
+FIT_KEYS = ("problem", "problem_id", "backend", "device", "solver", "sensitivity", "rtol", "atol", "dt", "max_steps", "param")
+"""One fit per group of rows sharing these columns: a batch key and a parameter entry."""
+
+OPTIONAL_KEYS = ("problem_id", "max_steps")
+"""Keys a frame not made by :func:`~pystiffsens.study.sweep` may lack (the ResNet study's);
+they are NaN in the fits of such a frame."""
 
 MIN_POINTS = 3
 """Fewest distinct stiffness values a fit needs (two points leave no residual to estimate the
@@ -120,6 +124,26 @@ def _fixed_step_count(group: pd.DataFrame, dt: float) -> int | None:
     return int(counts[0]) if np.isfinite(dt) and counts.size == 1 and counts[0] > 0 else None
 
 
+def with_optional_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every :data:`OPTIONAL_KEYS` column it lacks added as NaN."""
+    absent = {column: np.nan for column in OPTIONAL_KEYS if column not in frame.columns}
+    return frame.assign(**absent) if absent else frame
+
+
+def check_distinct(frame: pd.DataFrame, keys) -> None:
+    """``ValueError`` if two rows share ``keys`` and the stiffness value (they would count twice)."""
+    repeated = frame.duplicated(subset=[*keys, "stiffness"], keep=False)
+    if repeated.any():
+        row = frame[repeated].iloc[0]
+        raise ValueError(
+            f"frame has {int(repeated.sum())} rows that repeat a stiffness value of one group (first: solver="
+            f"{row['solver']!r}, sensitivity={row['sensitivity']!r}, param={row['param']!r}, stiffness={row['stiffness']!r}); "
+            "each stiffness value must appear once per group, or the fit counts it twice. Drop the copies, "
+            "e.g. frame.drop_duplicates(subset=[*pss.study.schema.IDENTITY_COLUMNS]), or read the frame with "
+            "pss.study.read_gradients, which removes them."
+        )
+
+
 def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) -> pd.DataFrame:
     """Fit the decay exponent of ``|grad|`` in stiffness for every solver, sensitivity and parameter.
 
@@ -135,7 +159,9 @@ def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) ->
     parameter entry), columns :data:`FIT_COLUMNS`. Rows with a failed status or a zero
     gradient are left out of the fit and counted in ``n_failed`` / ``n_zero``.
     """
+    frame = with_optional_keys(frame)
     check_columns(frame, (*FIT_KEYS, "stiffness", "grad", "exact_grad", "status", "n_steps"))
+    check_distinct(frame, FIT_KEYS)
     low = -np.inf if min_stiffness is None else float(min_stiffness)
     high = np.inf if max_stiffness is None else float(max_stiffness)
     if not low <= high:

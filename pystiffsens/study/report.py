@@ -8,23 +8,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import resume
 from .compare import compare
 from .fit import CONFIDENCE, fit_decay
 from .plots import MAX_PARAMS_PLOTTED, plot_comparison, plot_gradients
-from .schema import GRADIENT_COLUMNS, check_columns
+from .schema import FAR_FROM_EXACT, GRADIENT_COLUMNS, check_columns
 
 MAX_FIT_ROWS = 30
 """Fit rows per problem listed in summary.md; fits.csv holds all of them."""
 
 
+
 def report(frame: pd.DataFrame, out_dir, fits: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write the report of a sweep into ``out_dir`` (created if needed).
 
-    Files: ``gradients.csv`` (the frame), ``fits.csv`` (:func:`~pystiffsens.study.fit_decay`,
+    An output directory holds one cumulative study: ``frame`` is merged into the rows already
+    in ``out_dir/gradients.csv`` (under its lock, by identity, see
+    :mod:`~pystiffsens.study.resume`; no stored row is dropped), and the report covers all of
+    them. In a new directory that is ``frame`` itself.
+
+    Files: ``gradients.csv`` (those rows), ``fits.csv`` (:func:`~pystiffsens.study.fit_decay`,
     computed when ``fits`` is omitted), ``comparison.csv`` (:func:`~pystiffsens.study.compare`),
     ``gradients_<problem>.png`` (|grad| vs stiffness in log-log with the fitted slopes),
-    ``comparison.png`` (solvers side by side) and ``summary.md``. The CSVs read back with
-    ``pandas.read_csv`` to equal frames.
+    ``comparison.png`` (solvers side by side) and ``summary.md``, which also lists the rows
+    flagged ``far_from_exact``. The CSVs read back with ``pandas.read_csv`` to equal frames.
 
     Returns the written paths by name (``"gradients"``, ``"fits"``, ``"comparison"``,
     ``"comparison_plot"``, ``"gradients_plot:<problem>"``, ``"summary"``).
@@ -32,12 +39,11 @@ def report(frame: pd.DataFrame, out_dir, fits: pd.DataFrame | None = None) -> di
     check_columns(frame, GRADIENT_COLUMNS)
     if frame.empty:
         raise ValueError("frame is empty: nothing to report; run pss.sweep first.")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = resume.prepare_out_dir(out_dir)
+    paths = {"gradients": out / "gradients.csv", "fits": out / "fits.csv", "comparison": out / "comparison.csv"}
+    frame = resume.merge_into(paths["gradients"], frame[list(GRADIENT_COLUMNS)])
     fits = fit_decay(frame) if fits is None else fits
     comparison = compare(frame, fits)
-    paths = {"gradients": out / "gradients.csv", "fits": out / "fits.csv", "comparison": out / "comparison.csv"}
-    frame.to_csv(paths["gradients"], index=False)
     fits.to_csv(paths["fits"], index=False)
     comparison.to_csv(paths["comparison"], index=False)
     for problem in dict.fromkeys(frame["problem"]):
@@ -94,15 +100,60 @@ def _summary(frame: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame, 
             "dotted the exact gradient.",
             "",
         ]
+    lines += _flagged_section(frame)
     lines += [
         "## Files",
         "",
-        "- `gradients.csv`: one row per solver, sensitivity, stiffness value and parameter entry.",
+        "- `gradients.csv`: one row per solver, sensitivity, stiffness value and parameter entry (every sweep "
+        "written to this directory; also the resume checkpoint).",
         "- `fits.csv`: one fitted exponent per problem, solver, sensitivity and parameter entry.",
         "- `comparison.csv`: the side-by-side table above.",
+        "- `gradients.csv.lock`: the lock that serialises writes to gradients.csv (empty).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _flagged_section(frame: pd.DataFrame) -> list[str]:
+    """summary.md's list, per sweep batch, of the rows whose gradient is far from the closed-form one."""
+    flagged = frame[frame["far_from_exact"].astype(bool)]
+    lines = ["## Gradients far from the exact ones", ""]
+    if flagged.empty:
+        return lines + [
+            f"No row has rel_error_exact > {FAR_FROM_EXACT:g} (rows without a closed form are not checked).", ""
+        ]
+    rows = []
+    keys = ["problem", "solver", "sensitivity", "rtol", "atol", "dt"]
+    for key, group in flagged.groupby(keys, sort=False, dropna=False):
+        worst = group.loc[group["rel_error_exact"].idxmax()]
+        rows.append(
+            {
+                "problem": key[0],
+                "solver": key[1],
+                "sensitivity": key[2],
+                "rtol, atol": f"{_fmt(key[3])}, {_fmt(key[4])}",
+                "dt": "adaptive" if np.isnan(key[5]) else _fmt(key[5]),
+                "flagged rows": len(group),
+                "worst: entry": worst["param"],
+                "stiffness": _fmt(worst["stiffness"]),
+                "grad": _fmt(worst["grad"]),
+                "exact": _fmt(worst["exact_grad"]),
+                "rel_error_exact": _fmt(worst["rel_error_exact"]),
+                "status": worst["status"],
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("rel_error_exact", key=lambda c: -pd.to_numeric(c, errors="coerce"))
+    return lines + [
+        f"**{len(flagged)} of {len(frame)} rows** have `rel_error_exact` > {FAR_FROM_EXACT:g}: the error of the "
+        "gradient against the closed-form one, relative to the exact gradient's size at that stiffness (normwise "
+        "over the parameter entries, floored at atol), is larger than that size. Each line below is one solver "
+        "and sensitivity with its worst row; every flagged row has `far_from_exact` True in gradients.csv. The "
+        "status is the solver's own: a solve may succeed while its gradient has no correct digit (coarse fixed "
+        "steps on a fast mode, or a sensitivity method that fails on the problem).",
+        "",
+        _table(table),
+        "",
+    ]
 
 
 def _settings(frame: pd.DataFrame) -> pd.DataFrame:

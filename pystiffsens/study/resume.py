@@ -1,29 +1,56 @@
 """The CSV checkpoint that lets a long sweep resume: ``out_dir/gradients.csv``.
 
-A sweep with an output directory appends each batch's rows to the checkpoint as soon as the
-batch finishes (by writing a complete new file and renaming it over the old one, so an
-interrupted write never leaves a truncated file). On a rerun, the rows whose batch key
+A sweep with an output directory adds each batch's rows to the checkpoint as soon as the
+batch finishes. On a rerun, the rows whose batch key
 (:data:`~pystiffsens.study.schema.KEY_COLUMNS`) and stiffness value match are read back
 instead of recomputed; only the missing stiffness values are computed.
 
-The file may also hold rows of other sweeps written to the same directory (another problem,
-tolerance or grid): a sweep returns only its own rows, and
-:func:`~pystiffsens.study.report` rewrites ``gradients.csv`` with the frame it reports.
+The file collects every sweep written to the directory (other problems, solvers,
+sensitivities, tolerances or grids) and never loses a row:
+
+* every write holds an exclusive lock (``gradients.csv.lock``, :mod:`filelock`), re-reads the
+  file, merges the new rows in by identity (:data:`~pystiffsens.study.schema.IDENTITY_COLUMNS`:
+  a new row replaces a stored row of the same batch key, stiffness value and parameter entry,
+  and adds to the others), and writes a complete new file renamed over the old one, so two
+  sweeps into one directory at once both keep their rows and an interrupted write never
+  leaves a truncated file;
+* reading validates the file (:func:`read_gradients`): a truncated, tampered or mistyped row
+  is refused with an error naming the file and line, and exact duplicates are dropped.
+
+:func:`~pystiffsens.study.report` merges its frame into the same file the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import tempfile
+import warnings
 from pathlib import Path
 
+import filelock
 import numpy as np
 import pandas as pd
 
 from ..problem import Problem
-from .schema import GRADIENT_COLUMNS, KEY_COLUMNS
+from ..returncode import ReturnCode
+from .schema import (
+    COUNTER_COLUMNS,
+    FAR_FROM_EXACT,
+    GRADIENT_COLUMNS,
+    IDENTITY_COLUMNS,
+    KEY_COLUMNS,
+    NOT_REPORTED,
+    RESULT_COLUMNS,
+    SUCCESS,
+)
 
 CHECKPOINT_NAME = "gradients.csv"
+
+LOCK_TIMEOUT_S = 600.0
+"""How long a write waits for another process's lock on the checkpoint before giving up
+(a write holds it only while re-reading and rewriting the file)."""
 
 _FLOAT_KEYS = ("rtol", "atol", "dt")
 _TEXT_COLUMNS = ("problem", "problem_id", "backend", "device", "solver", "sensitivity", "param", "status")
@@ -68,7 +95,8 @@ class Checkpoint:
 
     def __init__(self, out_dir):
         self.path = Path(out_dir) / CHECKPOINT_NAME
-        self.rows = read_gradients(self.path) if self.path.exists() else empty_frame()
+        with _lock(self.path):
+            self.rows = read_gradients(self.path) if self.path.exists() else empty_frame()
 
     def done(self, key: dict, stiffness: np.ndarray) -> pd.DataFrame:
         """Stored rows of batch ``key`` whose stiffness is one of ``stiffness``."""
@@ -78,12 +106,59 @@ class Checkpoint:
         return self.rows[mask]
 
     def append(self, rows: pd.DataFrame) -> None:
-        """Add ``rows`` and rewrite the file atomically."""
-        self.rows = pd.concat([self.rows, rows], ignore_index=True) if len(self.rows) else rows
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
-        self.rows.to_csv(partial, index=False)
-        os.replace(partial, self.path)
+        """Merge ``rows`` into the file (under its lock, with the rows other processes wrote since)."""
+        self.rows = merge_into(self.path, rows)
+
+
+def merge_into(path, rows: pd.DataFrame) -> pd.DataFrame:
+    """Merge ``rows`` into the gradient file ``path`` by identity and return everything it now holds.
+
+    Holds the file's lock while reading, merging and atomically rewriting it; a row of
+    ``rows`` replaces a stored row with the same identity, every other stored row is kept.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(path):
+        stored = read_gradients(path) if path.exists() else empty_frame()
+        merged = merge(stored, rows)
+        partial = path.with_name(path.name + ".partial")
+        merged.to_csv(partial, index=False)
+        os.replace(partial, path)
+    return merged
+
+
+def merge(stored: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``stored`` with ``rows`` added; a row of ``rows`` replaces a stored row of the same identity."""
+    if stored.empty:
+        return rows.reset_index(drop=True)
+    if rows.empty:
+        return stored.reset_index(drop=True)
+    both = pd.concat([stored, rows], ignore_index=True)
+    return both[~both.duplicated(subset=list(IDENTITY_COLUMNS), keep="last")].reset_index(drop=True)
+
+
+def prepare_out_dir(out_dir) -> Path:
+    """Create ``out_dir`` if needed and check that files can be written in it, before any work.
+
+    ``ValueError`` naming the path when it is a file, lies under a file, or is not writable.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {str(out)!r} is a file, not a directory; give a directory (created if missing).")
+    ancestor = out
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"out_dir {str(out)!r} cannot be created: {str(ancestor)!r} is a file, not a directory.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".pystiffsens-write-check-"):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"out_dir {str(out)!r} is not writable ({error.strerror or error}); give a directory you can write to."
+        ) from None
+    return out
 
 
 def missing(done: pd.DataFrame, stiffness: np.ndarray) -> np.ndarray:
@@ -97,18 +172,174 @@ def positions(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 def read_gradients(path) -> pd.DataFrame:
-    """Read a gradient frame written by a sweep or a report; ``ValueError`` if it is not one."""
-    frame = pd.read_csv(path, dtype={column: str for column in _TEXT_COLUMNS})
+    """Read a gradient frame written by a sweep or a report, validated and without duplicates.
+
+    ``ValueError`` naming the file (and, for a bad row, its line) if it is not a gradient frame
+    of this version, ends in a truncated line, or has a row with a missing, mistyped or
+    out-of-range value, or whose values contradict each other (``abs_grad`` not ``|grad|``, a
+    gradient on a failed solve, ``rel_error_exact`` not recomputable from ``grad``), or two
+    rows with the same identity but different results. Exact duplicates (same identity and
+    results; timings may differ) are dropped, keeping the last, with a ``RuntimeWarning``.
+    """
+    path = Path(path)
+    with open(path, "rb") as file:
+        file.seek(0, os.SEEK_END)
+        if file.tell() > 0:
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) != b"\n":
+                raise ValueError(
+                    f"{path}: the last line is truncated (no line end); the checkpoint is damaged: delete that "
+                    "line (it is recomputed on the next run) or write to a new output directory."
+                )
+    try:
+        frame = pd.read_csv(path, dtype={column: str for column in _TEXT_COLUMNS})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} cannot be read as a gradient frame ({error}); write to a new output directory.") from None
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas made an index of a first row with extra fields
+        raise ValueError(f"{path}, line 2 has more fields than the header; write to a new output directory.")
     if list(frame.columns) != list(GRADIENT_COLUMNS):
         raise ValueError(
             f"{path} is not a gradient frame of this pystiffsens version (columns {list(frame.columns)}, "
             f"expected {list(GRADIENT_COLUMNS)}); write to a new output directory."
         )
-    return frame
+    frame = _validated(frame, path)
+    return _deduplicated(frame, path)
 
 
 def empty_frame() -> pd.DataFrame:
     return pd.DataFrame({column: [] for column in GRADIENT_COLUMNS})
+
+
+def rel_error_exact(frame: pd.DataFrame) -> np.ndarray:
+    """The ``rel_error_exact`` column of gradient rows (see :data:`~pystiffsens.study.schema.GRADIENT_COLUMNS`).
+
+    The scale of each row is the largest ``|exact_grad|`` over the rows of the same batch key
+    and stiffness value (every parameter entry of that solve), floored at the row's ``atol``.
+    """
+    exact = frame["exact_grad"].to_numpy(dtype=np.float64)
+    group = [frame[column] for column in (*KEY_COLUMNS, "stiffness")]
+    largest = pd.Series(np.abs(exact), index=frame.index).groupby(group, dropna=False).transform("max").to_numpy()
+    scale = np.maximum(np.nan_to_num(largest, nan=0.0), frame["atol"].to_numpy(dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = np.abs(frame["grad"].to_numpy(dtype=np.float64) - exact) / scale
+    return np.where(np.isfinite(exact), error, np.nan)
+
+
+def far_from_exact(rel_error: np.ndarray) -> np.ndarray:
+    """Which ``rel_error_exact`` values exceed :data:`~pystiffsens.study.schema.FAR_FROM_EXACT`."""
+    return np.nan_to_num(np.asarray(rel_error, dtype=np.float64), nan=0.0, posinf=np.inf) > FAR_FROM_EXACT
+
+
+def _lock(path: Path) -> filelock.FileLock:
+    return filelock.FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+
+
+_PROBLEM_ID = re.compile(r"sha256:[0-9a-f]{12}")
+_INTEGER_COLUMNS = ("max_steps", *COUNTER_COLUMNS)
+_FLOAT_COLUMNS = tuple(
+    column for column in GRADIENT_COLUMNS if column not in (*_TEXT_COLUMNS, *_INTEGER_COLUMNS, "far_from_exact")
+)
+_REQUIRED_FLOATS = ("rtol", "atol", "stiffness", "wall_time_s")
+"""Float columns that may not be NaN (``dt`` is NaN for adaptive steps; gradients, losses and
+exact values are NaN on failures or without a closed form; ``compile_time_s`` for Julia)."""
+
+
+def _validated(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``frame`` with typed columns; ``ValueError`` naming the first bad row."""
+
+    def refuse(bad, what: str):
+        i = int(np.flatnonzero(np.asarray(bad))[0])
+        row = frame.iloc[i]
+        raise ValueError(
+            f"{path}, line {i + 2} (solver={_plain(row['solver'])!r}, sensitivity={_plain(row['sensitivity'])!r}, "
+            f"stiffness={_plain(row['stiffness'])!r}, param={_plain(row['param'])!r}): {what}. The checkpoint is damaged: "
+            "fix or delete that line (a deleted row is recomputed on the next run) or write to a new output directory."
+        )
+
+    typed = {}
+    for column in _TEXT_COLUMNS:
+        values = frame[column]
+        if values.isna().any():
+            refuse(values.isna(), f"{column} is missing")
+        typed[column] = values
+    for column in (*_FLOAT_COLUMNS, *_INTEGER_COLUMNS):
+        values = pd.to_numeric(frame[column], errors="coerce").astype(np.float64)
+        mistyped = values.isna() & frame[column].notna()
+        if mistyped.any():
+            refuse(mistyped, f"{column}={_plain(frame[column][mistyped].iloc[0])!r} is not a number")
+        typed[column] = values
+    for column in _REQUIRED_FLOATS + _INTEGER_COLUMNS:
+        if typed[column].isna().any():
+            refuse(typed[column].isna(), f"{column} is missing")
+    for column in _INTEGER_COLUMNS:
+        values = typed[column]
+        low = 1 if column == "max_steps" else NOT_REPORTED
+        bad = (values != np.round(values)) | (values < low)
+        if bad.any():
+            refuse(bad, f"{column}={_plain(values[bad].iloc[0])!r} must be an integer >= {low}")
+        typed[column] = values.astype(np.int64)
+    flags = frame["far_from_exact"].astype(str).str.lower()
+    if not flags.isin(["true", "false"]).all():
+        bad = ~flags.isin(["true", "false"])
+        refuse(bad, f"far_from_exact={_plain(frame['far_from_exact'][bad].iloc[0])!r} must be True or False")
+    typed["far_from_exact"] = flags == "true"
+    typed = pd.DataFrame(typed)[list(GRADIENT_COLUMNS)]
+
+    status_names = [code.name for code in ReturnCode]
+    checks = [
+        (~typed["status"].isin(status_names), f"status is not one of {status_names}"),
+        (~typed["problem_id"].map(lambda text: bool(_PROBLEM_ID.fullmatch(text))), "problem_id is not sha256: and 12 hex digits"),
+        (~(typed["stiffness"] > 0) | ~np.isfinite(typed["stiffness"]), "stiffness must be positive and finite"),
+        (~(typed["rtol"] > 0), "rtol must be > 0"),
+        (~(typed["atol"] >= 0), "atol must be >= 0"),
+        (typed["dt"].notna() & ~(typed["dt"] > 0), "dt must be positive (or empty for adaptive steps)"),
+        (~(typed["wall_time_s"] >= 0), "wall_time_s must be >= 0"),
+        (~_nan_equal(typed["abs_grad"], typed["grad"].abs()), "abs_grad is not |grad|"),
+        ((typed["status"] != SUCCESS) & typed["grad"].notna(), "a failed solve has a gradient (it must be empty)"),
+    ]
+    for bad, what in checks:
+        if np.asarray(bad).any():
+            refuse(bad, what)
+    recomputed = rel_error_exact(typed)
+    stored = typed["rel_error_exact"].to_numpy()
+    agree = np.isclose(stored, recomputed, rtol=1e-9, atol=0.0, equal_nan=True) | (np.isinf(stored) & np.isinf(recomputed))
+    if not agree.all():
+        refuse(~agree, "rel_error_exact does not follow from grad and exact_grad (edited values?)")
+    if (typed["far_from_exact"].to_numpy() != far_from_exact(stored)).any():
+        refuse(typed["far_from_exact"].to_numpy() != far_from_exact(stored), "far_from_exact does not follow from rel_error_exact")
+    return typed
+
+
+def _deduplicated(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    exact_copy = frame.duplicated(subset=[*IDENTITY_COLUMNS, *RESULT_COLUMNS], keep="last")
+    if exact_copy.any():
+        warnings.warn(
+            f"{path}: dropped {int(exact_copy.sum())} duplicated row(s) (same batch, stiffness, parameter and "
+            f"results as a later row), first at line {int(np.flatnonzero(exact_copy)[0]) + 2}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        frame = frame[~exact_copy]
+    conflict = frame.duplicated(subset=list(IDENTITY_COLUMNS), keep=False)
+    if conflict.any():
+        lines = [int(i) + 2 for i in frame.index[conflict][:2]]
+        row = frame[conflict].iloc[0]
+        raise ValueError(
+            f"{path}, lines {lines[0]} and {lines[1]} (solver={row['solver']!r}, sensitivity={row['sensitivity']!r}, "
+            f"stiffness={_plain(row['stiffness'])!r}, param={row['param']!r}): two rows for the same computation with "
+            "different results. The checkpoint is damaged: delete the wrong line or write to a new output directory."
+        )
+    return frame.reset_index(drop=True)
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value it holds (for messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _nan_equal(a: pd.Series, b: pd.Series) -> np.ndarray:
+    a, b = a.to_numpy(dtype=np.float64), b.to_numpy(dtype=np.float64)
+    return (a == b) | (np.isnan(a) & np.isnan(b))
 
 
 def _key_mask(frame: pd.DataFrame, key: dict) -> np.ndarray:

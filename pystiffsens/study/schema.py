@@ -41,6 +41,8 @@ GRADIENT_COLUMNS = (
     "grad",
     "abs_grad",
     "exact_grad",
+    "rel_error_exact",
+    "far_from_exact",
     "loss",
     "status",
     *COUNTER_COLUMNS,
@@ -51,6 +53,13 @@ GRADIENT_COLUMNS = (
 
 * ``grad`` / ``abs_grad``: d loss / d param entry from the solver (NaN when the solve failed).
 * ``exact_grad``: the same derivative from the problem's closed-form solution, NaN where none.
+* ``rel_error_exact``: ``|grad - exact_grad|`` divided by the larger of the exact gradient's
+  largest entry at this stiffness value (over every parameter entry: a normwise relative
+  error) and the solve's ``atol`` (the floor for gradients that vanish in float64); NaN
+  without a closed form or when the solve failed.
+* ``far_from_exact``: ``rel_error_exact`` > :data:`FAR_FROM_EXACT`, i.e. the computed
+  gradient has no correct digit of the exact one although its status may be ``Success``
+  (:func:`~pystiffsens.study.sweep` warns and :func:`~pystiffsens.study.report` lists these rows).
 * ``status``: the :class:`~pystiffsens.ReturnCode` name (``"Success"``, ``"MaxIters"``, ...).
 * ``wall_time_s``: this stiffness value's share of the batch run time, i.e. the wall time of
   the compiled batched computation over the whole grid divided by the number of stiffness
@@ -62,6 +71,20 @@ GRADIENT_COLUMNS = (
 """
 
 SUCCESS = "Success"
+
+FAR_FROM_EXACT = 1.0
+"""Threshold of ``rel_error_exact`` above which a row is flagged ``far_from_exact``: an error
+as large as the exact gradient itself."""
+
+IDENTITY_COLUMNS = (*KEY_COLUMNS, "stiffness", "param")
+"""What identifies one row: its batch key, stiffness value and parameter entry. A checkpoint
+holds at most one row per identity."""
+
+RESULT_COLUMNS = tuple(
+    column for column in GRADIENT_COLUMNS if column not in IDENTITY_COLUMNS and column not in ("wall_time_s", "compile_time_s")
+)
+"""The computed values of a row (everything but its identity and timings): two rows with the
+same identity must agree on these to be duplicates of one computation."""
 
 
 def check_columns(frame, required, what: str = "frame") -> None:

@@ -38,7 +38,7 @@ def method_names() -> list[str]:
     return list(_TABLEAUX) + list(_BDF_ORDERS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _named(name: str) -> Theory:
     if name in _TABLEAUX:
         return OneStepStability.from_tableau(_TABLEAUX[name])

@@ -51,7 +51,7 @@ _TRACK_START = 1e-4
 _TRACK_RATIO = 1.05
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rho(k: int) -> poly.Poly:
     """``rho(zeta) = sum_{j=1..k} (1/j) zeta^(k-j) (zeta - 1)^j``, ascending powers."""
     out: poly.Poly = (Fraction(0),)

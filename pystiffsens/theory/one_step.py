@@ -78,7 +78,7 @@ class OneStepStability:
         object.__setattr__(self, "_n", poly.trim(poly.wronskian(p, q), z_scale))
 
     @classmethod
-    def from_tableau(cls, tableau: ButcherTableau | RosenbrockTableau) -> "OneStepStability":
+    def from_tableau(cls, tableau: ButcherTableau | RosenbrockTableau) -> OneStepStability:
         """The stability function of a :class:`ButcherTableau` or :class:`RosenbrockTableau`."""
         if isinstance(tableau, ButcherTableau):
             return cls(tableau.name, tableau.A, tableau.b, "Runge-Kutta", tableau.reference)

@@ -16,9 +16,10 @@ function gradient_problem(
         return only(gpu_gradient_ensemble(prob, reshape(prob.p, 1, :), solver; rtol, atol, dt, max_steps))
     end
     alg = algorithm(solver)
+    sensealg = sensitivity_algorithm(sensitivity)
     kwargs = solve_kwargs(prob, rtol, atol, dt, max_steps)
     primal = solve(odeproblem(prob), alg; kwargs...)
-    return gradient_from_primal(prob, primal, alg, sensitivity_algorithm(sensitivity), kwargs)
+    return gradient_from_primal(prob, primal, alg, sensealg, kwargs)
 end
 
 """
@@ -26,8 +27,9 @@ end
 
 The gradient of `prob.loss`, given its forward solution `primal`.
 
-A failed forward solve gives its retcode and NaN loss and gradient, without
-differentiating. Otherwise Zygote differentiates `solve(...; p, sensealg)`, and
+A forward solve whose retcode is not `ReturnCode.Success` gives its retcode and NaN
+loss and gradient, without differentiating (not `SciMLBase.successful_retcode`, which
+also counts `Terminated` and other early stops as success). Otherwise Zygote differentiates `solve(...; p, sensealg)`, and
 SciMLSensitivity's rules run `sensealg`. A non-finite loss or gradient is reported as
 "Unstable"; an error inside the differentiation (e.g. a sensealg that cannot handle
 the solver) as "Failure" with the error text. The counters are those of `primal`.
@@ -35,7 +37,8 @@ the solver) as "Failure" with the error text. The counters are those of `primal`
 function gradient_from_primal(prob::StiffProblem, primal, alg, sensealg, kwargs)
     n = length(prob.p)
     stats = stats_dict(primal)
-    SciMLBase.successful_retcode(primal) || return gradient_dict(NaN, nothing, retcode_word(primal), stats, nothing, 0.0, n)
+    primal.retcode == ReturnCode.Success ||
+        return gradient_dict(NaN, nothing, retcode_word(primal), stats, nothing, 0.0, n)
     ode = odeproblem(prob)
     function objective(p)
         sol = solve(ode, alg; p = p, sensealg = sensealg, kwargs...)
@@ -49,7 +52,7 @@ function gradient_from_primal(prob::StiffProblem, primal, alg, sensealg, kwargs)
         return gradient_dict(NaN, nothing, "Failure", stats, sprint(showerror, err), time() - start, n)
     end
     seconds = time() - start
-    SciMLBase.successful_retcode(result.val.retcode) ||
+    result.val.retcode == ReturnCode.Success ||
         return gradient_dict(NaN, nothing, String(Symbol(result.val.retcode)), stats, nothing, seconds, n)
     loss = Float64(result.val.loss)
     grad = result.grad[1] === nothing ? zeros(n) : collect(Float64, result.grad[1])

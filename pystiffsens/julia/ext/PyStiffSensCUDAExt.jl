@@ -9,7 +9,12 @@ by finite differences (`autodiff = false`, the setting DiffEqGPU tests with dual
 numbers), so the differentiated method is that W-approximation of Rodas4/Rodas5P.
 
 DiffEqGPU kernels keep no cost counters (stats come back empty), have no step budget
-(`max_steps` is not enforced) and report only Success or Terminated.
+(`max_steps` is not enforced) and report only Success or Terminated (a solve that did not
+reach every `saveat` time). A gradient counts as successful only when the retcode is
+`ReturnCode.Success` and every `saveat` time was reached: `SciMLBase.successful_retcode`
+would also accept `Terminated`.
+
+Every launch holds at least two trajectories (see [`kernel_solve`](@ref)).
 """
 module PyStiffSensCUDAExt
 
@@ -17,7 +22,7 @@ using CUDA: CUDABackend
 using DiffEqGPU: EnsembleGPUKernel, GPURodas4, GPURodas5P
 using ForwardDiff: ForwardDiff, Dual, Partials
 using PyStiffSens: PyStiffSens, RHS, StiffProblem, gradient_dict, retcode_word, solution_dict, unflatten
-using SciMLBase: SciMLBase, EnsembleProblem, ODEProblem, remake, solve
+using SciMLBase: EnsembleProblem, ODEProblem, ReturnCode, remake, solve
 using StaticArrays: SVector
 
 const KERNELS = Dict{String, Function}(
@@ -38,14 +43,32 @@ function kernel_kwargs(prob::StiffProblem, rtol, atol, dt)
     return (saveat = prob.saveat, adaptive = false, dt = Float64(dt))
 end
 
+"""Fewest trajectories per kernel launch: with one, DiffEqGPU's ensemble `__solve` hands the
+problem to `EnsembleSerial` with the kernel algorithm, which has no single-problem solve."""
+const MIN_TRAJECTORIES = 2
+
+"""
+    kernel_solve(prob, u0, psets, solver, autodiff, rtol, atol, dt) -> Vector of solutions
+
+One solution per parameter set in `psets`, all in one `EnsembleGPUKernel` launch. Fewer
+than [`MIN_TRAJECTORIES`](@ref) sets are padded with copies of the first, whose
+solutions are dropped.
+"""
 function kernel_solve(prob::StiffProblem, u0, psets, solver, autodiff, rtol, atol, dt)
-    ode = ODEProblem{false}(RHS(prob.rhs, prob.layout), u0, prob.tspan, first(psets))
-    ensemble = EnsembleProblem(ode; prob_func = (ode, ctx) -> remake(ode; p = psets[ctx.sim_id]), safetycopy = false)
+    n = length(psets)
+    launched = vcat(psets, fill(first(psets), max(0, MIN_TRAJECTORIES - n)))
+    ode = ODEProblem{false}(RHS(prob.rhs, prob.layout), u0, prob.tspan, first(launched))
+    ensemble = EnsembleProblem(ode; prob_func = (ode, ctx) -> remake(ode; p = launched[ctx.sim_id]), safetycopy = false)
     sim = solve(
         ensemble, KERNELS[solver](autodiff), EnsembleGPUKernel(CUDABackend(), 0.0);
-        trajectories = length(psets), kernel_kwargs(prob, rtol, atol, dt)...,
+        trajectories = length(launched), kernel_kwargs(prob, rtol, atol, dt)...,
     )
-    return sim.u
+    return sim.u[1:n]
+end
+
+"""Whether a kernel solution succeeded: retcode Success and every `saveat` time reached."""
+function reached_saveat(prob::StiffProblem, sol)
+    return sol.retcode == ReturnCode.Success && length(sol.t) == length(prob.saveat)
 end
 
 function PyStiffSens.gpu_solve(prob::StiffProblem, solver::AbstractString; rtol, atol, dt, max_steps)
@@ -71,8 +94,10 @@ end
 """The loss of one kernel solution and its gradient, read off the dual partials."""
 function member_gradient(prob::StiffProblem, sol, p, seconds)
     m = length(p)
-    SciMLBase.successful_retcode(sol) ||
-        return gradient_dict(NaN, nothing, retcode_word(sol), Dict{String, Int}(), nothing, seconds, m)
+    if !reached_saveat(prob, sol)
+        word = sol.retcode == ReturnCode.Success ? "Terminated" : retcode_word(sol)
+        return gradient_dict(NaN, nothing, word, Dict{String, Int}(), nothing, seconds, m)
+    end
     loss = prob.loss(prob.saveat, sol.u, unflatten(prob.layout, p))
     value = ForwardDiff.value(loss)
     grad = collect(Float64, ForwardDiff.partials(loss))

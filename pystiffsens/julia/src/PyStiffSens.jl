@@ -14,9 +14,9 @@ module PyStiffSens
 using OrdinaryDiffEqBDF: ABDF2, FBDF
 using OrdinaryDiffEqRosenbrock: Rodas4, Rodas5P
 using OrdinaryDiffEqSDIRK: ImplicitEuler, KenCarp4, Trapezoid
-using SciMLBase: SciMLBase, EnsembleProblem, EnsembleThreads, ODEProblem, remake, solve
+using SciMLBase: EnsembleProblem, EnsembleThreads, ODEProblem, ReturnCode, remake, solve
 using SciMLSensitivity: BacksolveAdjoint, ForwardDiffSensitivity, ForwardSensitivity, GaussAdjoint,
-    InterpolatingAdjoint, QuadratureAdjoint, ReverseDiffAdjoint, ZygoteAdjoint
+    InterpolatingAdjoint, QuadratureAdjoint, ZygoteAdjoint
 using StaticArrays: SArray, StaticVector, SVector
 using Zygote: Zygote
 

@@ -3,14 +3,24 @@
 """
     solve_kwargs(prob, rtol, atol, dt, max_steps) -> NamedTuple
 
-Keyword arguments of every CPU solve: save at `prob.saveat` and step onto those times
-(`tstops`), at most `max_steps` steps, quiet on failure (the retcode reports it). With a
-`dt` the steps are fixed (`adaptive = false`).
+Keyword arguments of every CPU solve: save at `prob.saveat` only and step onto those
+times (`tstops`), at most `max_steps` steps. With a `dt` the steps are fixed
+(`adaptive = false`).
+
+`save_start = false` keeps `t0` out of the saved states, so `sol.u[i]` is the state at
+`saveat[i]` for every sensealg. OrdinaryDiffEq already leaves `t0` out when it is not in
+`saveat` (every `StiffProblem`), but SciMLSensitivity's BacksolveAdjoint forwards its own
+default `save_start = true` to the forward solve (`_concrete_solve_adjoint` in
+src/concrete_solve.jl), which would shift `ys` against `saveat` in the loss.
+
+No `verbose` keyword: DiffEqBase 7 throws an `ArgumentError` for a `Bool` (its
+`_process_verbose_param`, src/verbosity.jl), so solves keep DiffEqBase's default
+verbosity; a failure is reported by the retcode either way.
 """
 function solve_kwargs(prob::StiffProblem, rtol, atol, dt, max_steps)
     common = (
         reltol = Float64(rtol), abstol = Float64(atol), saveat = prob.saveat, tstops = prob.saveat,
-        maxiters = Int(max_steps), verbose = false,
+        save_start = false, maxiters = Int(max_steps),
     )
     return dt === nothing ? common : merge(common, (dt = Float64(dt), adaptive = false))
 end

@@ -1,4 +1,5 @@
-# Julia-side tests of PyStiffSens (run with `julia --project=julia -e 'using Pkg; Pkg.test()'`).
+# Julia-side tests of PyStiffSens (run from the repository root with
+# `julia --project=pystiffsens/julia -e 'using Pkg; Pkg.test()'`).
 # The backend parity tests live in Python: tests/test_julia_backend.py.
 using PyStiffSens
 using Test
@@ -34,6 +35,24 @@ const CHECKED_SENSITIVITIES = sort!(filter(!=("ZygoteAdjoint"), collect(keys(PyS
     @test r["retcode"] == "Success"
     @test r["loss"] ≈ exp(-lam * T) rtol = 1.0e-6
     @test only(r["grad"]) ≈ -T * exp(-lam * T) rtol = 1.0e-5
+end
+
+# A loss of the first saved state: with `t0` saved in front (BacksolveAdjoint's own
+# default), `ys[1]` would be u0 and the gradient zero.
+const FIRST_SAVED = PyStiffSens.custom_module("rhs(u, p, t) = state_like(u, -p.lam * u[1])\nloss(ts, ys, p) = ys[1][1]\n")
+
+@testset "ys[i] is the state at saveat[i], $sensitivity" for sensitivity in CHECKED_SENSITIVITIES
+    lam, t1 = 10.0, 0.5
+    prob = PyStiffSens.custom_problem(FIRST_SAVED, "decay", [1.0], 0.0, 1.0, [t1, 1.0], ("lam",), ((),), [lam])
+    r = gradient_problem(prob, "Rodas5P", sensitivity; rtol = 1.0e-10, atol = 1.0e-12)
+    @test r["retcode"] == "Success"
+    @test r["loss"] ≈ exp(-lam * t1) rtol = 1.0e-6
+    @test only(r["grad"]) ≈ -t1 * exp(-lam * t1) rtol = 1.0e-5
+end
+
+@testset "ReverseDiffAdjoint is refused with the reason" begin
+    @test_throws ArgumentError PyStiffSens.sensitivity_algorithm("ReverseDiffAdjoint")
+    @test_throws ArgumentError gradient_problem(dahlquist(), "Rodas5P", "ReverseDiffAdjoint")
 end
 
 @testset "an ensemble equals one-at-a-time gradients" begin

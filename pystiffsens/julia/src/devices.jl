@@ -1,6 +1,8 @@
 # Devices: "cpu" runs OrdinaryDiffEq with EnsembleThreads; "cuda" runs DiffEqGPU's
 # EnsembleGPUKernel (one fused GPU kernel per ensemble, static-array states), loaded as
-# the package extension PyStiffSensCUDAExt once CUDA and DiffEqGPU are imported.
+# the package extension PyStiffSensCUDAExt once CUDA and DiffEqGPU are imported. Both
+# are weak dependencies: nothing installs them for CPU work, so they cannot constrain
+# the CPU resolve (pystiffsens adds them with juliapkg on the first device="cuda" call).
 #
 # DiffEqGPU's stiff kernels are GPURosenbrock23, GPURodas4, GPURodas5P, GPUKvaerno3 and
 # GPUKvaerno5 (Utkarsh et al., "Automated translation and accelerated solving of
@@ -50,7 +52,11 @@ function check_device(device::AbstractString, solver::AbstractString, sensitivit
         )
     )
     Base.get_extension(@__MODULE__, :PyStiffSensCUDAExt) === nothing && throw(
-        ArgumentError("device \"cuda\" needs CUDA.jl and DiffEqGPU.jl: install both and run `import CUDA, DiffEqGPU` first")
+        ArgumentError(
+            "device \"cuda\" needs CUDA.jl and DiffEqGPU.jl, which are not dependencies of PyStiffSens " *
+                "(pystiffsens installs them on its first device=\"cuda\" call): add both to the active " *
+                "environment and run `import CUDA, DiffEqGPU` first"
+        )
     )
     return nothing
 end

@@ -1,0 +1,220 @@
+"""Memory planned before a computation runs, not discovered by an out-of-memory crash.
+
+:func:`check` estimates what a sensitivity algorithm will allocate for a problem and
+raises a ``ValueError`` *before anything runs* when that exceeds the memory limit, naming
+the estimate and the algorithms that fit. ``pss.gradient`` and sweep batches check twice:
+with the estimate below before compiling, and with the size XLA plans for the compiled
+program (:func:`check_compiled`, ``Compiled.memory_analysis()``) before running it.
+
+The estimate, in float64 words (8 bytes), for ``n`` states, ``P`` parameters and step
+buffers of ``S = max_saved_steps`` entries (default ``max_steps``):
+
+* one step of an implicit solver on a system of size ``m``: about ``6 m^2`` (Jacobian,
+  iteration matrix, LU factors and their temporaries) plus ``64 m`` (stages),
+* ``ForwardDiffSensitivity``: every working array carries ``P`` tangents, and the tangent
+  of the Jacobian is itself a Jacobian: about ``20 (1 + P) n^2``,
+* ``ForwardSensitivity``: a step on the augmented system, ``m = n (1 + P)``,
+* ``ReverseDiffAdjoint``: a step plus ``S + 1`` solver states (with ``checkpoints=C``:
+  ``C`` snapshots plus one segment of ``ceil(S / C)`` states),
+* ``InterpolatingAdjoint``/``GaussAdjoint``: a step plus ``S`` dense outputs (GaussAdjoint
+  also keeps the backward dense output), ``BacksolveAdjoint``: a step on ``2n`` states.
+
+The constants were fitted to XLA's own plans (``memory_analysis``) on dense test systems;
+the right-hand side's own temporaries are not modelled, which is what the second,
+compiled check is for.
+
+The limit is, in this order: the ``memory_limit=`` keyword (bytes, or a string such as
+``"8GB"``), the environment variable ``PYSTIFFSENS_MEMORY_LIMIT`` (same forms), the memory
+of an accelerator device, or :data:`DEFAULT_FRACTION` of the machine's physical memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ENV_VAR = "PYSTIFFSENS_MEMORY_LIMIT"
+#: Fraction of physical memory a computation may plan to use by default.
+DEFAULT_FRACTION = 0.5
+WORD = 8
+STEP_MATRICES = 6
+STEP_VECTORS = 64
+FORWARD_MODE_MATRICES = 20
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(value) -> int:
+    """Bytes from a number or a string such as ``"8GB"``, ``"512 MiB"``, ``"2e9"``."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if value > 0 and math.isfinite(value):
+            return int(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9.]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", value)
+        if match and match.group(2).upper() in _UNITS and float(match.group(1)) > 0:
+            return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    raise ValueError(
+        f"memory limit {value!r} must be a positive number of bytes or a size such as '8GB' or '512MiB' "
+        f"(units: {', '.join(u for u in _UNITS if u)})."
+    )
+
+
+def format_size(n_bytes: float) -> str:
+    """``1.6 TB``, ``19 GB``, ``240 kB``: decimal units, two significant digits."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.3g} {unit}"
+    return f"{int(n_bytes)} B"
+
+
+def limit(memory_limit=None, device=None) -> tuple[int, str]:
+    """The memory limit in bytes and where it comes from."""
+    if memory_limit is not None:
+        return parse_size(memory_limit), "memory_limit="
+    if os.environ.get(ENV_VAR):
+        return parse_size(os.environ[ENV_VAR]), f"${ENV_VAR}"
+    if device is not None and device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"]), f"memory of {device.device_kind}"
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(DEFAULT_FRACTION * physical), f"{DEFAULT_FRACTION:.0%} of physical memory"
+
+
+@dataclasses.dataclass(frozen=True)
+class Shapes:
+    """Sizes a memory estimate depends on (bytes for ``state``, ``dense`` and ``checkpoint``)."""
+
+    n: int
+    P: int
+    n_stops: int
+    state: int
+    dense: int
+    saved_steps: int
+
+
+def _bytes(tree) -> int:
+    return sum(int(np.prod(x.shape)) * jnp.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(tree))
+
+
+def shapes(rhs, solver, y0, theta, n_stops, saved_steps) -> Shapes:
+    """The sizes of one solver state and one step's dense output, by ``jax.eval_shape`` (nothing runs)."""
+    from .solvers.base import Tolerance
+
+    y0 = jnp.asarray(y0)
+    tol = Tolerance(1e-6, 1e-8)
+    state = jax.eval_shape(lambda y, th: solver.init(rhs, 0.0, y, th, 1e-3), y0, theta)
+    dense = jax.eval_shape(lambda s, th: solver.attempt(rhs, 0.0, 1e-3, s, th, tol).dense, state, theta)
+    return Shapes(int(y0.shape[0]), int(np.prod(jnp.shape(theta))), int(n_stops), _bytes(state), _bytes(dense),
+                  int(saved_steps))
+
+
+def _step(m: int) -> int:
+    return WORD * (STEP_MATRICES * m * m + STEP_VECTORS * m)
+
+
+def _records(s: Shapes, per_step: int, length: int) -> int:
+    """``length`` per-step records of ``per_step`` bytes plus step times, sizes and stop indices."""
+    return length * (per_step + 3 * WORD)
+
+
+def estimate(algorithm, s: Shapes) -> dict[str, int] | None:
+    """Bytes by component for one gradient with ``algorithm``; None for an algorithm it does not know."""
+    from .sensitivity import adjoints, forward, forward_diff, reverse_diff
+
+    ys = WORD * s.n_stops * s.n
+    params = WORD * s.P * STEP_VECTORS // 4
+    if isinstance(algorithm, forward_diff.ForwardDiffSensitivity):
+        return {"tangents": (1 + s.P) * WORD * (FORWARD_MODE_MATRICES * s.n * s.n + STEP_VECTORS * s.n) + ys}
+    if isinstance(algorithm, forward.ForwardSensitivity):
+        return {"augmented step": _step(s.n * (1 + s.P)) + ys * (1 + s.P)}
+    if isinstance(algorithm, reverse_diff.ReverseDiffAdjoint):
+        work = {"steps": 2 * _step(s.n) + params + ys}
+        if algorithm.checkpoints is None:
+            return work | {"step records": _records(s, s.state, s.saved_steps + 1)}
+        every = math.ceil(s.saved_steps / algorithm.checkpoints)
+        snapshot = s.state + 8 * WORD
+        return work | {"checkpoints": algorithm.checkpoints * snapshot, "segment": _records(s, s.state, every + 1)}
+    if isinstance(algorithm, adjoints.GaussAdjoint):
+        return {"steps": 2 * _step(s.n) + params + ys, "dense output": 2 * _records(s, s.dense, s.saved_steps)}
+    if isinstance(algorithm, adjoints.InterpolatingAdjoint):
+        return {"steps": 2 * _step(s.n) + params + ys, "dense output": _records(s, s.dense, s.saved_steps)}
+    if isinstance(algorithm, adjoints.BacksolveAdjoint):
+        return {"steps": _step(2 * s.n) + params + ys}
+    return None
+
+
+def total(algorithm, s: Shapes, batch: int = 1) -> int | None:
+    parts = estimate(algorithm, s)
+    return None if parts is None else batch * sum(parts.values())
+
+
+def suggested_checkpoints(saved_steps: int) -> int:
+    """``ceil(sqrt(S))`` checkpoints: the memory of two-level checkpointing is smallest there."""
+    return max(1, math.isqrt(max(saved_steps - 1, 0)) + 1)
+
+
+def candidates(saved_steps: int) -> list:
+    """Every native algorithm, and ReverseDiffAdjoint with :func:`suggested_checkpoints`."""
+    from . import sensitivity
+
+    out = [sensitivity.get(name) for name in sensitivity.names()]
+    out.append(sensitivity.ReverseDiffAdjoint(checkpoints=suggested_checkpoints(saved_steps)))
+    return out
+
+
+def label(algorithm) -> str:
+    checkpoints = getattr(algorithm, "checkpoints", None)
+    return f"{algorithm.name}(checkpoints={checkpoints})" if checkpoints else algorithm.name
+
+
+def _fits(s: Shapes, batch: int, budget: int) -> list[str]:
+    out = []
+    for alg in candidates(s.saved_steps):
+        need = total(alg, s, batch)
+        if need is not None and need <= budget:
+            out.append(f"{label(alg)} (~{format_size(need)})")
+    return out
+
+
+def _error(algorithm, need: int, how: str, s: Shapes, batch: int, budget: int, source: str) -> ValueError:
+    fits = _fits(s, batch, budget)
+    where = f"{s.n} states, {s.P} parameters, max_saved_steps={s.saved_steps}" + (f", batch of {batch}" if batch > 1 else "")
+    advice = (f"Sensitivities that fit: {', '.join(fits)}." if fits else
+              "No native sensitivity fits; lower max_saved_steps= (or max_steps=), the batch size, or the problem size.")
+    return ValueError(
+        f"sensitivity={label(algorithm)!r} would need {how} {format_size(need)} for this problem ({where}), "
+        f"more than the memory limit of {format_size(budget)} ({source}). {advice} "
+        f"Adjoints (ReverseDiffAdjoint with checkpoints=, GaussAdjoint, InterpolatingAdjoint) need memory "
+        f"independent of the number of parameters. Change the limit with memory_limit= or ${ENV_VAR}."
+    )
+
+
+def check(algorithm, s: Shapes, *, batch: int = 1, memory_limit=None, device=None) -> int | None:
+    """Raise ``ValueError`` when the estimate for ``algorithm`` exceeds the limit; return the estimate."""
+    budget, source = limit(memory_limit, device)
+    need = total(algorithm, s, batch)
+    if need is not None and need > budget:
+        raise _error(algorithm, need, "an estimated", s, batch, budget, source)
+    return need
+
+
+def check_compiled(compiled, algorithm, s: Shapes, *, batch: int = 1, memory_limit=None, device=None) -> int | None:
+    """Raise ``ValueError`` when the memory XLA plans for ``compiled`` exceeds the limit; return that size."""
+    try:
+        analysis = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001  (backends without memory analysis: the estimate stands alone)
+        return None
+    if analysis is None:
+        return None
+    need = int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)
+    budget, source = limit(memory_limit, device)
+    if need > budget:
+        raise _error(algorithm, need, "(as XLA plans it)", s, batch, budget, source)
+    return need

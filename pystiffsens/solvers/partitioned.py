@@ -1,0 +1,184 @@
+"""Right-hand sides with quadrature variables, and the block linear algebra every stepper shares.
+
+A :class:`QuadratureRHS` describes ``z = (a, q)`` with ``a' = F(t, a)`` and ``q' = G(t, a)``:
+the quadrature ``q`` drives nothing, as CVODES's quadrature variables (Hindmarsh et al.,
+"SUNDIALS", ACM TOMS 31 (2005); Serban & Hindmarsh, "CVODES", IDETC 2005). The continuous
+adjoints use it for the parameter integral ``mu`` (``a = lambda``, ``G = -f_p^T lambda``).
+
+Its Jacobian is block lower-triangular, ``[[A, 0], [B, 0]]`` with ``A = dF/da`` (m x m) and
+``B = dG/da``, so every iteration matrix ``I/delta - coef J`` of an implicit method is
+``[[I/delta - coef A, 0], [-coef B, I/delta]]`` and
+
+    x_a = (I/delta - coef A)^{-1} r_a,    x_q = delta (r_q + coef B x_a).
+
+Only ``A`` is formed and factorised; ``B x_a`` is one Jacobian-vector product of ``G``
+(for the adjoint, of one vector-Jacobian product of ``f`` in ``p``), never a matrix. Newton
+iterations run on the implicit block alone and the quadrature stage follows explicitly
+from the converged implicit stage. An ordinary right-hand side is the case with no
+quadrature (:func:`partition` wraps it), so Rosenbrock, ESDIRK and BDF steppers run one
+code path for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import lu_factor, lu_solve
+
+
+class QuadratureRHS:
+    """``z' = (F(t, a), G(t, a))`` for ``z = (a, q)``, ``a`` the first ``size`` components.
+
+    Parameters
+    ----------
+    fn : ``(t, a, args) -> (F, G)``, evaluated together (for the adjoint: one reverse pass).
+    size : ``m``, the length of the implicit part ``a``.
+    error_control : include ``q`` in the local error test (CVODES's ``errconQ``, off by
+        default there and here): the step size then also resolves the integrand of ``q``.
+    implicit : optional ``(t, a, args) -> F`` alone, for Newton iterations and the Jacobian
+        (default: ``fn(...)[0]``); cheaper to trace when ``G`` costs as much as ``F``.
+    """
+
+    def __init__(self, fn: Callable, size: int, error_control: bool = False, implicit: Callable | None = None):
+        if not (isinstance(size, int) and size >= 1):
+            raise ValueError(f"size={size!r} must be a positive integer (the length of the implicit part).")
+        self.fn = fn
+        self.size = size
+        self.error_control = bool(error_control)
+        self.implicit = implicit if implicit is not None else (lambda t, a, args: fn(t, a, args)[0])
+
+    def __call__(self, t, z, args):
+        F, G = self.fn(t, z[: self.size], args)
+        return jnp.concatenate([F, G])
+
+    def time_reversed(self) -> QuadratureRHS:
+        """``z'(s) = -rhs(-s, z)``, still partitioned."""
+        fn, implicit = self.fn, self.implicit
+        return QuadratureRHS(
+            lambda s, a, args: jax.tree_util.tree_map(jnp.negative, fn(-s, a, args)),
+            self.size,
+            self.error_control,
+            implicit=lambda s, a, args: -implicit(-s, a, args),
+        )
+
+    def error_mask(self, total: int):
+        """0/1 weights of the error norm (None: every component), for ``integrate(error_mask=...)``."""
+        if self.error_control:
+            return None
+        return jnp.concatenate([jnp.ones(self.size), jnp.zeros(total - self.size)])
+
+
+class Partition:
+    """A right-hand side viewed as implicit part plus (possibly empty) quadrature.
+
+    Built by :func:`partition`; a plain ``fn`` has an implicit part equal to the whole state
+    and evaluates exactly as before.
+    """
+
+    def __init__(self, fn):
+        self.rhs = fn
+        self.quadrature_rhs = fn if isinstance(fn, QuadratureRHS) else None
+
+    @property
+    def has_quadrature(self) -> bool:
+        return self.quadrature_rhs is not None
+
+    def implicit(self, z):
+        """The implicit part of a full-length vector."""
+        return z[: self.quadrature_rhs.size] if self.has_quadrature else z
+
+    def quadrature(self, z):
+        """The quadrature part of a full-length vector (empty without quadrature)."""
+        return z[self.quadrature_rhs.size :] if self.has_quadrature else z[:0]
+
+    def join(self, a, q):
+        """The full vector (or stack of vectors, along the last axis) from its two parts."""
+        return jnp.concatenate([a, q], axis=-1) if self.has_quadrature else a
+
+    def f_implicit(self, t, a, args):
+        """``F(t, a)``: the right-hand side of the implicit part."""
+        return self.quadrature_rhs.implicit(t, a, args) if self.has_quadrature else self.rhs(t, a, args)
+
+    def f_quadrature(self, t, a, args):
+        """``G(t, a)``: the right-hand side of the quadrature (empty without quadrature)."""
+        return self.quadrature_rhs.fn(t, a, args)[1] if self.has_quadrature else a[:0]
+
+    def f_both(self, t, a, args):
+        """``(F(t, a), G(t, a))`` from one evaluation."""
+        return self.quadrature_rhs.fn(t, a, args) if self.has_quadrature else (self.rhs(t, a, args), a[:0])
+
+    def error_mask(self, z):
+        """0/1 weights of the error norm over ``z`` (None: every component)."""
+        return self.quadrature_rhs.error_mask(z.shape[0]) if self.has_quadrature else None
+
+    @property
+    def quadrature_evals(self) -> int:
+        """Extra RHS evaluations per implicit stage: the explicit quadrature stage."""
+        return 1 if self.has_quadrature else 0
+
+
+def partition(fn) -> Partition:
+    """The partition of ``fn``: a :class:`QuadratureRHS` keeps its split, anything else has no quadrature."""
+    return fn if isinstance(fn, Partition) else Partition(fn)
+
+
+class Jacobian:
+    """``dF/da`` at ``(t, z)`` (formed, m x m) and ``dG/da`` (as a linear map, built on first use)."""
+
+    def __init__(self, part: Partition, t, z, args):
+        self.part = part
+        a = part.implicit(z)
+        self.matrix = jax.jacfwd(part.f_implicit, argnums=1)(t, a, args)
+        self._quadrature_at = (t, a, args)
+        self._B = None
+
+    @property
+    def size(self) -> int:
+        """Columns of the formed Jacobian (the implicit part's length)."""
+        return self.matrix.shape[0]
+
+    def apply_B(self, v):
+        """``dG/da v`` for a vector ``v``, or row by row for a stack of them (empty without quadrature)."""
+        if not self.part.has_quadrature:
+            return v[..., :0]
+        if self._B is None:
+            t, a, args = self._quadrature_at
+            _, self._B = jax.linearize(lambda aa: self.part.f_quadrature(t, aa, args), a)
+        return self._B(v) if v.ndim == 1 else jax.vmap(self._B)(v)
+
+    def shifted(self, coef, delta=1.0) -> ShiftedSystem:
+        """The factorised iteration matrix ``I/delta - coef J`` (Rosenbrock: ``delta = h gamma``, ``coef = 1``)."""
+        matrix = jnp.eye(self.size) / delta - coef * self.matrix
+        return ShiftedSystem(self, lu_factor(matrix), coef, delta)
+
+
+class ShiftedSystem:
+    """``(I/delta - coef J) x = r`` for the full state, by block forward substitution.
+
+    ``lu`` is the LU factorisation of the implicit block ``I/delta - coef A``; it is what
+    Newton iterations on the implicit part use.
+    """
+
+    def __init__(self, jacobian: Jacobian, lu, coef, delta):
+        self.jacobian = jacobian
+        self.lu = lu
+        self.coef = coef
+        self.delta = delta
+
+    def solve_implicit(self, r_a):
+        """``x_a = (I/delta - coef A)^{-1} r_a``."""
+        return lu_solve(self.lu, r_a)
+
+    def solve_quadrature(self, r_q, B_x_a):
+        """``x_q = delta (r_q + coef B x_a)`` given ``B x_a`` (see :meth:`Jacobian.apply_B`)."""
+        return self.delta * (r_q + self.coef * B_x_a)
+
+    def solve(self, r):
+        """``x`` for a full right-hand side ``r``."""
+        part = self.jacobian.part
+        x_a = self.solve_implicit(part.implicit(r))
+        if not part.has_quadrature:
+            return x_a
+        return part.join(x_a, self.solve_quadrature(part.quadrature(r), self.jacobian.apply_B(x_a)))

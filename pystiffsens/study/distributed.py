@@ -1,0 +1,225 @@
+"""Sweeps on a Dask cluster: one task per (solver, sensitivity, stiffness chunk).
+
+``pss.sweep(..., scheduler=...)`` and ``pystiffsens sweep --scheduler tcp://HOST:PORT`` (or
+``--workers N`` for a cluster of N processes on this machine) hand the batches of a sweep
+to `dask.distributed <https://distributed.dask.org>`_ instead of running them in this
+process. Each task compiles and runs one (solver, sensitivity) pair over one chunk of the
+stiffness values that the checkpoint does not hold yet, exactly as an in-process batch
+(:func:`~pystiffsens.study.batch.compile_batch`), and returns its results. Everything else
+stays in the process that called ``sweep`` (the *client*): the checkpoint is read and
+written there only, a chunk's rows are merged into it as soon as the chunk's task finishes,
+and the returned frame has the rows and the order of an in-process sweep.
+
+Failures: Dask reruns a task whose worker died (up to ``distributed.scheduler.allowed-failures``
+times, 3 by default) and, with ``retries``, a task that raised. A task that still fails
+gives rows with status :data:`TASK_FAILURE`, NaN loss and gradients, and a
+``RuntimeWarning`` with the error; those rows are returned but not checkpointed, so a rerun
+with the same ``out_dir`` computes them again. No row is lost or duplicated.
+
+The same code runs on any Dask cluster: a ``dask scheduler`` with ``dask worker`` processes
+on several machines, ``dask_jobqueue.SLURMCluster`` or ``dask_kubernetes``'s ``KubeCluster``;
+the workers need the same pystiffsens (and problem code) installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import uuid
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..problem import Problem
+from ..results import GradientResult
+from ..returncode import ReturnCode
+from . import resume
+from .batch import BatchResult, Settings, compile_batch
+
+TASK_FAILURE = "Failure"
+"""Status of the rows of a task that raised or whose workers kept dying (SciML's word for a
+general failure); a solve that fails numerically has its own ReturnCode instead."""
+
+INSTALL_HINT = "Dask sweeps need dask.distributed: pip install 'pystiffsens[dask]'."
+
+
+def run_batches(
+    scheduler,
+    problem: Problem,
+    grid: np.ndarray,
+    batches: list[tuple[dict, pd.DataFrame, np.ndarray, Settings]],
+    exact: dict[str, np.ndarray],
+    checkpoint,
+    *,
+    chunk_size: int | None = None,
+    retries: int = 1,
+    progress: bool = True,
+) -> list[pd.DataFrame]:
+    """The frames of ``batches`` computed on the Dask cluster ``scheduler``, in batch order.
+
+    Parameters
+    ----------
+    scheduler : a ``distributed.Client``, or what ``distributed.Client`` accepts (a scheduler
+        address ``"tcp://HOST:PORT"``, a cluster object), in which case a client is opened
+        and closed here.
+    batches : per (solver, sensitivity) pair, its key, the rows already done, the mask of the
+        grid values still to compute, and its settings.
+    exact : flat parameter name -> closed-form gradient over ``grid``.
+    checkpoint : a :class:`~pystiffsens.study.resume.Checkpoint` or ``None``.
+    chunk_size : stiffness values per task (default: all missing values of a pair in one task,
+        which compiles each pair once, as in process).
+    retries : extra attempts for a task that raised.
+    """
+    from .sweep import batch_rows  # sweep imports this module lazily
+
+    chunk_size = _check_chunk_size(chunk_size)
+    distributed = _import_distributed()
+    with _client(distributed, scheduler) as client:
+        problem_bytes = _dumps(problem)
+        token = uuid.uuid4().hex[:8]
+        tasks = {}  # future -> (batch index, stiffness indices)
+        for index, (key, _, todo, settings) in enumerate(batches):
+            for number, chunk in enumerate(_chunks(np.flatnonzero(todo), chunk_size)):
+                future = client.submit(
+                    compute_chunk, problem_bytes, grid[chunk], key["solver"], key["sensitivity"], settings,
+                    key=f"pystiffsens-{token}-{key['solver']}-{key['sensitivity']}-{number}",
+                    retries=retries, pure=False,
+                )
+                tasks[future] = (index, chunk)
+        computed: list[list[pd.DataFrame]] = [[] for _ in batches]
+        try:
+            with tqdm(total=len(tasks), desc=f"sweep {problem.label} on dask", unit="task",
+                      disable=not progress) as bar:
+                for future in distributed.as_completed(list(tasks)):
+                    index, chunk = tasks[future]
+                    key = batches[index][0]
+                    exact_chunk = {name: values[chunk] for name, values in exact.items()}
+                    if future.status == "finished":
+                        rows = batch_rows(key, grid[chunk], future.result(), exact_chunk)
+                        if checkpoint is not None:
+                            checkpoint.append(rows)
+                    else:
+                        rows = failure_rows(key, problem, grid[chunk], exact_chunk, _error_text(future))
+                    computed[index].append(rows)
+                    bar.update()
+        finally:  # on an error or interrupt, stop what has not run yet
+            client.cancel([future for future in tasks if not future.done()])
+    frames = []
+    for (_, done, _, _), chunks in zip(batches, computed, strict=True):
+        rows = pd.concat([frame for frame in (done, *chunks) if len(frame)], ignore_index=True)
+        position = resume.positions(rows["stiffness"].to_numpy(), grid)
+        frames.append(rows.iloc[np.argsort(position, kind="stable")].reset_index(drop=True))
+    return frames
+
+
+def compute_chunk(problem_bytes: bytes, stiffness: np.ndarray, solver: str, sensitivity: str,
+                  settings: Settings) -> BatchResult:
+    """The task run on a worker: one batch over ``stiffness``.
+
+    The problem travels pickled and is unpickled here, after this module's import has
+    switched JAX to float64 (unpickling its arrays earlier would make them float32).
+    """
+    problem = pickle.loads(problem_bytes)
+    return compile_batch(problem, stiffness, solver, sensitivity, settings)()
+
+
+def failure_rows(key: dict, problem: Problem, stiffness: np.ndarray, exact: dict[str, np.ndarray],
+                 error: str) -> pd.DataFrame:
+    """Rows with status :data:`TASK_FAILURE` and NaN results for a chunk whose task failed."""
+    from .sweep import batch_rows
+
+    warnings.warn(
+        f"the Dask task for {key['solver']}/{key['sensitivity']} at stiffness {list(map(float, stiffness))} "
+        f"failed ({error}); its rows have status {TASK_FAILURE!r} and are not checkpointed, so a rerun "
+        "computes them again.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    nan_grad = {name: np.full(np.shape(value), np.nan) for name, value in problem.params.items()}
+    failed = GradientResult(
+        loss=np.nan, grad=nan_grad, status=ReturnCode.Unstable, stats={},
+        solver=key["solver"], sensitivity=key["sensitivity"], backend=key["backend"], device=key["device"],
+    )
+    rows = batch_rows(key, stiffness, BatchResult([failed] * len(stiffness), np.nan, np.nan), exact)
+    rows["status"] = TASK_FAILURE
+    return rows
+
+
+@contextlib.contextmanager
+def client_from_options(address: str | None = None, workers: int | None = None) -> Iterator:
+    """The ``--scheduler ADDRESS`` / ``--workers N`` options of ``pystiffsens sweep`` as a client.
+
+    Yields ``None`` when neither is given (an in-process sweep), a client of the scheduler at
+    ``address``, or a client of a new local cluster of ``workers`` single-threaded processes,
+    closed (with the cluster) on exit.
+    """
+    if address is not None and workers is not None:
+        raise ValueError(f"give --scheduler ({address!r}) or --workers ({workers}), not both.")
+    if address is None and workers is None:
+        yield None
+        return
+    distributed = _import_distributed()
+    if workers is not None:
+        if workers < 1:
+            raise ValueError(f"--workers {workers} must be at least 1.")
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster:
+            with distributed.Client(cluster) as client:
+                yield client
+    else:
+        with distributed.Client(address) as client:
+            yield client
+
+
+@contextlib.contextmanager
+def _client(distributed, scheduler) -> Iterator:
+    if isinstance(scheduler, distributed.Client):
+        yield scheduler
+        return
+    if not isinstance(scheduler, str) and not hasattr(scheduler, "scheduler_address"):
+        raise ValueError(
+            f"scheduler={scheduler!r} must be a distributed.Client, a Dask cluster or a scheduler address "
+            "such as 'tcp://127.0.0.1:8786'."
+        )
+    with distributed.Client(scheduler) as client:
+        yield client
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError as error:
+        raise RuntimeError(INSTALL_HINT) from error
+    return distributed
+
+
+def _dumps(problem: Problem) -> bytes:
+    import cloudpickle  # a dependency of distributed: pickles lambdas and closures by value
+
+    return cloudpickle.dumps(problem)
+
+
+def _check_chunk_size(chunk_size) -> int | None:
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer or None (one task per pair).")
+    return int(chunk_size)
+
+
+def _chunks(indices: np.ndarray, chunk_size: int | None) -> list[np.ndarray]:
+    if indices.size == 0:
+        return []
+    if chunk_size is None:
+        return [indices]
+    return [indices[start:start + chunk_size] for start in range(0, indices.size, chunk_size)]
+
+
+def _error_text(future) -> str:
+    try:
+        error = future.exception()
+    except Exception as reason:  # a cancelled future has no exception to give
+        return f"{future.status}: {reason}"
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,257 @@
+"""Engine scaling: batched lanes equal single calls, planned memory, checkpoints, the automatic sensitivity, step recording.
+
+No timings here (they are in benchmarks/): these tests check that the scaling machinery
+computes the same numbers and refuses what would not fit.
+"""
+
+import importlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pystiffsens as pss
+from pystiffsens import memory
+from pystiffsens.integrate import integrate
+from pystiffsens.sensitivity import ReverseDiffAdjoint
+
+LAMBDAS = jnp.array([1.0, 20.0, 400.0])  # lanes with different numbers of steps
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(tree[k]) for k in sorted(tree)])
+
+
+def _batched_and_single(problem, solver, algorithm, values, **kwargs):
+    fn = pss.make_gradient_fn(problem, solver, algorithm, **kwargs)
+    batched = jax.jit(jax.vmap(lambda s: fn(problem.set_stiffness(problem.params, s))))(values)
+    single = jax.jit(fn)
+    singles = [single(problem.set_stiffness(problem.params, s)) for s in values]
+    return batched, singles
+
+
+@pytest.mark.parametrize(
+    "solver, algorithm",
+    [
+        ("Rodas5P", name)
+        for name in pss.sensitivity.names()
+    ]
+    + [("FBDF", "ReverseDiffAdjoint"), ("ImplicitEuler", "InterpolatingAdjoint")],
+)
+def test_batched_lanes_equal_single_calls(solver, algorithm):
+    """Every lane of a vmapped batch (each taking its own number of steps) equals its single call to 1e-10."""
+    problem = pss.problems.get("linear_modes", lam=2.0)
+    dt = 1e-2 if solver == "ImplicitEuler" else None
+    batched, singles = _batched_and_single(problem, solver, algorithm, LAMBDAS, rtol=1e-8, atol=1e-10, dt=dt)
+    steps = [int(s["stats"]["n_steps"]) for s in singles]
+    if dt is None:
+        assert len(set(steps)) > 1, steps  # the lanes really differ
+    # BacksolveAdjoint reports the stiffest lane Unstable (NaN), in the batch as alone.
+    assert int(singles[0]["status"]) == pss.ReturnCode.Success
+    for i, single in enumerate(singles):
+        assert int(batched["status"][i]) == int(single["status"])
+        assert int(batched["stats"]["n_steps"][i]) == steps[i]
+        lane = {k: np.asarray(v[i]) for k, v in batched["grad"].items()}
+        np.testing.assert_allclose(_flat(lane), _flat(single["grad"]), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(float(batched["loss"][i]), float(single["loss"]), rtol=1e-12)
+
+
+def test_vmapped_loop_does_not_select_its_step_buffers():
+    """Under vmap the loop predicate is unbatched, so no per-iteration select touches a max_saved_steps buffer."""
+    problem = pss.problems.get("linear_modes")
+    solver = pss.solvers.get("Rodas5P")
+
+    def run(lam):
+        params = {**problem.params, "lam": lam}
+        return integrate(problem.rhs, solver, jnp.asarray(problem.y0), params, t0=0.0, stops=jnp.array([1.0]),
+                         rtol=1e-6, atol=1e-8, max_steps=50_000, max_saved_steps=777, record_states=True,
+                         record_dense=True).step_t
+
+    text = str(jax.make_jaxpr(jax.vmap(run))(LAMBDAS))
+    buffer_lines = [line for line in text.splitlines() if "select_n" in line and ",778" in line or "select_n" in line and ",777" in line]
+    assert not buffer_lines, buffer_lines[:3]
+    assert "custom_vmap_call" in text
+
+
+def test_no_step_buffers_unless_recording_and_full_buffers_stop_with_maxiters():
+    problem = pss.problems.get("robertson", t_end=10.0)
+    solver = pss.solvers.get("Rodas5P")
+    kwargs = dict(t0=0.0, stops=jnp.array([10.0]), rtol=1e-6, atol=1e-8, max_steps=10**9)
+    plain = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, **kwargs)
+    assert plain.step_t is None and plain.states is None and plain.dense is None
+    assert plain.status == pss.ReturnCode.Success
+    n = int(plain.n_steps)
+    short = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, record_states=True,
+                      max_saved_steps=n - 1, **kwargs)
+    assert short.status == pss.ReturnCode.MaxIters and int(short.n_steps) == n - 1
+    enough = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, record_states=True,
+                       max_saved_steps=n, **kwargs)
+    assert enough.status == pss.ReturnCode.Success
+    np.testing.assert_array_equal(enough.ys, plain.ys)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+@pytest.mark.parametrize("solver", ["Rodas5P", "FBDF", "KenCarp4"])
+def test_checkpointed_reverse_diff_equals_per_step_records(solver):
+    problem = pss.problems.get("robertson", t_end=10.0)
+    kwargs = dict(rtol=1e-7, atol=1e-10, max_steps=400)
+    reference = pss.gradient(problem, solver, "ReverseDiffAdjoint", **kwargs)
+    assert reference.success
+    for checkpoints in (1, 7, 40):  # one segment, a few, and more checkpoints than needed
+        result = pss.gradient(problem, solver, ReverseDiffAdjoint(checkpoints=checkpoints), **kwargs)
+        assert result.status == pss.ReturnCode.Success
+        np.testing.assert_allclose(_flat(result.grad), _flat(reference.grad), rtol=1e-10, atol=0)
+        assert result.stats == reference.stats
+
+
+def test_checkpointed_reverse_diff_in_a_batch():
+    problem = pss.problems.get("linear_modes", lam=2.0)
+    batched, singles = _batched_and_single(problem, "Rodas5P", ReverseDiffAdjoint(checkpoints=5), LAMBDAS,
+                                           rtol=1e-8, atol=1e-10, max_steps=300)
+    reference = pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-8, atol=1e-10, max_steps=300)
+    for i, s in enumerate(LAMBDAS):
+        expected = jax.jit(reference)(problem.set_stiffness(problem.params, s))["grad"]
+        lane = {k: np.asarray(v[i]) for k, v in batched["grad"].items()}
+        np.testing.assert_allclose(_flat(lane), _flat(expected), rtol=1e-10)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
+def test_bad_checkpoints(bad):
+    with pytest.raises(ValueError, match=r"checkpoints=.* must be None .* or a positive integer"):
+        ReverseDiffAdjoint(checkpoints=bad)
+
+
+# ---------------------------------------------------------------- memory plan
+
+
+def _dense_problem(n):
+    """n states, n + n^2 parameters (a rate per state and a coupling matrix)."""
+    return pss.Problem(lambda t, y, p: -p["k"] * y + 0.01 * jnp.tanh(p["A"] @ y), np.ones(n), (0.0, 1.0),
+                       {"k": np.linspace(1.0, 100.0, n), "A": 0.1 * np.eye(n)})
+
+
+def test_memory_guard_raises_before_running_and_names_what_fits():
+    problem = _dense_problem(60)  # 3660 parameters: the augmented forward system has 219 660 states
+    with pytest.raises(ValueError) as info:
+        pss.gradient(problem, "Rodas5P", "ForwardSensitivity", memory_limit="20GB")
+    message = str(info.value)
+    assert "sensitivity='ForwardSensitivity' would need an estimated" in message
+    assert " TB " in message and "60 states, 3660 parameters" in message
+    assert "memory limit of 20 GB (memory_limit=)" in message
+    fits = message.split("Sensitivities that fit:")[1]
+    assert "ReverseDiffAdjoint" in fits and "GaussAdjoint" in fits and "ForwardSensitivity" not in fits
+    with pytest.raises(ValueError, match=r"'ForwardSensitivity' would need"):
+        pss.make_gradient_fn(problem, "Rodas5P", "ForwardSensitivity", memory_limit="20GB")
+
+
+def test_memory_guard_counts_step_records_and_batches(monkeypatch):
+    problem = pss.problems.get("robertson")
+    from pystiffsens.gradient import _shapes
+
+    shapes = _shapes(problem, pss.solvers.get("Rodas5P"), 100_000)
+    need = memory.total(ReverseDiffAdjoint(), shapes)
+    assert need > 100_001 * 3 * 8  # at least the recorded states
+    monkeypatch.setenv(memory.ENV_VAR, str(need // 2))
+    with pytest.raises(ValueError, match=r"'ReverseDiffAdjoint' would need .*\$PYSTIFFSENS_MEMORY_LIMIT.*"
+                       r"ReverseDiffAdjoint\(checkpoints=317\)"):
+        pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint")
+    # Fewer saved steps fit, and so does forward mode (no per-step records at all).
+    assert pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint", max_saved_steps=1000).success
+    assert pss.gradient(problem, "Rodas5P", "ForwardDiffSensitivity", max_steps=10**9).success
+    monkeypatch.setenv(memory.ENV_VAR, str(need * 3))
+    with pytest.raises(ValueError, match=r"batch of 4"):
+        pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", batch_size=4)
+
+
+def test_compiled_plan_is_checked_too():
+    class Analysis:
+        temp_size_in_bytes, argument_size_in_bytes, output_size_in_bytes = 5 * 10**9, 0, 0
+
+    class Compiled:
+        def memory_analysis(self):
+            return Analysis()
+
+    shapes = memory.Shapes(n=3, P=3, n_stops=1, state=24, dense=120, saved_steps=10)
+    assert memory.check_compiled(Compiled(), ReverseDiffAdjoint(), shapes, memory_limit="6GB") == 5 * 10**9
+    with pytest.raises(ValueError, match=r"would need \(as XLA plans it\) 5 GB .*limit of 1 GB"):
+        memory.check_compiled(Compiled(), ReverseDiffAdjoint(), shapes, memory_limit=10**9)
+
+
+@pytest.mark.parametrize("value, expected", [("8GB", 8 * 10**9), ("512 MiB", 512 * 2**20), (2e9, 2 * 10**9), ("1e6", 10**6)])
+def test_parse_size(value, expected):
+    assert memory.parse_size(value) == expected
+
+
+@pytest.mark.parametrize("bad", ["8 parsecs", -1, 0, "", float("nan"), True])
+def test_parse_size_rejects(bad):
+    with pytest.raises(ValueError, match=r"memory limit .* must be a positive number of bytes"):
+        memory.parse_size(bad)
+
+
+# ---------------------------------------------------------------- automatic sensitivity
+
+
+def test_default_sensitivity_is_forward_mode_for_few_parameters():
+    result = pss.gradient(pss.problems.get("robertson", t_end=10.0), "Rodas5P")
+    assert result.sensitivity == "ForwardDiffSensitivity"
+    assert result.extra["sensitivity_choice"] == "auto: 3 states + 3 parameters <= 100"
+    explicit = pss.gradient(pss.problems.get("robertson", t_end=10.0), "Rodas5P", "ForwardDiffSensitivity")
+    np.testing.assert_array_equal(_flat(result.grad), _flat(explicit.grad))
+    assert "sensitivity_choice" not in explicit.extra
+
+
+def test_default_sensitivity_is_an_adjoint_for_many_parameters():
+    problem = _dense_problem(10)  # 10 states + 110 parameters
+    auto = pss.gradient(problem, "Rodas5P", "auto")
+    assert auto.sensitivity == "ReverseDiffAdjoint" and auto.success
+    assert auto.extra["sensitivity_choice"] == "auto: 10 states + 110 parameters > 100"
+    forward = pss.gradient(problem, "Rodas5P", "ForwardDiffSensitivity")
+    np.testing.assert_allclose(_flat(auto.grad), _flat(forward.grad), rtol=1e-10, atol=1e-15)
+    assert pss.make_gradient_fn(problem, "Rodas5P").sensitivity == "ReverseDiffAdjoint"
+    assert pss.make_gradient_fn(pss.problems.get("dahlquist"), "Rodas5P").sensitivity == "ForwardDiffSensitivity"
+
+
+def test_default_adjoint_checkpoints_when_records_do_not_fit():
+    from pystiffsens.gradient import _shapes, choose_sensitivity
+
+    problem = _dense_problem(10)
+    shapes = _shapes(problem, pss.solvers.get("Rodas5P"), 100_000)
+    algorithm, rule = choose_sensitivity(problem, None, shapes, memory_limit="5MB")
+    assert isinstance(algorithm, ReverseDiffAdjoint) and algorithm.checkpoints == 317
+    assert rule.endswith("per-step records over the memory limit")
+
+
+# ---------------------------------------------------------------- failures and recording
+
+
+def test_non_finite_loss_is_unstable_with_nan_gradient():
+    problem = pss.Problem(lambda t, y, p: -p["a"] * y, [1.0], (0.0, 1.0), {"a": 1.0},
+                          loss=lambda ts, ys, p: jnp.log(-ys[-1, 0]))
+    for sensitivity in ("ForwardDiffSensitivity", "ReverseDiffAdjoint"):
+        result = pss.gradient(problem, "Rodas5P", sensitivity)
+        assert result.status == pss.ReturnCode.Unstable
+        assert np.isnan(result.loss) and np.isnan(result.grad["a"])
+
+
+def test_solve_records_steps_only_when_asked(monkeypatch):
+    problem = pss.problems.get("robertson", t_end=10.0)
+    solve_module = importlib.import_module("pystiffsens.solve")  # the module, not pss.solve the function
+    monkeypatch.setattr(solve_module, "INITIAL_SAVED_STEPS", 4)  # force the buffer to grow twice
+    full = pss.solve(problem, "FBDF", rtol=1e-8, atol=1e-10)
+    assert full.stats["n_steps"] > 32
+    assert len(full.step_ts) == len(full.step_ys) == full.stats["n_steps"] + 1
+    assert full.step_ts[0] == 0.0 and full.step_ts[-1] == 10.0 and np.all(np.diff(full.step_ts) > 0)
+    np.testing.assert_allclose(full.step_ys[-1], full.ys[-1], rtol=0, atol=0)
+    bare = pss.solve(problem, "FBDF", rtol=1e-8, atol=1e-10, save_steps=False)
+    assert bare.step_ts is None and bare.step_ys is None
+    np.testing.assert_array_equal(bare.ys, full.ys)
+    assert bare.stats == full.stats
+
+
+def test_solve_step_buffer_over_the_limit_raises():
+    with pytest.raises(ValueError, match=r"save_steps=True needs a step buffer of .* Pass save_steps=False"):
+        pss.solve(pss.problems.get("robertson"), "Rodas5P", memory_limit="1kB")
+    assert pss.solve(pss.problems.get("robertson"), "Rodas5P", memory_limit="1kB", save_steps=False).success
