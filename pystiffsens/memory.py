@@ -111,7 +111,7 @@ def shapes(rhs, solver, y0, theta, n_stops, saved_steps) -> Shapes:
     tol = Tolerance(1e-6, 1e-8)
     state = jax.eval_shape(lambda y, th: solver.init(rhs, 0.0, y, th, 1e-3), y0, theta)
     dense = jax.eval_shape(lambda s, th: solver.attempt(rhs, 0.0, 1e-3, s, th, tol).dense, state, theta)
-    return Shapes(int(y0.shape[0]), int(np.prod(jnp.shape(theta))), int(n_stops), _bytes(state), _bytes(dense),
+    return Shapes(int(y0.shape[0]), sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(theta)), int(n_stops), _bytes(state), _bytes(dense),
                   int(saved_steps))
 
 
