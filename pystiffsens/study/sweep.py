@@ -116,12 +116,11 @@ def sweep(
     for solver, sensitivity in pairs:
         key = {**base_key, "dt": np.nan if steps[solver] is None else steps[solver], "solver": solver, "sensitivity": sensitivity}
         done = checkpoint.done(key, grid) if checkpoint is not None else resume.empty_frame()
-        batches.append((key, done, resume.missing(done, grid)))
+        batches.append((key, done, resume.missing(done, grid), dataclasses.replace(settings, dt=steps[solver])))
     if scheduler is not None:
         from .distributed import run_batches
 
-        jobs = [(key, done, todo, dataclasses.replace(settings, dt=steps[key["solver"]])) for key, done, todo in batches]
-        frame = pd.concat(run_batches(scheduler, problem, grid, jobs, exact, checkpoint, chunk_size=chunk_size,
+        frame = pd.concat(run_batches(scheduler, problem, grid, batches, exact, checkpoint, chunk_size=chunk_size,
                                       progress=progress), ignore_index=True)
         warn_far_from_exact(frame)
         return frame
@@ -129,13 +128,12 @@ def sweep(
     pool = ThreadPoolExecutor(COMPILE_THREADS, thread_name_prefix="pystiffsens-compile")
     try:
         compiling = [
-            pool.submit(compile_batch, problem, grid[todo], key["solver"], key["sensitivity"],
-                        dataclasses.replace(settings, dt=steps[key["solver"]]))
+            pool.submit(compile_batch, problem, grid[todo], key["solver"], key["sensitivity"], batch_settings)
             if todo.any() else None
-            for key, _, todo in batches
+            for key, _, todo, batch_settings in batches
         ]
         with tqdm(total=len(batches), desc=f"sweep {problem.label}", unit="batch", disable=not progress) as bar:
-            for (key, done, todo), compiled in zip(batches, compiling):
+            for (key, done, todo, _), compiled in zip(batches, compiling):
                 bar.set_postfix_str(f"{key['solver']} / {key['sensitivity']}")
                 if compiled is not None:
                     batch = compiled.result()()
