@@ -20,7 +20,7 @@ from . import _compilation_cache  # noqa: E402
 
 _compilation_cache.enable()
 
-from . import problems, sensitivity, solvers  # noqa: E402
+from . import memory, problems, sensitivity, solvers  # noqa: E402
 from .gradient import gradient, make_gradient_fn  # noqa: E402
 from .problem import Problem  # noqa: E402
 from .results import GradientResult, Solution  # noqa: E402
@@ -39,6 +39,7 @@ __all__ = [
     "fit_decay",
     "gradient",
     "make_gradient_fn",
+    "memory",
     "node",
     "problems",
     "report",

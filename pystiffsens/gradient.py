@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import jax
@@ -72,6 +73,9 @@ def make_gradient_fn(
     fails (or the loss or gradient is not finite), ``loss`` and every gradient entry are
     NaN and ``status`` is the ReturnCode. ``sensitivity=None`` (or ``"auto"``) chooses as
     :func:`choose_sensitivity`; the function's ``sensitivity`` attribute names the choice.
+    ``max_saved_steps=None`` means ``max_steps`` here (the function cannot rerun itself);
+    the output's ``"buffer_full"`` is True when a recording solve stopped (``MaxIters``)
+    because its step buffers were full, so a larger ``max_saved_steps`` would let it finish.
     Raises ``ValueError`` at once when the estimated memory of ``batch_size`` lanes exceeds
     the limit (:mod:`pystiffsens.memory`). Other parameters as :func:`gradient`.
     """
@@ -83,6 +87,24 @@ def make_gradient_fn(
     fn = _build(problem, solver_obj, algorithm, Settings(rtol, atol, dt, max_steps, max_saved_steps))
     fn.sensitivity, fn.algorithm, fn.shapes = algorithm.name, algorithm, shapes
     return fn
+
+
+def plan(problem, solver_obj, sensitivity, *, max_steps, max_saved_steps, dt, memory_limit=None, device=None):
+    """``(algorithm, rule, shapes, first buffer length)`` of a gradient whose buffers may grow.
+
+    The algorithm is chosen (:func:`choose_sensitivity`) for the longest buffers the growth
+    can reach (``max_steps``, or ``max_saved_steps`` when given), whose sizes ``shapes``
+    holds. The first buffer length is ``max_saved_steps`` when given, else
+    :func:`pystiffsens.memory.first_saved_steps`.
+    """
+    largest = _shapes(problem, solver_obj, _check_saved_steps(max_saved_steps, max_steps))
+    algorithm, rule = choose_sensitivity(problem, sensitivity, largest, memory_limit=memory_limit, device=device)
+    if max_saved_steps is not None:
+        return algorithm, rule, largest, largest.saved_steps
+    t0, t1 = problem.tspan
+    first = memory.first_saved_steps(max_steps, max(largest.state, largest.dense), t_span=float(t1 - t0), dt=dt,
+                                     n_stops=len(problem.saveat))
+    return algorithm, rule, largest, first
 
 
 def _check_saved_steps(max_saved_steps, max_steps) -> int:
@@ -119,6 +141,7 @@ def _build(problem, solver_obj, algorithm, settings):
             "grad": unravel(jnp.where(failed, jnp.nan, out.grad)),
             "status": status.astype(jnp.int32),
             "stats": {k: jnp.asarray(v, jnp.int32) for k, v in out.stats.items()},
+            "buffer_full": jnp.asarray(out.buffer_full),
         }
 
     return gradient_fn
@@ -165,9 +188,13 @@ def gradient(
         ``None``/``"auto"`` (default): forward mode for states + parameters <= 100, the
         discrete adjoint otherwise (:func:`choose_sensitivity`; the choice is
         ``result.sensitivity``). On ``backend="julia"`` also ``QuadratureAdjoint``, ``ZygoteAdjoint``.
-    max_saved_steps : length of the per-step buffers of the algorithms that record the
-        forward solve (ReverseDiffAdjoint, InterpolatingAdjoint, GaussAdjoint); default
-        ``max_steps``. A solve that needs more accepted steps stops with ``MaxIters``.
+    max_saved_steps : length of the per-step buffers of the algorithms that record a
+        solve (ReverseDiffAdjoint, InterpolatingAdjoint, GaussAdjoint). By default (None)
+        they are sized to the solve: they start at
+        :func:`pystiffsens.memory.first_saved_steps` entries and the gradient is recomputed
+        with :data:`pystiffsens.memory.GROWTH` times longer ones whenever they fill, up to
+        ``max_steps``. With an integer, a solve that needs more accepted steps stops with
+        ``MaxIters``.
     memory_limit : bytes or a size such as ``"8GB"`` (default: ``$PYSTIFFSENS_MEMORY_LIMIT``,
         else half the physical memory). When the planned memory exceeds it, a ``ValueError``
         naming the size and the algorithms that fit is raised before anything runs.
@@ -190,16 +217,22 @@ def gradient(
             rtol=rtol, atol=atol, dt=dt, max_steps=max_steps, device=device,
         )
     solver_obj = check_options(problem, solver, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps)
-    saved = _check_saved_steps(max_saved_steps, max_steps)
     dev = _device.resolve(device)
-    shapes = _shapes(problem, solver_obj, saved)
-    algorithm, rule = choose_sensitivity(problem, sensitivity, shapes, memory_limit=memory_limit, device=dev)
-    memory.check(algorithm, shapes, memory_limit=memory_limit, device=dev)
+    algorithm, rule, largest, saved = plan(problem, solver_obj, sensitivity, max_steps=max_steps,
+                                           max_saved_steps=max_saved_steps, dt=dt, memory_limit=memory_limit,
+                                           device=dev)
+    grow = max_saved_steps is None
     args = (problem.params, np.float64(rtol), np.float64(atol), np.float64(0.0 if dt is None else dt))
-    with jax.default_device(dev):
-        compiled = _compiled(problem, solver_obj, algorithm, dt is not None, max_steps, max_saved_steps, args, dev)
-        memory.check_compiled(compiled, algorithm, shapes, memory_limit=memory_limit, device=dev)
-        out = jax.device_get(compiled(*args))
+    while True:
+        shapes = dataclasses.replace(largest, saved_steps=saved)
+        memory.check(algorithm, shapes, memory_limit=memory_limit, device=dev)
+        with jax.default_device(dev):
+            compiled = _compiled(problem, solver_obj, algorithm, dt is not None, max_steps, saved, args, dev)
+            memory.check_compiled(compiled, algorithm, shapes, memory_limit=memory_limit, device=dev)
+            out = jax.device_get(compiled(*args))
+        if not (grow and out["buffer_full"] and saved < max_steps):
+            break
+        saved = memory.grown_saved_steps(saved, max_steps)
     result = GradientResult.from_output(out, solver=solver_obj.name, sensitivity=algorithm.name, device=device)
     if rule is not None:
         result.extra["sensitivity_choice"] = rule

@@ -71,6 +71,9 @@ class Trajectory(NamedTuple):
     checkpoints : with ``checkpoints=C``, the loop state (see :func:`integrate_from`) after
         ``0, L, 2L, ...`` accepted steps, leading axis ``C``; otherwise None.
     checkpoint_every : ``L`` (a Python int), or None.
+    buffer_full : whether the solve stopped (status ``MaxIters``) because its step buffers
+        were full while ``max_steps`` allowed more attempts: rerun with a larger
+        ``max_saved_steps`` to go on. Always False when nothing is recorded.
     """
 
     ys: Any
@@ -85,6 +88,7 @@ class Trajectory(NamedTuple):
     h0: Any
     checkpoints: Any = None
     checkpoint_every: Any = None
+    buffer_full: Any = False
 
 
 class Segment(NamedTuple):
@@ -340,6 +344,8 @@ def integrate(
         return out
 
     out, bufs = loop.run(core, buffers, write, max_saved_steps=saved_steps if recording else None)
+    buffer_full = (recording & (out["status"] == ReturnCode.MaxIters) & (out["stats"]["n_steps"] >= saved_steps)
+                   & (out["attempts"] < max_steps))
     return Trajectory(
         ys=bufs["ys"],
         status=out["status"],
@@ -353,6 +359,7 @@ def integrate(
         h0=h_init,
         checkpoints=bufs.get("checkpoints"),
         checkpoint_every=every,
+        buffer_full=jnp.asarray(buffer_full),
     )
 
 

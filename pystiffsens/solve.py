@@ -34,9 +34,6 @@ def check_options(problem, solver, *, rtol, atol, dt, max_steps):
     return solver_obj
 
 
-#: Step buffer of a first ``save_steps=True`` solve; it grows by :data:`GROWTH` when it fills.
-INITIAL_SAVED_STEPS = 1024
-GROWTH = 8
 
 
 @functools.lru_cache(maxsize=64)
@@ -80,8 +77,9 @@ def solve(
     saveat : times to save at (default: the problem's ``saveat``, i.e. ``[t1]``).
     save_steps : keep every accepted step in ``step_ts``/``step_ys`` (what
         ``pss.stiffness.stiffness_along_solution`` reads). The step buffer is sized to what
-        the solve needs: it starts at :data:`INITIAL_SAVED_STEPS` entries and, when it fills,
-        the solve is rerun with one :data:`GROWTH` times longer (at most ``max_steps``), so
+        the solve needs: it starts at :func:`pystiffsens.memory.first_saved_steps` entries and,
+        when it fills, the solve is rerun with one :data:`pystiffsens.memory.GROWTH` times
+        longer (at most ``max_steps``), so
         memory follows the steps taken, not ``max_steps``. ``False`` keeps no steps
         (``step_ts``/``step_ys`` are None) and allocates nothing per step.
     memory_limit : bytes or a size such as ``"8GB"`` for the step buffer (default:
@@ -107,18 +105,22 @@ def solve(
     dev = _device.resolve(device)
     fixed = dt is not None
     args = (jnp.asarray(problem.y0), problem.params, jnp.asarray(problem.saveat), rtol, atol, 0.0 if dt is None else dt)
-    saved = min(INITIAL_SAVED_STEPS, max_steps) if save_steps else 0
+    saved = 0
+    if save_steps:
+        shapes = _step_shapes(problem, solver_obj)
+        t0, t1 = problem.tspan
+        saved = memory.first_saved_steps(max_steps, shapes.state, t_span=float(t1 - t0), dt=dt,
+                                         n_stops=len(problem.saveat))
     while True:
         if saved:
-            _check_step_buffer(problem, solver_obj, saved, memory_limit, dev)
+            _check_step_buffer(shapes, saved, memory_limit, dev)
         run = _compiled_solve(problem.rhs, solver_obj, problem.tspan[0], max_steps, fixed, saved)
         with jax.default_device(dev):
             traj = run(*args)
         n = int(traj.n_steps)
-        buffer_full = saved and n >= saved and ReturnCode(int(traj.status)) == ReturnCode.MaxIters
-        if not buffer_full or saved >= max_steps:
+        if not (saved and bool(traj.buffer_full)) or saved >= max_steps:
             break
-        saved = min(GROWTH * saved, max_steps)
+        saved = memory.grown_saved_steps(saved, max_steps)
     step_ts = step_ys = None
     if saved:
         # Only the steps taken leave the device.
@@ -138,10 +140,13 @@ def solve(
     )
 
 
-def _check_step_buffer(problem, solver_obj, saved, memory_limit, device):
-    """``ValueError`` before allocating a step buffer of ``saved`` solver states over the memory limit."""
+def _step_shapes(problem, solver_obj):
     theta = {k: jnp.asarray(v) for k, v in problem.params.items()}
-    shapes = memory.shapes(problem.rhs, solver_obj, problem.y0, theta, len(problem.saveat), saved)
+    return memory.shapes(problem.rhs, solver_obj, problem.y0, theta, len(problem.saveat), 0)
+
+
+def _check_step_buffer(shapes, saved, memory_limit, device):
+    """``ValueError`` before allocating a step buffer of ``saved`` solver states over the memory limit."""
     need = (saved + 1) * (shapes.state + 8)
     budget, source = memory.limit(memory_limit, device)
     if need > budget:

@@ -1,5 +1,7 @@
 """Sweeps on a real Dask cluster (two worker processes) against the in-process sweep."""
 
+import contextlib
+import os
 import warnings
 
 import numpy as np
@@ -9,8 +11,10 @@ import pytest
 import pystiffsens as pss
 from pystiffsens.study import resume
 from pystiffsens.study.distributed import TASK_FAILURE, client_from_options
+from pystiffsens.study.schema import IDENTITY_COLUMNS
 
 distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
 
 GRID = [1e1, 1e2, 1e3, 1e4]
 SOLVERS = ["ImplicitEuler", "Trapezoid"]
@@ -96,3 +100,119 @@ def test_options_of_the_command_line():
         _sweep(scheduler="tcp://127.0.0.1:1", chunk_size=0)
     with pytest.raises(ValueError, match="scheduler=3"):
         _sweep(scheduler=3)
+
+
+# Workers that die. These tests kill worker processes, so each opens a cluster of its own and
+# leaves the module's ``client`` alone.
+
+
+@contextlib.contextmanager
+def _killable_client(n_workers, allowed_failures=3):
+    """A client of a new cluster of ``n_workers`` single-threaded processes (restarted by their
+    nannies when they die) whose scheduler gives a task up after ``allowed_failures`` + 1 deaths."""
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+        with distributed.LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1,
+                                      dashboard_address=":0") as cluster:  # a free port: the module's cluster may hold 8787
+            with distributed.Client(cluster) as client:
+                yield client
+
+
+def _problem_killing_its_worker(task, switch, *, once):
+    """Dahlquist whose rhs ends its worker process (``os._exit``) while the file ``switch`` exists,
+    when traced inside the Dask task whose key contains ``task`` (``SOLVER-SENSITIVITY-CHUNK``,
+    the sensitivity by its full name) and nowhere else. With ``once`` the rhs deletes ``switch``
+    before dying, so only the first attempt dies. Each death is a line of ``switch.deaths``."""
+
+    def rhs(t, y, p):
+        try:
+            key = str(distributed.get_worker().get_current_task())
+        except ValueError:  # not on a worker: building the problem, or an in-process sweep
+            key = ""
+        if task in key and switch.exists():
+            if once:
+                try:
+                    switch.unlink()
+                except FileNotFoundError:  # another attempt took the switch first
+                    return -p["lam"] * y
+            with open(switch.with_suffix(".deaths"), "a") as log:
+                log.write(f"{key} {os.getpid()}\n")
+            os._exit(1)
+        return -p["lam"] * y
+
+    return pss.Problem(rhs, y0=[1.0], tspan=(0.0, 1.0), params={"lam": 10.0}, stiffness="lam", name="killing")
+
+
+def _sweep_killing(problem, **options):
+    return pss.sweep(problem, GRID, SOLVERS, ["forward"], dt=0.5, progress=False, chunk_size=2, **options)
+
+
+def _deaths(switch):
+    path = switch.with_suffix(".deaths")
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _stored_rows(out_dir):
+    """The checkpoint's rows as written (``read_gradients`` would drop exact duplicates)."""
+    return pd.read_csv(out_dir / resume.CHECKPOINT_NAME)
+
+
+def _assert_each_row_once(frame, expected):
+    assert not frame.duplicated(list(IDENTITY_COLUMNS)).any()
+    assert len(frame) == len(expected)
+    rows = set(zip(frame["solver"], frame["stiffness"], strict=True))
+    assert rows == set(zip(expected["solver"], expected["stiffness"], strict=True))
+
+
+def test_a_task_whose_worker_dies_is_rerun_and_gives_each_row_once(tmp_path):
+    switch = tmp_path / "kill"
+    switch.touch()
+    # The first of two chunks of ImplicitEuler: rerun after its worker died, its rows usually come back
+    # after the second chunk's, so the frame's order is restored, not just kept.
+    problem = _problem_killing_its_worker("ImplicitEuler-ForwardDiffSensitivity-0", switch, once=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # one fixed step is far from exact by design
+        expected = pss.sweep(problem, GRID, SOLVERS, ["forward"], dt=0.5, progress=False)
+    with _killable_client(n_workers=2) as client, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = _sweep_killing(problem, scheduler=client, out_dir=tmp_path / "out")
+    assert len(_deaths(switch)) == 1 and not switch.exists()  # one worker did die in that task
+    assert not [w for w in caught if "Dask task" in str(w.message)]  # its rerun succeeded
+    pd.testing.assert_frame_equal(frame[VALUES], expected[VALUES], rtol=1e-12)  # same rows, same order
+    assert (frame["status"] == "Success").all()
+    _assert_each_row_once(frame, expected)
+    _assert_each_row_once(_stored_rows(tmp_path / "out"), expected)
+
+
+def test_a_task_whose_workers_keep_dying_gives_failure_rows_that_a_rerun_computes(tmp_path):
+    switch = tmp_path / "kill"
+    switch.touch()
+    # The last task: one worker runs the tasks in the order they were submitted, so when it dies
+    # the others are done and this task is the only one it was running (a task that a dying worker
+    # holds counts that death too).
+    problem = _problem_killing_its_worker("Trapezoid-ForwardDiffSensitivity-1", switch, once=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = pss.sweep(problem, GRID, SOLVERS, ["forward"], dt=0.5, progress=False)
+    out_dir = tmp_path / "out"
+    with _killable_client(n_workers=1, allowed_failures=1) as client:
+        with pytest.warns(RuntimeWarning, match=r"Trapezoid/ForwardDiffSensitivity at stiffness \[1000\.0, 10000\.0\] failed \(KilledWorker"):
+            frame = _sweep_killing(problem, scheduler=client, out_dir=out_dir)
+        assert len(_deaths(switch)) == 2  # the first attempt and the one rerun allowed
+        assert list(frame["solver"]) == list(expected["solver"])
+        assert list(frame["stiffness"]) == list(expected["stiffness"])
+        _assert_each_row_once(frame, expected)
+        killed = (frame["solver"] == "Trapezoid") & frame["stiffness"].isin(GRID[2:]).to_numpy()
+        failed = frame[killed]
+        assert (failed["status"] == TASK_FAILURE).all()
+        assert failed["grad"].isna().all() and failed["loss"].isna().all()
+        pd.testing.assert_frame_equal(frame[~killed][VALUES], expected[~killed][VALUES], rtol=1e-12)
+        stored = _stored_rows(out_dir)
+        _assert_each_row_once(stored, expected[~killed])  # the failed rows are not checkpointed
+
+        switch.unlink()  # the workers survive from now on
+        rerun = _sweep_killing(problem, scheduler=client, out_dir=out_dir)
+    pd.testing.assert_frame_equal(rerun[VALUES], expected[VALUES], rtol=1e-12)
+    # Only the failed rows were computed again; the others were read back with their times.
+    np.testing.assert_array_equal(rerun[~killed]["wall_time_s"], frame[~killed]["wall_time_s"])
+    assert len(_deaths(switch)) == 2
+    _assert_each_row_once(_stored_rows(out_dir), expected)

@@ -4,7 +4,6 @@ No timings here (they are in benchmarks/): these tests check that the scaling ma
 computes the same numbers and refuses what would not fit.
 """
 
-import importlib
 
 import jax
 import jax.numpy as jnp
@@ -85,10 +84,53 @@ def test_no_step_buffers_unless_recording_and_full_buffers_stop_with_maxiters():
     short = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, record_states=True,
                       max_saved_steps=n - 1, **kwargs)
     assert short.status == pss.ReturnCode.MaxIters and int(short.n_steps) == n - 1
+    assert bool(short.buffer_full)
     enough = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, record_states=True,
                        max_saved_steps=n, **kwargs)
-    assert enough.status == pss.ReturnCode.Success
+    assert enough.status == pss.ReturnCode.Success and not bool(enough.buffer_full)
     np.testing.assert_array_equal(enough.ys, plain.ys)
+    # Out of attempts is no full buffer: longer buffers would not help.
+    budget = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, record_states=True,
+                       **{**kwargs, "max_steps": n // 2}, max_saved_steps=n // 2)
+    assert budget.status == pss.ReturnCode.MaxIters and not bool(budget.buffer_full)
+
+
+# The recording algorithms; Gauss also records its backward solves.
+@pytest.mark.parametrize("sensitivity", ["ReverseDiffAdjoint", "InterpolatingAdjoint", "GaussAdjoint"])
+def test_automatic_step_buffers_grow_to_the_solve(monkeypatch, sensitivity):
+    problem = pss.problems.get("robertson", t_end=10.0)
+    kwargs = dict(rtol=1e-7, atol=1e-10, max_steps=5000)
+    reference = pss.gradient(problem, "Rodas5P", sensitivity, max_saved_steps=5000, **kwargs)
+    assert reference.success and reference.stats["n_steps"] > 16
+    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", 2)  # grows 2 -> 16 -> 128
+    grown = pss.gradient(problem, "Rodas5P", sensitivity, **kwargs)
+    assert grown.status == pss.ReturnCode.Success
+    np.testing.assert_allclose(_flat(grown.grad), _flat(reference.grad), rtol=1e-12, atol=0)
+    assert grown.stats == reference.stats
+    fixed = pss.gradient(problem, "Rodas5P", sensitivity, max_saved_steps=2, **kwargs)
+    assert fixed.status == pss.ReturnCode.MaxIters and np.isnan(fixed.loss)
+
+
+def test_batch_reruns_the_lanes_whose_buffers_filled(monkeypatch):
+    # ReverseDiffAdjoint: a lone rerun lane compiles as an unbatched program whose rounding
+    # differs; the discrete adjoint gives the same gradient anyway, while a continuous
+    # adjoint's backward step control may then take another step (~1e-9 relative at rtol 1e-7).
+    from pystiffsens.study.batch import Settings, compile_batch
+
+    problem = pss.problems.get("robertson", t_end=10.0)
+    grid = np.array([1e4, 1e6, 1e8])
+    single = jax.jit(pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-7, atol=1e-10,
+                                          max_steps=50_000))
+    singles = [jax.device_get(single(problem.set_stiffness(problem.params, s))) for s in grid]
+    n_steps = [int(out["stats"]["n_steps"]) for out in singles]
+    assert min(n_steps) < max(n_steps)
+    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", (min(n_steps) + max(n_steps)) // 2)
+    settings = Settings(backend="jax", device="cpu", rtol=1e-7, atol=1e-10, dt=None, max_steps=50_000)
+    batch = compile_batch(problem, grid, "Rodas5P", "ReverseDiffAdjoint", settings)()
+    for out, lane in zip(singles, batch.results):
+        assert lane.status == pss.ReturnCode.Success
+        np.testing.assert_allclose(_flat(lane.grad), _flat(out["grad"]), rtol=1e-10, atol=0)
+        assert lane.stats == {name: int(value) for name, value in out["stats"].items()}
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -159,9 +201,11 @@ def test_memory_guard_counts_step_records_and_batches(monkeypatch):
     monkeypatch.setenv(memory.ENV_VAR, str(need // 2))
     with pytest.raises(ValueError, match=r"'ReverseDiffAdjoint' would need .*\$PYSTIFFSENS_MEMORY_LIMIT.*"
                        r"ReverseDiffAdjoint\(checkpoints=317\)"):
-        pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint")
-    # Fewer saved steps fit, and so does forward mode (no per-step records at all).
+        pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint", max_saved_steps=100_000)
+    # Fewer saved steps fit, and so do the automatic buffers (sized to the solve) and
+    # forward mode (no per-step records at all).
     assert pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint", max_saved_steps=1000).success
+    assert pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint").success
     assert pss.gradient(problem, "Rodas5P", "ForwardDiffSensitivity", max_steps=10**9).success
     monkeypatch.setenv(memory.ENV_VAR, str(need * 3))
     with pytest.raises(ValueError, match=r"batch of 4"):
@@ -240,8 +284,7 @@ def test_non_finite_loss_is_unstable_with_nan_gradient():
 
 def test_solve_records_steps_only_when_asked(monkeypatch):
     problem = pss.problems.get("robertson", t_end=10.0)
-    solve_module = importlib.import_module("pystiffsens.solve")  # the module, not pss.solve the function
-    monkeypatch.setattr(solve_module, "INITIAL_SAVED_STEPS", 4)  # force the buffer to grow twice
+    monkeypatch.setattr(pss.memory, "INITIAL_SAVED_STEPS", 4)  # force the buffer to grow twice
     full = pss.solve(problem, "FBDF", rtol=1e-8, atol=1e-10)
     assert full.stats["n_steps"] > 32
     assert len(full.step_ts) == len(full.step_ys) == full.stats["n_steps"] + 1

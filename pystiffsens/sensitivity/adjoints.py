@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from ..integrate import dense_eval
+from ..integrate import dense_eval, while_any
 from ..returncode import ReturnCode
 from ..solvers.base import scaled_rms
 from ..solvers.partitioned import QuadratureRHS
@@ -29,10 +28,11 @@ RECONSTRUCTION_TOLERANCE = 100.0
 FIXED_STEP_RECONSTRUCTION_TOLERANCE = 1e-2
 
 
-def _output(loss, grad, forward, backward_status, backward_stats, extra_status=ReturnCode.Success):
+def _output(loss, grad, forward, backward_status, backward_stats, extra_status=ReturnCode.Success,
+            backward_full=False):
     status = combine_status(forward.status, backward_status, extra_status)
     stats = {**forward.stats, **prefixed(backward_stats, "backward_")}
-    return SensitivityOutput(loss, grad, status, stats)
+    return SensitivityOutput(loss, grad, status, stats, forward.buffer_full | backward_full)
 
 
 def _add_jump(g_ys, lo, hi):
@@ -112,7 +112,7 @@ class BacksolveAdjoint(AbstractSensitivity):
             return jnp.stack([jnp.maximum(worst, jnp.where(jnp.isfinite(err), err, jnp.inf)), carry[1] + 1.0])
 
         z_final = jnp.concatenate([forward.ys[-1], g_ys[-1], jnp.zeros(P)])
-        z0, status, stats, (worst, _) = backward_segments(
+        z0, status, stats, (worst, _), _ = backward_segments(
             problem, solver, theta, settings, adjoint_rhs, z_final, _add_jump(g_ys, n, 2 * n),
             per_segment=check, extra0=jnp.zeros(2),
         )
@@ -172,7 +172,7 @@ class InterpolatingAdjoint(AbstractSensitivity):
         adjoint_rhs = QuadratureRHS(backward_fn, n, self.quadrature_error_control, implicit=backward_implicit)
 
         z_final = jnp.concatenate([g_ys[-1], jnp.zeros(P)])
-        z0, status, stats, _ = backward_segments(
+        z0, status, stats, _, _ = backward_segments(
             problem, solver, theta, settings, adjoint_rhs, z_final, _add_jump(g_ys, 0, n)
         )
         return _output(loss, g_theta + z0[n:], forward, status, stats)
@@ -216,30 +216,35 @@ class GaussAdjoint(AbstractSensitivity):
             return -vjp_state(problem.rhs, t, y, th, lam)
 
         def quadrature(backward, lam_end, total):
-            """Add the integral over this segment, on the union of the forward and backward step grids."""
-            t_lo, t_hi = -backward.step_t[backward.n_steps], -backward.step_t[0]
-            inside = lambda t: (t >= t_lo) & (t <= t_hi)
-            grid = jnp.sort(jnp.concatenate([
-                jnp.where(inside(forward.step_t), forward.step_t, jnp.inf),
-                jnp.where(inside(-backward.step_t), -backward.step_t, jnp.inf),
-            ]))
-            n_points = jnp.sum(jnp.isfinite(grid))
+            """Add the integral over this segment, on the union of the forward and backward step grids.
+
+            Walks both grids in increasing time (two pointers), so the cost follows the steps
+            taken, not the length of the step buffers.
+            """
+            n_back = backward.n_steps
+            t_lo, t_hi = -backward.step_t[n_back], -backward.step_t[0]
+            backward_t = lambda j: jnp.where(j >= 0, -backward.step_t[jnp.maximum(j, 0)], jnp.inf)
+            n_forward = forward.step_t.shape[0]
+            forward_t = lambda i: jnp.where(i < n_forward, forward.step_t[jnp.minimum(i, n_forward - 1)], jnp.inf)
 
             def interval(carry):
-                i, acc = carry
-                a, h = grid[i], grid[i + 1] - grid[i]
+                a, i, j, acc = carry
+                next_forward, next_backward = forward_t(i), backward_t(j)
+                b = jnp.minimum(jnp.minimum(next_forward, next_backward), t_hi)
+                h = b - a
                 for x, w in zip(nodes, weights):
                     t = a + x * h
                     y = dense_eval(solver, forward, t)
                     lam = dense_eval(solver, backward, -t)
                     acc = acc + (w * h) * vjp_rhs(problem.rhs, t, y, theta, lam)[1]
-                return i + 1, acc
+                return b, i + (next_forward <= b), j - (next_backward <= b), acc
 
-            _, total = lax.while_loop(lambda c: c[0] < n_points - 1, interval, (jnp.asarray(0), total))
-            return total
+            first_forward = jnp.searchsorted(forward.step_t, t_lo, side="right")
+            start = (t_lo, first_forward, n_back - 1, total)
+            return while_any(lambda c: c[0] < t_hi, interval, start)[3]
 
-        _, status, stats, integral = backward_segments(
+        _, status, stats, integral, backward_full = backward_segments(
             problem, solver, theta, settings, adjoint_rhs, g_ys[-1], _add_jump(g_ys, 0, n),
             per_segment=quadrature, extra0=jnp.zeros_like(theta), record_dense=True,
         )
-        return _output(loss, g_theta + integral, forward, status, stats)
+        return _output(loss, g_theta + integral, forward, status, stats, backward_full=backward_full)

@@ -62,10 +62,14 @@ class Settings(NamedTuple):
 
 
 class SensitivityOutput(NamedTuple):
+    """What ``compute`` returns; ``buffer_full`` as :attr:`~pystiffsens.integrate.Trajectory.buffer_full`
+    of the recording solves (forward, and backward where they record)."""
+
     loss: Any
     grad: Any
     status: Any
     stats: dict
+    buffer_full: Any = False
 
 
 class AbstractSensitivity(abc.ABC):

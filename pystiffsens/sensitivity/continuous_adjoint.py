@@ -56,14 +56,15 @@ def backward_segments(
     per_segment : optional ``(trajectory, z_end, extra) -> extra`` run after each segment's
         solve (a quadrature over its steps, a consistency check), starting from ``extra0``.
 
-    Returns ``(z at t0, status, summed stats, extra)``.
+    Returns ``(z at t0, status, summed stats, extra, buffer_full)``, the last whether a
+    recording backward solve stopped because its step buffers were full.
     """
     upper, lower, lower_index = segment_bounds(problem)
     backward = reversed_rhs(adjoint_rhs)
     error_mask = backward.error_mask(z_final.shape[0]) if isinstance(backward, QuadratureRHS) else None
 
     def segment(carry, xs):
-        z, status, stats, extra = carry
+        z, status, stats, extra, full = carry
         t_hi, t_lo, k = xs
         traj: Trajectory = settings.integrate(
             backward, solver, z, theta, t0=-t_hi, stops=(-t_lo)[None], record_dense=record_dense,
@@ -74,13 +75,13 @@ def backward_segments(
             extra = per_segment(traj, z_end, extra)
         z_next = jnp.where(k >= 0, jump(z_end, jnp.maximum(k, 0)), z_end)
         stats = {name: stats[name] + traj.stats[name] for name in stats}
-        return (z_next, combine_status(status, traj.status), stats, extra), None
+        return (z_next, combine_status(status, traj.status), stats, extra, full | traj.buffer_full), None
 
     extra0 = jnp.zeros(()) if extra0 is None else extra0
-    (z, status, stats, extra), _ = lax.scan(
-        segment, (z_final, jnp.asarray(0), zero_counters(), extra0), (upper, lower, lower_index)
+    (z, status, stats, extra, full), _ = lax.scan(
+        segment, (z_final, jnp.asarray(0), zero_counters(), extra0, jnp.asarray(False)), (upper, lower, lower_index)
     )
-    return z, status, stats, extra
+    return z, status, stats, extra, full
 
 
 def vjp_rhs(rhs, t, y, theta, lam):

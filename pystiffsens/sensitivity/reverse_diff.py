@@ -120,5 +120,5 @@ class ReverseDiffAdjoint(AbstractSensitivity):
             lambda th: _split(solver, solver.init(problem.rhs, problem.t0, problem.y0, th, traj.h0))[0], theta
         )
         g_init = pull_init(lam)[0]
-        return SensitivityOutput(loss, g_theta + g_steps + g_init, traj.status, traj.stats)
+        return SensitivityOutput(loss, g_theta + g_steps + g_init, traj.status, traj.stats, traj.buffer_full)
 

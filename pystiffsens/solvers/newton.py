@@ -21,7 +21,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.scipy.linalg import lu_solve
 
 from .base import scaled_rms
 
@@ -52,7 +51,7 @@ def _exact_linear_solve(g_lin, b):
 def solve_implicit(G, z0, lu, scale, tol, max_iter) -> tuple[jnp.ndarray, NewtonStats]:
     """Root of ``G`` near ``z0``.
 
-    ``lu`` is the LU factorisation of an approximation of ``dG/dz``; ``scale`` the error
+    ``lu`` is the :class:`~pystiffsens.solvers.linear.LU` factorisation of an approximation of ``dG/dz``; ``scale`` the error
     weights ``atol + rtol |y|``; ``tol`` the Newton tolerance; ``max_iter`` the budget of
     the simplified phase (the full phase has :data:`FULL_NEWTON_MAXITER`).
     """
@@ -62,7 +61,7 @@ def solve_implicit(G, z0, lu, scale, tol, max_iter) -> tuple[jnp.ndarray, Newton
             def full(z):
                 return -jnp.linalg.solve(jax.jacfwd(g)(z), g(z))
 
-            return lax.cond(mode == FULL, full, lambda z: -lu_solve(lu, g(z)), z)
+            return lax.cond(mode == FULL, full, lambda z: -lu.solve(g(z)), z)
 
         def cond(c):
             return ~c["done"]

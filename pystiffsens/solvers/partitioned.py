@@ -25,7 +25,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import lu_factor, lu_solve
+
+from .linear import lu_factor
 
 
 class QuadratureRHS:
@@ -169,7 +170,7 @@ class ShiftedSystem:
 
     def solve_implicit(self, r_a):
         """``x_a = (I/delta - coef A)^{-1} r_a``."""
-        return lu_solve(self.lu, r_a)
+        return self.lu.solve(r_a)
 
     def solve_quadrature(self, r_q, B_x_a):
         """``x_q = delta (r_q + coef B x_a)`` given ``B x_a`` (see :meth:`Jacobian.apply_B`)."""

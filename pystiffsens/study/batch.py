@@ -2,7 +2,9 @@
 
 With the JAX backend the grid runs as a single vmapped computation, compiled once; every
 stiffness value is an independent lane, so a failed value (non-zero status, NaN loss and
-gradient) leaves the others untouched. The Julia backend runs the grid as one ensemble.
+gradient) leaves the others untouched. The step buffers of recording sensitivities start
+short (:func:`pystiffsens.memory.first_saved_steps`); the lanes whose buffers fill are
+rerun, compiled again with longer ones. The Julia backend runs the grid as one ensemble.
 
 A batch is prepared in two stages, :func:`compile_batch` then the returned ``run()``, so
 that a sweep can compile the next batches in background threads (XLA compiles without
@@ -43,6 +45,7 @@ class BatchResult:
 
     ``run_time_s`` is the wall time of the batched run over every value; with the JAX backend
     it excludes compilation, which ``compile_time_s`` measures (tracing and XLA compilation).
+    Both include the reruns of lanes whose step buffers filled (:mod:`pystiffsens.memory`).
     The Julia backend reports the ensemble call as a whole (its compilation included) and
     ``compile_time_s`` is NaN.
     """
@@ -60,38 +63,60 @@ def compile_batch(
         return functools.partial(_run_julia, problem, stiffness, solver, sensitivity, settings)
 
     from .. import memory
-    from ..gradient import make_gradient_fn
+    from ..gradient import make_gradient_fn, plan
+    from ..solve import check_options
 
     device = _device.resolve(settings.device)
-    # Raises before compiling when the estimate for the whole batch exceeds the memory limit.
-    gradient_fn = make_gradient_fn(
-        problem, solver, sensitivity,
-        rtol=settings.rtol, atol=settings.atol, dt=settings.dt, max_steps=settings.max_steps,
-        batch_size=len(stiffness),
-    )
-    if sensitivity is None or sensitivity == "auto":
-        sensitivity = gradient_fn.sensitivity
-    batched = jax.jit(jax.vmap(lambda s: gradient_fn(problem.set_stiffness(problem.params, s))))
+    solver_obj = check_options(problem, solver, rtol=settings.rtol, atol=settings.atol, dt=settings.dt,
+                               max_steps=settings.max_steps)
+    algorithm, _, _, first_saved = plan(problem, solver_obj, sensitivity, max_steps=settings.max_steps,
+                                        max_saved_steps=None, dt=settings.dt, device=device)
+    label = algorithm.name if sensitivity is None or sensitivity == "auto" else sensitivity
     values = jax.device_put(jnp.asarray(stiffness, dtype=jnp.float64), device)
-    start = time.perf_counter()
-    compiled = batched.lower(values).compile()
-    compile_time = time.perf_counter() - start
-    # ... and before running when XLA's plan for the compiled batch does.
-    memory.check_compiled(compiled, gradient_fn.algorithm, gradient_fn.shapes, batch=len(stiffness), device=device)
+
+    def compile_lanes(saved, lanes):
+        """The batch over ``lanes`` with step buffers of ``saved`` entries, compiled, and its compile time."""
+        # Raises before compiling when the estimate for the whole batch exceeds the memory limit ...
+        gradient_fn = make_gradient_fn(
+            problem, solver_obj.name, algorithm,
+            rtol=settings.rtol, atol=settings.atol, dt=settings.dt, max_steps=settings.max_steps,
+            max_saved_steps=saved, batch_size=len(lanes),
+        )
+        batched = jax.jit(jax.vmap(lambda s: gradient_fn(problem.set_stiffness(problem.params, s))))
+        start = time.perf_counter()
+        compiled = batched.lower(values[lanes]).compile()
+        elapsed = time.perf_counter() - start
+        # ... and before running when XLA's plan for the compiled batch does.
+        memory.check_compiled(compiled, algorithm, gradient_fn.shapes, batch=len(lanes), device=device)
+        return compiled, elapsed
+
+    everything = np.arange(len(stiffness))
+    compiled = {(first_saved, len(everything)): compile_lanes(first_saved, everything)}
 
     def run() -> BatchResult:
-        start = time.perf_counter()
-        out = jax.block_until_ready(compiled(values))
-        run_time = time.perf_counter() - start
-        out = jax.device_get(out)
+        # Lanes whose step buffers filled are rerun with longer ones (pystiffsens.memory).
+        saved, lanes, out, run_time = first_saved, everything, None, 0.0
+        while len(lanes):
+            key = (saved, len(lanes))
+            if key not in compiled:
+                compiled[key] = compile_lanes(saved, lanes)
+            start = time.perf_counter()
+            part = jax.device_get(jax.block_until_ready(compiled[key][0](values[lanes])))
+            run_time += time.perf_counter() - start
+            if out is None:
+                out = jax.tree_util.tree_map(np.array, part)
+            else:
+                jax.tree_util.tree_map(lambda whole, new: whole.__setitem__(lanes, new), out, part)
+            lanes = lanes[np.asarray(part["buffer_full"])] if saved < settings.max_steps else lanes[:0]
+            saved = memory.grown_saved_steps(saved, settings.max_steps)
         results = [
             GradientResult.from_output(
                 jax.tree_util.tree_map(lambda value: value[i], out),
-                solver=solver, sensitivity=sensitivity, device=settings.device,
+                solver=solver, sensitivity=label, device=settings.device,
             )
             for i in range(len(stiffness))
         ]
-        return BatchResult(results, run_time, compile_time)
+        return BatchResult(results, run_time, sum(elapsed for _, elapsed in compiled.values()))
 
     return run
 

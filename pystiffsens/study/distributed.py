@@ -11,10 +11,13 @@ written there only, a chunk's rows are merged into it as soon as the chunk's tas
 and the returned frame has the rows and the order of an in-process sweep.
 
 Failures: Dask reruns a task whose worker died (up to ``distributed.scheduler.allowed-failures``
-times, 3 by default) and, with ``retries``, a task that raised. A task that still fails
-gives rows with status :data:`TASK_FAILURE`, NaN loss and gradients, and a
-``RuntimeWarning`` with the error; those rows are returned but not checkpointed, so a rerun
-with the same ``out_dir`` computes them again. No row is lost or duplicated.
+times, 3 by default; ``retries`` does not apply to deaths) and, with ``retries``, a task that
+raised. A task that still fails gives rows with status :data:`TASK_FAILURE`, NaN loss and
+gradients, and a ``RuntimeWarning`` with the error; those rows are returned but not
+checkpointed, so a rerun with the same ``out_dir`` computes them again. No row is lost or
+duplicated (``tests/test_distributed.py`` kills workers to check it). Dask counts a death
+against every task the dying worker held, so a healthy chunk queued behind a task that keeps
+killing its worker may end as ``Failure`` rows too; the rerun computes those as well.
 
 The same code runs on any Dask cluster: a ``dask scheduler`` with ``dask worker`` processes
 on several machines, ``dask_jobqueue.SLURMCluster`` or ``dask_kubernetes``'s ``KubeCluster``;
