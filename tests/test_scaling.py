@@ -101,13 +101,16 @@ def test_automatic_step_buffers_grow_to_the_solve(monkeypatch, sensitivity):
     problem = pss.problems.get("robertson", t_end=10.0)
     kwargs = dict(rtol=1e-7, atol=1e-10, max_steps=5000)
     reference = pss.gradient(problem, "Rodas5P", sensitivity, max_saved_steps=5000, **kwargs)
-    assert reference.success and reference.stats["n_steps"] > 16
-    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", 2)  # grows 2 -> 16 -> 128
+    n_steps = reference.stats["n_steps"]
+    assert reference.success and n_steps > 16
+    # Records of a quarter of the steps fill; one growth (x8) holds the solve: two compiles.
+    first = n_steps // 4
+    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", first)
     grown = pss.gradient(problem, "Rodas5P", sensitivity, **kwargs)
     assert grown.status == pss.ReturnCode.Success
     np.testing.assert_allclose(_flat(grown.grad), _flat(reference.grad), rtol=1e-12, atol=0)
     assert grown.stats == reference.stats
-    fixed = pss.gradient(problem, "Rodas5P", sensitivity, max_saved_steps=2, **kwargs)
+    fixed = pss.gradient(problem, "Rodas5P", sensitivity, max_saved_steps=first, **kwargs)
     assert fixed.status == pss.ReturnCode.MaxIters and np.isnan(fixed.loss)
 
 
@@ -137,14 +140,16 @@ def test_batch_reruns_the_lanes_whose_buffers_filled(monkeypatch):
 
 
 # One one-step and one multistep method (whose controls, orders and scaled history, take the
-# recorded path); test_checkpointed_reverse_diff_in_a_batch adds a batch.
-@pytest.mark.parametrize("solver", ["Rodas5P", "FBDF"])
-def test_checkpointed_reverse_diff_equals_per_step_records(solver):
+# recorded path); with one segment, a few, and more checkpoints than needed (each count is a
+# compile, so the multistep method gets the middle one); test_checkpointed_reverse_diff_in_a_batch
+# adds a batch.
+@pytest.mark.parametrize("solver, counts", [("Rodas5P", (1, 7, 40)), ("FBDF", (7,))])
+def test_checkpointed_reverse_diff_equals_per_step_records(solver, counts):
     problem = pss.problems.get("robertson", t_end=10.0)
     kwargs = dict(rtol=1e-7, atol=1e-10, max_steps=400)
     reference = pss.gradient(problem, solver, "ReverseDiffAdjoint", **kwargs)
     assert reference.success
-    for checkpoints in (1, 7, 40):  # one segment, a few, and more checkpoints than needed
+    for checkpoints in counts:
         result = pss.gradient(problem, solver, ReverseDiffAdjoint(checkpoints=checkpoints), **kwargs)
         assert result.status == pss.ReturnCode.Success
         np.testing.assert_allclose(_flat(result.grad), _flat(reference.grad), rtol=1e-10, atol=0)
