@@ -60,16 +60,19 @@ def machine_info() -> list[str]:
 
 
 def time_interleaved(calls: dict, *, rounds: int = 15, budget_s: float = 10.0, min_rounds: int = 3,
-                     per_call_s: float = 1.0) -> dict:
+                     per_call_s: float = 1.0, shuffle_seed: int | None = None, own_time: bool = False) -> dict:
     """Wall times of zero-argument blocking callables, run in interleaved rounds.
 
     Each round calls every entry still sampling once, so a burst of load from other
-    processes hits all of them alike. An entry samples until it has ``rounds`` times or,
-    after ``min_rounds``, once its own times add up to ``per_call_s``; everything stops
-    after ``budget_s`` (each entry keeps at least ``min_rounds``). Returns name -> list of
-    seconds.
+    processes hits all of them alike; with ``shuffle_seed``, in a new random order each
+    round, so that no position in the round favours one. An entry samples until it has
+    ``rounds`` times or, after ``min_rounds``, once its own times add up to ``per_call_s``;
+    everything stops after ``budget_s`` (each entry keeps at least ``min_rounds``). With
+    ``own_time``, a callable that returns a float reports its own time (e.g. a batch's
+    compiled run, without building result objects). Returns name -> list of seconds.
     """
     times = {name: [] for name in calls}
+    rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
     start = time.perf_counter()
     for r in range(rounds):
         over = time.perf_counter() - start > budget_s
@@ -77,10 +80,12 @@ def time_interleaved(calls: dict, *, rounds: int = 15, budget_s: float = 10.0, m
                   or (not over and sum(times[n]) < per_call_s)]
         if not active:
             break
+        if rng is not None:
+            active = [active[k] for k in rng.permutation(len(active))]
         for name in active:
             t = time.perf_counter()
-            calls[name]()
-            times[name].append(time.perf_counter() - t)
+            result = calls[name]()
+            times[name].append(result if own_time and isinstance(result, float) else time.perf_counter() - t)
     return times
 
 

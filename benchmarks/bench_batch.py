@@ -17,7 +17,7 @@ sensitivity algorithm:
   goes on at 1e5 takes more steps, which is no buffer cost).
 
 Every timed callable runs once per round, in a new random order each round
-(:func:`shuffled_rounds`), so neither a burst of load from other processes nor a position in
+(``_common.time_interleaved`` with ``shuffle_seed``), so neither a burst of load from other processes nor a position in
 the round favours one; the tables give medians.
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import sys
 import time
@@ -74,24 +75,6 @@ def lane_calls(sensitivity: str, b: int):
     return calls
 
 
-def shuffled_rounds(calls: dict, *, rounds: int, budget_s: float, min_rounds: int, seed: int = 0) -> dict:
-    """Wall times of zero-argument callables in rounds, each round in a new random order (so
-    neither a burst of load nor a position in the round favours one), until ``rounds`` rounds
-    or, after ``min_rounds``, ``budget_s`` seconds. A callable that returns a float reports
-    its own time (a batch's ``run_time_s``: the compiled run, not the result objects)."""
-    order, rng = list(calls), np.random.default_rng(seed)
-    times: dict = {name: [] for name in calls}
-    start = time.perf_counter()
-    for r in range(rounds):
-        if r >= min_rounds and time.perf_counter() - start > budget_s:
-            break
-        for k in rng.permutation(len(order)):
-            t = time.perf_counter()
-            own = calls[order[k]]()
-            times[order[k]].append(own if isinstance(own, float) else time.perf_counter() - t)
-    return times
-
-
 def measure(sensitivity: str, b: int, rounds: int, budget_s: float) -> list[dict]:
     C.progress(f"{sensitivity}: compiling")
     batches = {ms: batch_run(sensitivity, b, ms) for ms in MAX_STEPS}
@@ -99,7 +82,10 @@ def measure(sensitivity: str, b: int, rounds: int, budget_s: float) -> list[dict
     calls = {("batch", ms): run for ms, (run, _, _) in batches.items()}
     calls |= {("lane", i): call for i, call in lanes.items()}
     C.progress(f"{sensitivity}: timing")
-    times = shuffled_rounds(calls, rounds=rounds, budget_s=budget_s, min_rounds=5)
+    # Every callable in every round (no per-call cap), in a new random order each round; a
+    # batch reports its run_time_s (the compiled run, not the result objects).
+    times = C.time_interleaved(calls, rounds=rounds, budget_s=budget_s, min_rounds=5, per_call_s=math.inf,
+                               shuffle_seed=0, own_time=True)
     rows = []
     for ms, (_, statuses, steps) in batches.items():
         t = times[("batch", ms)]

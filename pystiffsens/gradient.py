@@ -218,21 +218,20 @@ def gradient(
         )
     solver_obj = check_options(problem, solver, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps)
     dev = _device.resolve(device)
-    algorithm, rule, largest, saved = plan(problem, solver_obj, sensitivity, max_steps=max_steps,
+    algorithm, rule, largest, first = plan(problem, solver_obj, sensitivity, max_steps=max_steps,
                                            max_saved_steps=max_saved_steps, dt=dt, memory_limit=memory_limit,
                                            device=dev)
-    grow = max_saved_steps is None
+    lengths = memory.saved_step_lengths(first, max_steps) if max_saved_steps is None else (first,)
     args = (problem.params, np.float64(rtol), np.float64(atol), np.float64(0.0 if dt is None else dt))
-    while True:
+    for saved in lengths:
         shapes = dataclasses.replace(largest, saved_steps=saved)
         memory.check(algorithm, shapes, memory_limit=memory_limit, device=dev)
         with jax.default_device(dev):
             compiled = _compiled(problem, solver_obj, algorithm, dt is not None, max_steps, saved, args, dev)
             memory.check_compiled(compiled, algorithm, shapes, memory_limit=memory_limit, device=dev)
             out = jax.device_get(compiled(*args))
-        if not (grow and out["buffer_full"] and saved < max_steps):
+        if not out["buffer_full"]:
             break
-        saved = memory.grown_saved_steps(saved, max_steps)
     result = GradientResult.from_output(out, solver=solver_obj.name, sensitivity=algorithm.name, device=device)
     if rule is not None:
         result.extra["sensitivity_choice"] = rule

@@ -46,6 +46,7 @@ import dataclasses
 import math
 import os
 import re
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -186,9 +187,14 @@ def first_saved_steps(max_steps: int, step_bytes: int, *, t_span: float, dt: flo
     return int(min(length, max_steps))
 
 
-def grown_saved_steps(saved_steps: int, max_steps: int) -> int:
-    """The next automatic step buffer after one of ``saved_steps`` filled."""
-    return int(min(GROWTH * saved_steps, max_steps))
+def saved_step_lengths(first: int, max_steps: int) -> Iterator[int]:
+    """The lengths an automatic step buffer takes: ``first``, then :data:`GROWTH` times longer
+    after each one that filled, up to ``max_steps``. The caller stops iterating once a solve fits."""
+    length = int(first)
+    yield length
+    while length < max_steps:
+        length = int(min(GROWTH * length, max_steps))
+        yield length
 
 
 def suggested_checkpoints(saved_steps: int) -> int:

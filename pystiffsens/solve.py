@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +33,6 @@ def check_options(problem, solver, *, rtol, atol, dt, max_steps):
             f"(adaptive solvers: {[n for n in solvers.names() if solvers.get(n).adaptive]})."
         )
     return solver_obj
-
-
 
 
 @functools.lru_cache(maxsize=64)
@@ -105,22 +104,23 @@ def solve(
     dev = _device.resolve(device)
     fixed = dt is not None
     args = (jnp.asarray(problem.y0), problem.params, jnp.asarray(problem.saveat), rtol, atol, 0.0 if dt is None else dt)
-    saved = 0
+    lengths: Iterable[int] = (0,)  # records nothing
     if save_steps:
         shapes = _step_shapes(problem, solver_obj)
         t0, t1 = problem.tspan
-        saved = memory.first_saved_steps(max_steps, shapes.state, t_span=float(t1 - t0), dt=dt,
-                                         n_stops=len(problem.saveat))
-    while True:
+        lengths = memory.saved_step_lengths(
+            memory.first_saved_steps(max_steps, shapes.state, t_span=float(t1 - t0), dt=dt, n_stops=len(problem.saveat)),
+            max_steps,
+        )
+    for saved in lengths:
         if saved:
             _check_step_buffer(shapes, saved, memory_limit, dev)
         run = _compiled_solve(problem.rhs, solver_obj, problem.tspan[0], max_steps, fixed, saved)
         with jax.default_device(dev):
             traj = run(*args)
-        n = int(traj.n_steps)
-        if not (saved and bool(traj.buffer_full)) or saved >= max_steps:
+        if not bool(traj.buffer_full):
             break
-        saved = memory.grown_saved_steps(saved, max_steps)
+    n = int(traj.n_steps)
     step_ts = step_ys = None
     if saved:
         # Only the steps taken leave the device.

@@ -95,8 +95,8 @@ def compile_batch(
 
     def run() -> BatchResult:
         # Lanes whose step buffers filled are rerun with longer ones (pystiffsens.memory).
-        saved, lanes, out, run_time = first_saved, everything, None, 0.0
-        while len(lanes):
+        lanes, out, run_time = everything, None, 0.0
+        for saved in memory.saved_step_lengths(first_saved, settings.max_steps):
             key = (saved, len(lanes))
             if key not in compiled:
                 compiled[key] = compile_lanes(saved, lanes)
@@ -107,8 +107,9 @@ def compile_batch(
                 out = jax.tree_util.tree_map(np.array, part)
             else:
                 jax.tree_util.tree_map(lambda whole, new: whole.__setitem__(lanes, new), out, part)
-            lanes = lanes[np.asarray(part["buffer_full"])] if saved < settings.max_steps else lanes[:0]
-            saved = memory.grown_saved_steps(saved, settings.max_steps)
+            lanes = lanes[np.asarray(part["buffer_full"])]
+            if not len(lanes):
+                break
         results = [
             GradientResult.from_output(
                 jax.tree_util.tree_map(lambda value: value[i], out),
