@@ -6,16 +6,18 @@ a hash of the program (its StableHLO without source locations), the compile opti
 jaxlib and device versions, so a second process that builds the same program loads it
 instead of compiling it. ``import pystiffsens`` turns this on, in
 
-* ``$PYSTIFFSENS_CACHE_DIR`` if set, else
-* ``$XDG_CACHE_HOME/pystiffsens/jax``, else ``~/.cache/pystiffsens/jax``,
+``jax/`` under :func:`cache_root`: ``$PYSTIFFSENS_CACHE_DIR`` if set, else
+``$XDG_CACHE_HOME/pystiffsens``, else ``~/.cache/pystiffsens``,
 
 unless ``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` is set, or a cache directory is already
 configured for JAX (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``), which is then left as it is.
 Programs that compile in under :data:`MIN_COMPILE_TIME_S` are not stored.
 
-The directory may be deleted at any time; it only costs recompilation. Processes on one
-machine (test workers, Dask workers) share it: JAX writes entries without a lock, and an
-entry read while half written is reported by JAX as a warning and compiled again.
+The traced programs of :mod:`pystiffsens._program_cache` go to ``programs/`` beside it,
+and the same variable turns them off. The directory may be deleted at any time; it only
+costs recompilation. Processes on one machine (test workers, Dask workers) share it: JAX
+writes entries without a lock, and an entry read while half written is reported by JAX as
+a warning and compiled again.
 """
 
 from __future__ import annotations
@@ -33,12 +35,27 @@ MIN_COMPILE_TIME_S = 0.5
 _FALSE_WORDS = ("", "0", "false", "no", "off")
 
 
-def cache_dir() -> Path:
-    """The directory pystiffsens points JAX's compilation cache at (whether or not it is enabled)."""
+def cache_root() -> Path:
+    """The directory of pystiffsens's caches: ``$PYSTIFFSENS_CACHE_DIR``, else the user cache directory."""
     if os.environ.get(DIR_VARIABLE):
         return Path(os.environ[DIR_VARIABLE]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pystiffsens" / "jax"
+    return Path(base) / "pystiffsens"
+
+
+def cache_dir() -> Path:
+    """The directory pystiffsens points JAX's compilation cache at (whether or not it is enabled)."""
+    return cache_root() / "jax"
+
+
+def programs_dir() -> Path:
+    """The directory of traced programs (:mod:`pystiffsens._program_cache`)."""
+    return cache_root() / "programs"
+
+
+def enabled() -> bool:
+    """Whether the caches are on, i.e. :data:`DISABLE_VARIABLE` is not set to a true value."""
+    return os.environ.get(DISABLE_VARIABLE, "").strip().lower() in _FALSE_WORDS
 
 
 def enable() -> Path | None:
@@ -47,7 +64,7 @@ def enable() -> Path | None:
     Left off when :data:`DISABLE_VARIABLE` is set to a true value; a directory already
     configured for JAX is kept (and returned).
     """
-    if os.environ.get(DISABLE_VARIABLE, "").strip().lower() not in _FALSE_WORDS:
+    if not enabled():
         return None
     configured = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]
     if configured:

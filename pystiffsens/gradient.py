@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from . import _validation, memory, problems
+from . import _program_cache, _validation, memory, problems
 from . import device as _device
 from . import sensitivity as _sensitivity
 from .results import GradientResult
@@ -151,7 +151,11 @@ _COMPILED: dict = {}
 
 
 def _compiled(problem, solver_obj, algorithm, dt_given, max_steps, max_saved_steps, args, device):
-    """One compiled gradient per problem structure, solver, algorithm, step mode, argument shapes and device."""
+    """One compiled gradient per problem structure, solver, algorithm, step mode, argument shapes and device.
+
+    Kept in memory for the process and, for built-in problems, traced once per machine
+    (:mod:`pystiffsens._program_cache`).
+    """
     signature = jax.tree_util.tree_map(lambda x: (jnp.shape(x), jnp.result_type(x)), args[0])
     key = (problem.structure_key, solver_obj.name, repr(algorithm), dt_given, max_steps, max_saved_steps,
            str(signature), str(device))
@@ -160,7 +164,10 @@ def _compiled(problem, solver_obj, algorithm, dt_given, max_steps, max_saved_ste
             settings = Settings(rtol, atol, dt if dt_given else None, max_steps, max_saved_steps)
             return _build(problem, solver_obj, algorithm, settings)(params)
 
-        _COMPILED[key] = jax.jit(run).lower(*args).compile()
+        # What _build reads of the problem; the parameter values are arguments of the program.
+        structure = (problem.rhs, problem.loss_fn, problem.tspan, problem.y0, problem.saveat)
+        identity = ("gradient", structure, solver_obj, algorithm, dt_given, max_steps, max_saved_steps)
+        _COMPILED[key] = _program_cache.compile_cached(jax.jit(run), args, identity, device)
     return _COMPILED[key]
 
 

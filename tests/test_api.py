@@ -65,7 +65,7 @@ def test_compilation_cache_is_on_by_default_and_can_be_turned_off(tmp_path):
         import json, jax, pystiffsens
         print(json.dumps({"dir": jax.config.jax_compilation_cache_dir}))
         """
-    assert _python(code, PYSTIFFSENS_CACHE_DIR=str(tmp_path / "c"))["dir"] == str(tmp_path / "c")
+    assert _python(code, PYSTIFFSENS_CACHE_DIR=str(tmp_path / "c"))["dir"] == str(tmp_path / "c" / "jax")
     assert _python(code, PYSTIFFSENS_CACHE_DIR=str(tmp_path / "c"), PYSTIFFSENS_NO_COMPILATION_CACHE="1")["dir"] is None
     mine = str(tmp_path / "mine")  # a directory the user gave JAX is kept
     assert _python(code, PYSTIFFSENS_CACHE_DIR=str(tmp_path / "c"), JAX_COMPILATION_CACHE_DIR=mine)["dir"] == mine
@@ -75,6 +75,7 @@ def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv(_compilation_cache.DIR_VARIABLE, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert _compilation_cache.cache_dir() == tmp_path / "pystiffsens" / "jax"
+    assert _compilation_cache.programs_dir() == tmp_path / "pystiffsens" / "programs"
 
 
 def test_a_second_process_loads_a_gradient_from_the_cache(tmp_path):

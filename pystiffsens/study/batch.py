@@ -4,7 +4,9 @@ With the JAX backend the grid runs as a single vmapped computation, compiled onc
 stiffness value is an independent lane, so a failed value (non-zero status, NaN loss and
 gradient) leaves the others untouched. The step buffers of recording sensitivities start
 short (:func:`pystiffsens.memory.first_saved_steps`); the lanes whose buffers fill are
-rerun, compiled again with longer ones. The Julia backend runs the grid as one ensemble.
+rerun, compiled again with longer ones. The traced program of a built-in problem is kept
+on disk (:mod:`pystiffsens._program_cache`), so a rerun skips tracing as well as
+compilation. The Julia backend runs the grid as one ensemble.
 
 A batch is prepared in two stages, :func:`compile_batch` then the returned ``run()``, so
 that a sweep can compile the next batches in background threads (XLA compiles without
@@ -22,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _program_cache
 from .. import device as _device
 from ..problem import Problem
 from ..results import GradientResult
@@ -83,8 +86,9 @@ def compile_batch(
             max_saved_steps=saved, batch_size=len(lanes),
         )
         batched = jax.jit(jax.vmap(lambda s: gradient_fn(problem.set_stiffness(problem.params, s))))
+        identity = ("study.batch", problem, solver_obj, algorithm, settings, saved)
         start = time.perf_counter()
-        compiled = batched.lower(values[lanes]).compile()
+        compiled = _program_cache.compile_cached(batched, [values[lanes]], identity, device)
         elapsed = time.perf_counter() - start
         # ... and before running when XLA's plan for the compiled batch does.
         memory.check_compiled(compiled, algorithm, gradient_fn.shapes, batch=len(lanes), device=device)
