@@ -1,5 +1,6 @@
 """The native solvers: convergence order, L-stability, variable order, cost counters, failures."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -192,3 +193,25 @@ def test_cuda_absent_gives_clear_error():
         pass
     with pytest.raises(RuntimeError, match=r"No CUDA device is available.*pip install 'pystiffsens\[cuda\]'"):
         pss.solve(pss.problems.get("dahlquist"), "Rodas5P", device="cuda")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 9])
+def test_lu_solve_by_substitution_equals_lapack_triangular_solves(n, monkeypatch):
+    """Small systems are solved by written-out substitution; it must agree with the triangular solves."""
+    from pystiffsens.solvers import linear
+
+    rng = np.random.default_rng(n)
+    matrix = jnp.asarray(rng.normal(size=(n, n)) + 2 * np.eye(n))
+    b, columns = jnp.asarray(rng.normal(size=n)), jnp.asarray(rng.normal(size=(n, 4)))
+    lu = linear.lu_factor(matrix)
+
+    def solves():  # traced anew on each call, so the size threshold is read again
+        one_by_one = jax.jit(jax.vmap(lambda c: lu.solve(c), in_axes=1, out_axes=1))(columns)
+        return one_by_one, jax.jit(lambda m: lu.solve(m))(columns), jax.jit(lambda v: lu.solve(v))(b)
+
+    by_default = solves()
+    monkeypatch.setattr(linear, "SUBSTITUTION_MAX_SIZE", 0)
+    by_lapack = solves()
+    for got, want in zip(by_default, by_lapack):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(matrix @ by_default[2], b, rtol=1e-12, atol=1e-12)
