@@ -1,8 +1,9 @@
 """pystiffsens: measure how parameter gradients of stiff ODEs vanish as stiffness grows.
 
 ``import pystiffsens as pss`` switches JAX to float64 and turns on JAX's persistent
-compilation cache (:mod:`pystiffsens._compilation_cache`; opt out with
-``PYSTIFFSENS_NO_COMPILATION_CACHE=1``).
+compilation cache (:mod:`pystiffsens._compilation_cache`) and the cache of traced programs
+of built-in problems (:mod:`pystiffsens._program_cache`); opt out of both with
+``PYSTIFFSENS_NO_COMPILATION_CACHE=1``.
 
 The core (problems, solvers, sensitivities, ``solve``, ``gradient``) is imported at once;
 the layers that need pandas, statsmodels, matplotlib or optax (``study``, ``stiffness``,
