@@ -36,6 +36,7 @@ import numpy as np
 from . import _compilation_cache
 
 SUFFIX = ".jaxexport"
+EXPORT_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 _MAX_DEPTH = 12  # nesting of closures and containers hashed before a value counts as unkeyable
 
 
@@ -144,9 +145,14 @@ def _ours(obj) -> bool:
 
 def _export(jitted, args: Sequence, device):
     """The exported program, or ``None`` when it cannot be serialised (e.g. a custom call with no stability guarantee)."""
+    # jax.export names platforms as XLA lowers for them ("cuda", not the device's "gpu");
+    # where that name is not known for sure the program is not stored.
+    platform = getattr(device.client, "_raw_platform", None) or device.platform
+    if platform not in EXPORT_PLATFORMS:
+        return None
     specs = jax.tree_util.tree_map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), _dtype(leaf)), args)
     try:
-        return jax.export.export(jitted, platforms=[device.platform])(*specs)
+        return jax.export.export(jitted, platforms=[platform])(*specs)
     except (ValueError, NotImplementedError):  # the plain lowering that follows raises any error of the function itself
         return None
 

@@ -109,3 +109,15 @@ def test_a_loaded_sweep_batch_gives_the_gradients_it_gave_when_traced(cache, mon
     monkeypatch.setenv(_compilation_cache.DISABLE_VARIABLE, "1")
     np.testing.assert_array_equal(loaded, traced)
     np.testing.assert_array_equal(gradients(), traced)
+
+
+def test_a_program_that_cannot_be_exported_is_compiled_as_usual(cache):
+    """A host callback has no serialisation guarantee: nothing is stored and the result is the plain one."""
+
+    def fn(x):
+        return jax.pure_callback(lambda v: np.asarray(v) * 3.0, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+    x = [jnp.arange(3.0)]
+    compiled = _program_cache.compile_cached(jax.jit(fn), x, ("test", "callback"), CPU)
+    np.testing.assert_array_equal(compiled(*x), [0.0, 3.0, 6.0])
+    assert not list(cache.glob("*" + _program_cache.SUFFIX))
