@@ -13,8 +13,9 @@ this package's code are stored: problems whose functions (``rhs``, loss, closed-
 solution, stiffness knob) are defined in ``pystiffsens`` modules, with closures, defaults
 and data made of numbers, strings and arrays, hashed by value. The functions' code is
 covered by a digest of the installed package's source files, so editing the package (an
-editable install) changes every key. A user's own ``rhs`` can read globals or objects no
-key can see, so such programs are traced every time, as without this cache.
+editable install) changes every key; a module-level setting of the package changed while
+a program runs (as a test may do) is not seen. A user's own ``rhs`` can read globals or
+objects no key can see, so such programs are traced every time, as without this cache.
 ``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` turns this cache off together with the compilation
 cache. The directory may be deleted at any time; it only costs tracing again.
 """
