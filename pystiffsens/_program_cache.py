@@ -3,8 +3,8 @@
 JAX's persistent compilation cache (:mod:`pystiffsens._compilation_cache`) skips XLA
 compilation, but every process still *traces* each program first: for a sweep batch that
 is 1-5 s of Python holding the GIL, most of a warm demo rerun. This cache stores the traced
-program itself, as :mod:`jax.export` serialises it (StableHLO, about 100-150 kB a batch),
-in :func:`pystiffsens._compilation_cache.programs_dir`. A process that needs the same
+program itself, as :mod:`jax.export` serialises it (StableHLO; the demo's 30 batches take
+2.0 MB), in :func:`pystiffsens._compilation_cache.programs_dir`. A process that needs the same
 program loads it, lowers the small call around it and compiles it, which the compilation
 cache then answers.
 
@@ -163,20 +163,26 @@ def _dtype(leaf):
 
 
 def _load(path: Path):
+    """The stored program, or ``None`` when there is none or it cannot be read (the entry is then rewritten)."""
     try:
-        return jax.export.deserialize(bytearray(path.read_bytes()))
-    except FileNotFoundError:
+        data = path.read_bytes()
+    except OSError:
         return None
-    except Exception:  # noqa: BLE001 - a damaged or foreign entry is a miss; it is rewritten
+    try:
+        return jax.export.deserialize(bytearray(data))
+    except Exception:  # noqa: BLE001 - a damaged or foreign entry fails in the deserialiser in no single way
         return None
 
 
 def _store(path: Path, exported) -> None:
     """Write atomically (processes share the directory); a read-only cache is skipped silently."""
+    partial = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as file:
+            partial = file.name
             file.write(exported.serialize())
-        os.replace(file.name, path)
+        os.replace(partial, path)
     except OSError:
-        return
+        if partial is not None:
+            Path(partial).unlink(missing_ok=True)
