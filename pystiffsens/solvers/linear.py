@@ -9,7 +9,7 @@ For systems of at most :data:`SUBSTITUTION_MAX_SIZE` unknowns the triangular sol
 written out as forward and back substitution, element by element, which XLA fuses into a
 few kernels. XLA's CPU ``triangular-solve`` costs far more than its arithmetic on such
 small matrices, in a vmapped batch above all: a batch of 32 ROBER gradients (Rodas5P,
-rtol 1e-8) ran in 50 ms with it and 23 ms with substitution (benchmarks/README.md).
+rtol 1e-8) ran in 50 ms with it and 22 ms with substitution (benchmarks/README.md).
 """
 
 from __future__ import annotations
