@@ -384,7 +384,8 @@ def test_unwritable_out_fails_before_computing(tmp_path, capsys, monkeypatch):
 
 
 INTERRUPTIBLE = """
-    import sys, time
+    import faulthandler, signal, sys, time
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for a traceback if it hangs
     from pystiffsens.cli import main
     import importlib
     sweep_module = importlib.import_module("pystiffsens.study.sweep")
@@ -420,9 +421,13 @@ def test_ctrl_c_exits_130_saying_what_was_kept(tmp_path):
         try:
             _, err = process.communicate(timeout=120)
         except subprocess.TimeoutExpired:
+            with open(f"/proc/{process.pid}/status") as status:
+                masks = [line.strip() for line in status if line.startswith(("SigPnd", "ShdPnd", "SigBlk", "SigIgn"))]
+            process.send_signal(signal.SIGUSR1)  # every thread's traceback, to stderr
+            time.sleep(2)
             process.kill()
             _, err = process.communicate()
-            pytest.fail(f"no exit 120 s after Ctrl-C; stderr so far:\n{err}")
+            pytest.fail(f"no exit 120 s after Ctrl-C; signal masks {masks}; stderr:\n{err}")
     finally:
         if process.poll() is None:
             process.kill()
