@@ -155,21 +155,20 @@ def _tree_where(cond, a, b):
     return jax.tree_util.tree_map(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
-def _empty(shape, fill, dtype=None):
-    """``jnp.full(shape, fill)`` that XLA cannot fold into a constant.
+def _buffer(example, length):
+    """Zeros for ``length`` records shaped like ``example``, which XLA cannot fold into a constant.
 
     A step buffer whose first entry is written from a constant (a problem's ``y0``) would
     otherwise be folded into a literal of the whole buffer, stored in the executable and
-    copied into place on each run. Measured with ``max_steps`` = 1e5 (benchmarks/README.md):
-    a dense 300-state ReverseDiffAdjoint gradient compiled in 5.7 s instead of 7.4 s (1.2 s
-    of which was the fold) and ran in 1.30 s instead of 1.41 s; a batch of 32 ROBER
-    gradients ran in 77-90 ms instead of 88-94 ms.
+    copied into place on each run; ``lax.optimization_barrier`` keeps it a zero fill.
+    Measured with ``max_steps`` = 1e5 (benchmarks/README.md): a dense 300-state
+    ReverseDiffAdjoint gradient compiled in 5.7 s instead of 7.4 s (1.2 s of which was the
+    fold) and ran in 1.30 s instead of 1.41 s; a batch of 32 ROBER gradients ran in 77-90 ms
+    instead of 88-94 ms.
     """
-    return lax.optimization_barrier(jnp.full(shape, fill, dtype))
-
-
-def _buffer(example, length):
-    return jax.tree_util.tree_map(lambda x: _empty((length,) + jnp.shape(x), 0, jnp.result_type(x)), example)
+    return jax.tree_util.tree_map(
+        lambda x: lax.optimization_barrier(jnp.zeros((length,) + jnp.shape(x), jnp.result_type(x))), example
+    )
 
 
 def _write(buffer, index, value, when=True):
