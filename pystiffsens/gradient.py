@@ -164,9 +164,8 @@ def _compiled(problem, solver_obj, algorithm, dt_given, max_steps, max_saved_ste
             settings = Settings(rtol, atol, dt if dt_given else None, max_steps, max_saved_steps)
             return _build(problem, solver_obj, algorithm, settings)(params)
 
-        # What _build reads of the problem; the parameter values are arguments of the program.
-        structure = (problem.rhs, problem.loss_fn, problem.tspan, problem.y0, problem.saveat)
-        identity = ("gradient", structure, solver_obj, algorithm, dt_given, max_steps, max_saved_steps)
+        # The parameter values are arguments of the program, so the problem's structure is its part of the key.
+        identity = ("gradient", problem.structure_key, solver_obj, algorithm, dt_given, max_steps, max_saved_steps)
         _COMPILED[key] = _program_cache.compile_cached(jax.jit(run), args, identity, device)
     return _COMPILED[key]
 
