@@ -8,7 +8,7 @@ The work is the issue's grid: ROBER on [0, 1e5], rtol 1e-8 / atol 1e-10, Rodas5P
 sensitivity algorithm:
 
 * **lanes**: the sum over the B values of one compiled single call each
-  (``jax.jit(pss.make_gradient_fn(..., max_saved_steps=S))``, the call's median over the
+  (``pss.jit(pss.make_gradient_fn(..., max_saved_steps=S))``, the call's median over the
   rounds, ``S`` the first step-buffer length the batch uses, ``pss.memory.INITIAL_SAVED_STEPS``),
   against one run of the batch (``pystiffsens.study.batch.compile_batch``, the vmapped sweep
   batch), both with ``max_steps=100_000``. Target: batch / lanes <= 1.5.
@@ -65,7 +65,7 @@ def batch_run(sensitivity: str, b: int, max_steps: int):
 
 def lane_calls(sensitivity: str, b: int):
     p = problem()
-    fn = jax.jit(pss.make_gradient_fn(p, SOLVER, sensitivity, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS[-1],
+    fn = pss.jit(pss.make_gradient_fn(p, SOLVER, sensitivity, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS[-1],
                                       max_saved_steps=pss.memory.INITIAL_SAVED_STEPS))
     calls = {}
     for i, s in enumerate(grid(b)):

@@ -199,7 +199,7 @@ def memory_section(t_end=13.0, max_steps=10_000):
         "forward solve, as pss.solve (per-step state recording)": (
             _compiled_solve(rhs, so, t0, max_steps, False), (y0, params, stops, RTOL, ATOL, 0.0)),
         "forward solve, bare loop (no recording)": (
-            jax.jit(lambda y, p, s, r, a: integrate(rhs, so, y, p, t0=t0, stops=s, rtol=r, atol=a, max_steps=max_steps)),
+            pss.jit(lambda y, p, s, r, a: integrate(rhs, so, y, p, t0=t0, stops=s, rtol=r, atol=a, max_steps=max_steps)),
             (y0, params, stops, RTOL, ATOL)),
     }
     for alg in ("ReverseDiffAdjoint", "ForwardDiffSensitivity"):

@@ -26,7 +26,7 @@ Families (one clean size knob each; Rodas5P for every pystiffsens row)
 What is timed
 -------------
 The compiled run only, the minimum (and median) of up to ``--repeats`` calls; compilation is
-reported separately. pystiffsens single calls: ``jax.jit(pss.make_gradient_fn(...))``,
+reported separately. pystiffsens single calls: ``pss.jit(pss.make_gradient_fn(...))``,
 lowered and compiled ahead (compile = ``lower(...).compile()``, tracing included), then
 the compiled executable with ``block_until_ready``. Batches: ``BatchResult.run_time_s`` and
 ``compile_time_s`` of ``compile_batch``. CasADi: ``casadi.integrator('F', 'cvodes', ...)``
@@ -248,7 +248,7 @@ def prepare_pss(case: Case, algorithm: str, mem_cap: float) -> Prepared:
     p = case.problem
     f = pss.make_gradient_fn(p, SOLVER, algorithm, rtol=case.rtol, atol=case.atol, max_steps=MAX_STEPS)
     t = time.perf_counter()
-    compiled = jax.jit(f).lower(p.params).compile()
+    compiled = pss.jit(f).lower(p.params).compile()
     compile_s = time.perf_counter() - t
     mem = _memory(compiled)
     _check_memory(mem, mem_cap)
@@ -274,7 +274,7 @@ def batch_lane_memory(case: Case, algorithm: str) -> float:
     if algorithm not in _BATCH_LANE_MEMORY:
         p = case.problem
         f = pss.make_gradient_fn(p, SOLVER, algorithm, rtol=case.rtol, atol=case.atol, max_steps=MAX_STEPS)
-        batched = jax.jit(jax.vmap(lambda s: f(p.set_stiffness(p.params, s))))
+        batched = pss.jit(jax.vmap(lambda s: f(p.set_stiffness(p.params, s))))
         _BATCH_LANE_MEMORY[algorithm] = _memory(batched.lower(jnp.ones(1)).compile())
     return _BATCH_LANE_MEMORY[algorithm]
 

@@ -150,7 +150,7 @@ def pss_row(problem, solver, dt, tol=(RTOL, ATOL), method=None, record=True):
         run = _compiled_solve(problem.rhs, so, problem.tspan[0], MAX_STEPS, dt is not None)
     else:  # the bare loop: no per-step state buffers
         rhs, t0 = problem.rhs, problem.tspan[0]
-        run = jax.jit(lambda y0, p, stops, r, a, h: integrate(
+        run = pss.jit(lambda y0, p, stops, r, a, h: integrate(
             rhs, so, y0, p, t0=t0, stops=stops, rtol=r, atol=a, dt=None, max_steps=MAX_STEPS))
     call = lambda: jax.block_until_ready(run(*args))
     first = C.first_call(call)

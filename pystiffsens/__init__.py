@@ -22,6 +22,7 @@ from . import _compilation_cache  # noqa: E402
 _compilation_cache.enable()
 
 from . import memory, problems, sensitivity, solvers  # noqa: E402
+from ._xla import jit  # noqa: E402
 from .gradient import gradient, make_gradient_fn  # noqa: E402
 from .problem import Problem  # noqa: E402
 from .results import GradientResult, Solution  # noqa: E402
@@ -39,6 +40,7 @@ __all__ = [
     "compare",
     "fit_decay",
     "gradient",
+    "jit",
     "make_gradient_fn",
     "memory",
     "node",

@@ -34,7 +34,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from . import _compilation_cache
+from . import _compilation_cache, _xla
 
 SUFFIX = ".jaxexport"
 EXPORT_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
@@ -60,7 +60,7 @@ def compile_cached(jitted, args: Sequence, identity, device) -> jax.stages.Compi
         if exported is None:
             return jitted.lower(*args).compile()
         _store(path, exported)
-    return jax.jit(exported.call).lower(*args).compile()
+    return _xla.jit(exported.call).lower(*args).compile()
 
 
 def program_key(identity, args: Sequence, device) -> str | None:

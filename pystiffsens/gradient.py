@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from . import _program_cache, _validation, memory, problems
+from . import _program_cache, _validation, _xla, memory, problems
 from . import device as _device
 from . import sensitivity as _sensitivity
 from .results import GradientResult
@@ -69,7 +69,9 @@ def make_gradient_fn(
     """A pure JAX function ``params -> {"loss", "grad", "status", "stats"}``.
 
     jit- and vmap-able: a stiffness grid runs as one batched computation with
-    ``jax.vmap(lambda s: f(problem.set_stiffness(problem.params, s)))``. When the solve
+    ``jax.vmap(lambda s: f(problem.set_stiffness(problem.params, s)))``. Compile it with
+    :func:`pystiffsens.jit` (``jax.jit`` with the XLA options of pystiffsens's own calls,
+    :mod:`pystiffsens._xla`); plain ``jax.jit`` works too, slower on CPU. When the solve
     fails (or the loss or gradient is not finite), ``loss`` and every gradient entry are
     NaN and ``status`` is the ReturnCode. ``sensitivity=None`` (or ``"auto"``) chooses as
     :func:`choose_sensitivity`; the function's ``sensitivity`` attribute names the choice.
@@ -166,7 +168,7 @@ def _compiled(problem, solver_obj, algorithm, dt_given, max_steps, max_saved_ste
 
         # The parameter values are arguments of the program, so the problem's structure is its part of the key.
         identity = ("gradient", problem.structure_key, solver_obj, algorithm, dt_given, max_steps, max_saved_steps)
-        _COMPILED[key] = _program_cache.compile_cached(jax.jit(run), args, identity, device)
+        _COMPILED[key] = _program_cache.compile_cached(_xla.jit(run), args, identity, device)
     return _COMPILED[key]
 
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validation, memory, problems, solvers
+from . import _validation, _xla, memory, problems, solvers
 from . import device as _device
 from .integrate import integrate
 from .problem import Problem
@@ -47,7 +47,7 @@ def _compiled_solve(rhs, solver, t0, max_steps, fixed, saved_steps=None):
             max_saved_steps=saved_steps or None,
         )
 
-    return jax.jit(run)
+    return _xla.jit(run)
 
 
 def solve(

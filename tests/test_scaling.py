@@ -4,6 +4,7 @@ No timings here (they are in benchmarks/): these tests check that the scaling ma
 computes the same numbers and refuses what would not fit.
 """
 
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -71,6 +72,54 @@ def test_vmapped_loop_does_not_select_its_step_buffers():
     buffer_lines = [line for line in text.splitlines() if "select_n" in line and ",778" in line or "select_n" in line and ",777" in line]
     assert not buffer_lines, buffer_lines[:3]
     assert "custom_vmap_call" in text
+
+
+def _parallel_tasks(compiled) -> int:
+    """Operations XLA:CPU's parallel task assigner split across threads in a compiled program."""
+    return compiled.as_text().count('outer_dimension_partitions":["')  # an empty list splits nothing
+
+
+def test_pss_jit_turns_off_xla_cpu_parallel_task_assignment():
+    """A per-lane gather from a large buffer inside a loop: split by plain jax.jit, not by pss.jit."""
+
+    def lane(buffer, start):
+        return jax.lax.fori_loop(0, 100, lambda i, acc: acc + buffer[(start + i) % buffer.shape[0]], 0.0)
+
+    args = (jnp.ones((32, 4096)), jnp.arange(32))
+    batched = jax.vmap(lane)
+    assert _parallel_tasks(jax.jit(batched).lower(*args).compile()) > 0  # the pass is there to turn off
+    assert _parallel_tasks(pss.jit(batched).lower(*args).compile()) == 0
+
+
+@pytest.mark.parametrize("program_cache", ["on", "off"])
+def test_sweep_batches_and_gradients_compile_with_pss_options(monkeypatch, program_cache):
+    """The sweep batch and pss.gradient compile through pss.jit (their step-buffer gathers are not split),
+    whether their traced program comes from the program cache or not."""
+    from pystiffsens import _compilation_cache, _xla
+
+    if program_cache == "off":
+        monkeypatch.setenv(_compilation_cache.DISABLE_VARIABLE, "1")
+    monkeypatch.setattr(sys.modules["pystiffsens.gradient"], "_COMPILED", {})  # compile here, not reuse
+    from pystiffsens.study.batch import Settings, compile_batch
+
+    compiled = []  # every program both paths compile passes through their memory check
+    check = memory.check_compiled
+    monkeypatch.setattr(memory, "check_compiled", lambda program, *a, **k: (compiled.append(program), check(program, *a, **k))[1])
+    problem = pss.problems.get("linear_modes")
+
+    def parallel_tasks(max_steps):
+        """Split operations in the batch program and in the gradient program."""
+        compiled.clear()
+        settings = Settings(backend="jax", device="cpu", rtol=1e-6, atol=1e-8, dt=None, max_steps=max_steps)
+        compile_batch(problem, np.linspace(1.0, 400.0, 32), "Rodas5P", "InterpolatingAdjoint", settings)
+        pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", max_steps=max_steps, max_saved_steps=max_steps)
+        assert len(compiled) == 2
+        return [_parallel_tasks(program) for program in compiled]
+
+    assert parallel_tasks(10_000) == [0, 0]
+    with monkeypatch.context() as plain:
+        plain.setattr(_xla, "COMPILER_OPTIONS", {})
+        assert min(parallel_tasks(10_001 if program_cache == "on" else 10_002)) > 0  # without them, both are split
 
 
 def test_no_step_buffers_unless_recording_and_full_buffers_stop_with_maxiters():

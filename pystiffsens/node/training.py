@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _xla
 from ..results import STAT_NAMES
 from ..returncode import ReturnCode
 from . import checkpoint as _checkpoint
@@ -172,8 +173,8 @@ class _Step:
             summary = {**_model.group_norms(grad_raw), "fast_rate": model[_model.FAST]}
             return keep(new_raw, raw), keep(new_state, opt_state), summary
 
-        self.to_model = jax.jit(variant.to_model)
-        self.update = jax.jit(update)
+        self.to_model = _xla.jit(variant.to_model)
+        self.update = _xla.jit(update)
 
 
 _STEPS: dict = {}

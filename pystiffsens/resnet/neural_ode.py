@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .. import _xla
 from ..gradient import gradient
 from ..problem import Problem
 from ..returncode import ReturnCode
@@ -109,7 +110,7 @@ def neural_ode_problem(params, u, y, *, horizon: float = 1.0, name: str = "resne
     )
 
 
-@jax.jit
+@_xla.jit
 def resnet_loss_and_grad(params, u, y, time_scale: float, horizon: float = 1.0):
     """Loss of the ResNet with horizon ``time_scale * horizon`` and its gradient with respect to
     each ``layer_n`` (``jax.grad`` through the network)."""

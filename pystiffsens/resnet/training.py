@@ -39,6 +39,7 @@ import optax.contrib
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .. import _xla
 from .._validation import choose
 from . import model as resnet
 from .alpine import make_data
@@ -218,7 +219,7 @@ def _epoch_fn(config: TrainConfig, optimizer, kind: str, weight: float):
         (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), order)
         return params, opt_state
 
-    return jax.jit(epoch)
+    return _xla.jit(epoch)
 
 
 def _keys(config: TrainConfig):
@@ -260,7 +261,7 @@ def train(
     optimizer = _optimizer(config)
     opt_state = optimizer.init(params)
     epoch_fn = _epoch_fn(config, optimizer, kind, weight)
-    evaluate_fn = jax.jit(lambda p: evaluate(p, data, kind, weight, config.horizon))
+    evaluate_fn = _xla.jit(lambda p: evaluate(p, data, kind, weight, config.horizon))
 
     def record(epoch, opt_state):
         values = {name: float(v) for name, v in evaluate_fn(params).items()}

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _program_cache
+from .. import _program_cache, _xla
 from .. import device as _device
 from ..problem import Problem
 from ..results import GradientResult
@@ -85,7 +85,7 @@ def compile_batch(
             rtol=settings.rtol, atol=settings.atol, dt=settings.dt, max_steps=settings.max_steps,
             max_saved_steps=saved, batch_size=len(lanes),
         )
-        batched = jax.jit(jax.vmap(lambda s: gradient_fn(problem.set_stiffness(problem.params, s))))
+        batched = _xla.jit(jax.vmap(lambda s: gradient_fn(problem.set_stiffness(problem.params, s))))
         identity = ("study.batch", problem, solver_obj, algorithm, settings, saved)
         start = time.perf_counter()
         compiled = _program_cache.compile_cached(batched, [values[lanes]], identity, device)

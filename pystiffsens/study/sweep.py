@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .. import _validation, problems
+from .. import _validation, _xla, problems
 from ..device import DEVICES
 from ..device import resolve as resolve_device
 from ..problem import Problem
@@ -257,7 +257,7 @@ def batch_rows(key: dict, stiffness: np.ndarray, batch: BatchResult, exact: dict
 
 def _exact_gradients(problem: Problem, grid: np.ndarray) -> dict[str, np.ndarray]:
     """Flat parameter name -> closed-form gradient at every stiffness value ({} without a closed form)."""
-    exact = jax.jit(jax.vmap(lambda s: problem.exact_loss_and_grad(problem.set_stiffness(problem.params, s))))
+    exact = _xla.jit(jax.vmap(lambda s: problem.exact_loss_and_grad(problem.set_stiffness(problem.params, s))))
     out = exact(jnp.asarray(grid))
     if out is None:
         return {}
