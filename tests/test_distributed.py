@@ -16,6 +16,10 @@ from pystiffsens.study.schema import IDENTITY_COLUMNS
 distributed = pytest.importorskip("distributed")
 dask = pytest.importorskip("dask")
 
+# A task waiting on a worker that never comes back waits forever (as any Dask computation
+# does); in CI that must fail the test, not stall the suite.
+pytestmark = pytest.mark.timeout(300)
+
 GRID = [1e1, 1e2, 1e3, 1e4]
 SOLVERS = ["ImplicitEuler", "Trapezoid"]
 VALUES = ["solver", "sensitivity", "stiffness", "param", "grad", "exact_grad", "loss", "status", "n_steps", "n_f"]
