@@ -12,6 +12,11 @@ InterpolatingAdjoint gradients took 18-24 % longer with 1024-step buffers than w
 ones. With the pass disabled, the same batch with 1000 or 1024 steps of buffer and 1e3, 1e4 or
 1e5 steps of budget is within 3 %. The
 pass exists only in the CPU compiler; on GPUs the option names no pass and changes nothing.
+
+JAX accepts compiler options only on the outermost ``jit`` of a program, so this applies to
+the programs pystiffsens compiles and runs itself (solves, gradients, sweep batches, training
+steps); helpers meant to be called inside other jitted code (the stiffness proxies, the
+batched neural-ODE gradient) stay plain ``jax.jit`` and take the options of their caller.
 """
 
 from __future__ import annotations
@@ -27,5 +32,7 @@ def jit(fn, **kwargs):
 
     Use it to compile :func:`pystiffsens.make_gradient_fn`'s function as pystiffsens's own
     calls are compiled: ``pss.jit(pss.make_gradient_fn(problem, "Rodas5P", "adjoint"))``.
+    Only for the outermost jit: JAX raises a ``ValueError`` for compiler options on a jit
+    that runs inside another one.
     """
     return jax.jit(fn, compiler_options=COMPILER_OPTIONS, **kwargs)

@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _xla
 from ..problem import Problem
 from ..problems.neural import mlp, mlp_params
 from .system import N_STATES, SLOW_RATE
@@ -112,4 +111,4 @@ def batched_gradient_fn(problem: Problem, solver: str, sensitivity: str, *, rtol
 
     fn = make_gradient_fn(problem, solver, sensitivity, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps)
     axes: dict[str, int | None] = {name: 0 if name in ("y_init", "target") else None for name in problem.params}
-    return _xla.jit(jax.vmap(fn, in_axes=(axes,)))
+    return jax.jit(jax.vmap(fn, in_axes=(axes,)))

@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .. import _xla
 from ..gradient import gradient
 from ..problem import Problem
 from ..returncode import ReturnCode
@@ -110,7 +109,7 @@ def neural_ode_problem(params, u, y, *, horizon: float = 1.0, name: str = "resne
     )
 
 
-@_xla.jit
+@jax.jit
 def resnet_loss_and_grad(params, u, y, time_scale: float, horizon: float = 1.0):
     """Loss of the ResNet with horizon ``time_scale * horizon`` and its gradient with respect to
     each ``layer_n`` (``jax.grad`` through the network)."""

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .. import _xla
 from .proxies import (
     SPECTRAL_RADIUS_METHODS,
     frobenius,
@@ -37,7 +36,7 @@ def rhs_jacobians(problem, ts, ys, params=None):
     return jax.vmap(jac, in_axes=(0, 0, None))(ts, ys, params)
 
 
-@_xla.jit
+@jax.jit
 def _proxies(J):
     return (
         stiffness_ratio(J),

@@ -51,7 +51,6 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .. import _xla
 from .._validation import choose
 
 SPECTRAL_RADIUS_METHODS = ("gelfand", "power", "eig")
@@ -160,7 +159,7 @@ def spectral_radius(
     return _batched(_power_one, J, iterations)
 
 
-@functools.partial(_xla.jit, static_argnums=(0, 2))
+@functools.partial(jax.jit, static_argnums=(0, 2))
 def _batched(one, J, size):
     # Compiled once per (method, shape, size), so eager calls do not dispatch op by op.
     return jnp.vectorize(functools.partial(one, size), signature="(n,n)->()")(J)
