@@ -10,13 +10,13 @@ every step. The time then depends on the buffer length, not on the work.
 Measured (benchmarks/README.md, "XLA's parallel task assignment"): a batch of 32 ROBER
 InterpolatingAdjoint gradients took 18-24 % longer with 1024-step buffers than with 1000-step
 ones. With the pass disabled, the same batch with 1000 or 1024 steps of buffer and 1e3, 1e4 or
-1e5 steps of budget is within 3 %. The
-pass exists only in the CPU compiler; on GPUs the option names no pass and changes nothing.
+1e5 steps of budget is within 3 %. The pass exists only in the CPU compiler; on GPUs the
+option names no pass and changes nothing (read from XLA's sources, not run on a GPU here).
 
 JAX accepts compiler options only on the outermost ``jit`` of a program, so this applies to
 the programs pystiffsens compiles and runs itself (solves, gradients, sweep batches, training
 steps); helpers meant to be called inside other jitted code (the stiffness proxies, the
-batched neural-ODE gradient) stay plain ``jax.jit`` and take the options of their caller.
+batched neural-ODE gradient, the ResNet's neural-ODE loss) stay plain ``jax.jit`` and take the options of their caller.
 """
 
 from __future__ import annotations
