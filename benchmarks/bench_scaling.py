@@ -26,7 +26,8 @@ Families (one clean size knob each; Rodas5P for every pystiffsens row)
 What is timed
 -------------
 The compiled run only, the minimum (and median) of up to ``--repeats`` calls; compilation is
-reported separately. pystiffsens single calls: ``pss.jit(pss.make_gradient_fn(...))``,
+reported separately, with pystiffsens's persistent caches off (``PYSTIFFSENS_NO_COMPILATION_CACHE=1``
+unless set otherwise), so it is a fresh compilation each time. pystiffsens single calls: ``pss.jit(pss.make_gradient_fn(...))``,
 lowered and compiled ahead (compile = ``lower(...).compile()``, tracing included), then
 the compiled executable with ``block_until_ready``. Batches: ``BatchResult.run_time_s`` and
 ``compile_time_s`` of ``compile_batch``. CasADi: ``casadi.integrator('F', 'cvodes', ...)``
@@ -58,12 +59,16 @@ from collections.abc import Callable
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Compile times are fresh compilations: with the persistent caches on, sizes run before were
+# cache hits (0.6-0.8 s against 6-10 s) and the compile-time prediction extrapolated that jump.
+os.environ.setdefault("PYSTIFFSENS_NO_COMPILATION_CACHE", "1")
 import _common as C  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import pystiffsens as pss  # noqa: E402  (enables float64)
+from pystiffsens import _compilation_cache  # noqa: E402
 from pystiffsens.study.batch import Settings as BatchSettings  # noqa: E402
 from pystiffsens.study.batch import compile_batch
 
@@ -654,6 +659,8 @@ def main(argv=None):
         (f"- pystiffsens solver {SOLVER}, max_steps={MAX_STEPS}; caps: run {args.cap:g} s, compile "
          f"{args.compile_cap:g} s, memory {args.mem_cap_gib:g} GiB; minimum of at least {args.repeats} runs "
          f"(cheap cases: up to {MAX_REPEATS} runs or {args.sample_s:g} s)"),
+        f"- pystiffsens's persistent caches: {'on' if _compilation_cache.enabled() else 'off'} (compile times "
+        f"{'may be cache hits' if _compilation_cache.enabled() else 'are fresh compilations'})",
     ]
     changed = [l for l in C._run(["git", "status", "--porcelain", "--", "pystiffsens"]).splitlines()
                if l.endswith(".py") and "julia" not in l]
