@@ -26,10 +26,11 @@ Families (one clean size knob each; Rodas5P for every pystiffsens row)
 What is timed
 -------------
 The compiled run only, the minimum (and median) of up to ``--repeats`` calls; compilation is
-reported separately, with pystiffsens's persistent caches off (``PYSTIFFSENS_NO_COMPILATION_CACHE=1``
-unless set otherwise), so it is a fresh compilation each time. pystiffsens single calls: ``pss.jit(pss.make_gradient_fn(...))``,
-lowered and compiled ahead (compile = ``lower(...).compile()``, tracing included), then
-the compiled executable with ``block_until_ready``. Batches: ``BatchResult.run_time_s`` and
+reported separately, with pystiffsens's persistent caches off
+(``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` unless set otherwise), so it is a fresh compilation
+each time. pystiffsens single calls: ``pss.jit(pss.make_gradient_fn(...))``, lowered and
+compiled ahead (compile = ``lower(...).compile()``, tracing included), then the compiled
+executable with ``block_until_ready``. Batches: ``BatchResult.run_time_s`` and
 ``compile_time_s`` of ``compile_batch``. CasADi: ``casadi.integrator('F', 'cvodes', ...)``
 with an MX function returning the loss and its gradient: forward = ``jtimes(L, p, I_P,
 False)`` (P forward sensitivity directions), adjoint = ``jtimes(L, p, 1, True)`` (CVODES
