@@ -27,12 +27,12 @@ from pathlib import Path
 
 import jax
 
+from ._env import switched_on
+
 DISABLE_VARIABLE = "PYSTIFFSENS_NO_COMPILATION_CACHE"
 DIR_VARIABLE = "PYSTIFFSENS_CACHE_DIR"
 MIN_COMPILE_TIME_S = 0.5
 """Compilations faster than this are not written to the cache (JAX's default is 1 s)."""
-
-_FALSE_WORDS = ("", "0", "false", "no", "off")
 
 
 def cache_root() -> Path:
@@ -55,7 +55,7 @@ def programs_dir() -> Path:
 
 def enabled() -> bool:
     """Whether the caches are on, i.e. :data:`DISABLE_VARIABLE` is not set to a true value."""
-    return os.environ.get(DISABLE_VARIABLE, "").strip().lower() in _FALSE_WORDS
+    return not switched_on(DISABLE_VARIABLE)
 
 
 def enable() -> Path | None:

@@ -1,17 +1,32 @@
 """The XLA options every pystiffsens program is compiled with, and ``jit``, which applies them.
 
-XLA:CPU's ``ParallelTaskAssigner`` splits an operation across the intra-op threads when its
-cost model rates it expensive, and that model counts whole operands. Inside a step loop
-every operation is small, but the gathers that read a step buffer (the dense output an
-adjoint interpolates, the step times it searches) are rated by the buffer's size. So once
-the buffers pass a few hundred KiB, each of those gathers hands work to another thread on
-every step. The time then depends on the buffer length, not on the work.
+**Parallel task assignment off.** XLA:CPU's ``ParallelTaskAssigner`` splits an operation
+across the intra-op threads when its cost model rates it expensive, and that model counts
+whole operands. Inside a step loop every operation is small, but the gathers that read a
+step buffer (the dense output an adjoint interpolates, the step times it searches) are rated
+by the buffer's size. So once the buffers pass a few hundred KiB, each of those gathers
+hands work to another thread on every step. The time then depends on the buffer length, not
+on the work.
 
 Measured (benchmarks/README.md, "XLA's parallel task assignment"): a batch of 32 ROBER
 InterpolatingAdjoint gradients took 18-24 % longer with 1024-step buffers than with 1000-step
 ones. With the pass disabled, the same batch with 1000 or 1024 steps of buffer and 1e3, 1e4 or
-1e5 steps of budget is within 3 %. The pass exists only in the CPU compiler; on GPUs the
-option names no pass and changes nothing (read from XLA's sources, not run on a GPU here).
+1e5 steps of budget is within 3 %.
+
+**Faster compilation, on request.** With ``PYSTIFFSENS_FAST_COMPILE=1`` the programs are also
+compiled with ``xla_cpu_use_fusion_emitters=False``: newer XLA:CPU compiles each fused kernel
+as its own MLIR module and lowers it through LLVM separately (a solver's step loop has a few
+hundred of them), and the option selects the older elemental emitters instead. Measured
+(benchmarks/README.md, "Faster compilation"): 42 single ROBER gradients (7 solvers x 6
+sensitivities) compiled in 0.77x the time and ran in 1.02x (geometric mean; 0.79-1.32x);
+16 vmapped batches of 32 compiled in 0.93x and ran in 1.06x (up to 1.31x). Larger programs
+gain more: the test suite's slowest 24 tests compiled in half the time. So it is worth it
+where compilation dominates (tests, one-off studies) and not by default. The test suite
+turns it on (``tests/conftest.py``). XLA versions that do not know the option reject it;
+:func:`supported` leaves out what the running XLA does not know.
+
+Both options name only XLA:CPU passes and emitters; on GPUs they change nothing (read from
+XLA's sources, not run on a GPU here).
 
 JAX accepts compiler options only on the outermost ``jit`` of a program, so this applies to
 the programs pystiffsens compiles and runs itself (solves, gradients, sweep batches, training
@@ -21,18 +36,50 @@ batched neural-ODE gradient, the ResNet's neural-ODE loss) stay plain ``jax.jit`
 
 from __future__ import annotations
 
+import functools
+
 import jax
+
+from ._env import switched_on
 
 #: Passed to XLA with every program pystiffsens compiles (``jax.jit(..., compiler_options=...)``).
 COMPILER_OPTIONS = {"xla_disable_hlo_passes": "cpu-parallel-task-assigner"}
 
+FAST_COMPILE_VARIABLE = "PYSTIFFSENS_FAST_COMPILE"
+#: Added to :data:`COMPILER_OPTIONS` when :data:`FAST_COMPILE_VARIABLE` is switched on.
+FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+
+
+def compiler_options() -> dict:
+    """:data:`COMPILER_OPTIONS`, with :data:`FAST_COMPILE_OPTIONS` if ``$PYSTIFFSENS_FAST_COMPILE``
+    is switched on, less what the running XLA does not know."""
+    options = {**COMPILER_OPTIONS, **(FAST_COMPILE_OPTIONS if switched_on(FAST_COMPILE_VARIABLE) else {})}
+    return supported(options)
+
 
 def jit(fn, **kwargs):
-    """``jax.jit(fn, **kwargs)`` with :data:`COMPILER_OPTIONS`.
+    """``jax.jit(fn, **kwargs)`` with :func:`compiler_options`.
 
     Use it to compile :func:`pystiffsens.make_gradient_fn`'s function as pystiffsens's own
     calls are compiled: ``pss.jit(pss.make_gradient_fn(problem, "Rodas5P", "adjoint"))``.
     Only for the outermost jit: JAX raises a ``ValueError`` for compiler options on a jit
     that runs inside another one.
     """
-    return jax.jit(fn, compiler_options=COMPILER_OPTIONS, **kwargs)
+    return jax.jit(fn, compiler_options=compiler_options(), **kwargs)
+
+
+def supported(options: dict) -> dict:
+    """The entries of ``options`` that the running XLA accepts as compiler options."""
+    return {name: value for name, value in options.items() if _known(name, value)}
+
+
+@functools.cache
+def _known(name: str, value) -> bool:
+    """Whether XLA accepts ``name=value``: compiles a one-operation program with it once per process."""
+    try:
+        jax.jit(lambda x: x + 1.0, compiler_options={name: value}).lower(0.0).compile()
+    except Exception as error:  # jaxlib's runtime error class has moved between versions
+        if "No such compile option" in str(error):
+            return False
+        raise
+    return True

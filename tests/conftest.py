@@ -1,6 +1,14 @@
-"""Shared test setup: float64 JAX via the package import, and common problems."""
+"""Shared test setup: float64 JAX via the package import, fast compilation, and common problems."""
 
-import pystiffsens  # noqa: F401  (switches JAX to float64)
+import os
+
+# XLA:CPU's elemental emitters: the suite spends most of its time compiling, and this halves
+# the compile time of its slowest tests (pystiffsens/_xla.py). Set before anything compiles,
+# and inherited by the processes the tests start (CLI runs, Dask workers).
+# tests/test_scaling.py checks that the default options give the same gradients.
+os.environ.setdefault("PYSTIFFSENS_FAST_COMPILE", "1")
+
+import pystiffsens  # noqa: E402, F401  (switches JAX to float64)
 
 ADAPTIVE = ["Rodas4", "Rodas5P", "KenCarp4", "FBDF"]
 FIXED = ["ImplicitEuler", "Trapezoid", "BDF2"]

@@ -91,6 +91,42 @@ def test_pss_jit_turns_off_xla_cpu_parallel_task_assignment():
     assert _parallel_tasks(pss.jit(batched).lower(*args).compile()) == 0
 
 
+def test_fast_compile_adds_its_options_only_when_switched_on(monkeypatch):
+    from pystiffsens import _xla
+
+    fast = _xla.FAST_COMPILE_OPTIONS
+    if not _xla.supported(fast):
+        pytest.skip(f"this XLA (jax {jax.__version__}) knows none of {fast}")
+    for value, expected in [("1", {**_xla.COMPILER_OPTIONS, **fast}), ("0", _xla.COMPILER_OPTIONS),
+                            ("", _xla.COMPILER_OPTIONS)]:
+        monkeypatch.setenv(_xla.FAST_COMPILE_VARIABLE, value)
+        assert _xla.compiler_options() == expected, value
+
+
+def test_fast_and_default_options_give_the_same_gradients(monkeypatch):
+    """The suite compiles with PYSTIFFSENS_FAST_COMPILE=1 (conftest); users by default without it."""
+    from pystiffsens import _xla
+
+    problem = pss.problems.get("robertson", t_end=10.0)
+    fn = pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-7, atol=1e-10, max_steps=2000)
+    out = {}
+    for value in ("1", "0"):
+        monkeypatch.setenv(_xla.FAST_COMPILE_VARIABLE, value)
+        out[value] = pss.jit(fn)(problem.params)
+    assert int(out["1"]["status"]) == int(out["0"]["status"]) == pss.ReturnCode.Success
+    assert {k: int(v) for k, v in out["1"]["stats"].items()} == {k: int(v) for k, v in out["0"]["stats"].items()}
+    np.testing.assert_allclose(_flat(out["1"]["grad"]), _flat(out["0"]["grad"]), rtol=1e-9, atol=0)
+
+
+def test_options_the_running_xla_does_not_know_are_left_out(monkeypatch):
+    from pystiffsens import _xla
+
+    unknown = {"xla_cpu_no_such_option_in_any_xla": True}
+    assert _xla.supported({**_xla.COMPILER_OPTIONS, **unknown}) == _xla.COMPILER_OPTIONS
+    monkeypatch.setattr(_xla, "COMPILER_OPTIONS", {**_xla.COMPILER_OPTIONS, **unknown})
+    assert float(pss.jit(lambda x: 2.0 * x)(1.5)) == 3.0
+
+
 @pytest.mark.parametrize("program_cache", ["on", "off"])
 def test_sweep_batches_and_gradients_compile_with_pss_options(monkeypatch, program_cache):
     """The sweep batch and pss.gradient compile through pss.jit (their step-buffer gathers are not split),

@@ -1,0 +1,173 @@
+"""Compile-time benchmark: what ``PYSTIFFSENS_FAST_COMPILE=1`` (XLA:CPU's elemental emitters) saves and costs.
+
+Run: ``python benchmarks/bench_compile.py`` (after ``pip install -e .``); prints Markdown on
+stdout, progress on stderr, and writes every measurement to
+``benchmarks/results/compile.csv``. About 15 minutes on 2 cores; ``--solvers``,
+``--sensitivities`` and ``--no-batch`` choose less (``--help``).
+
+Every program is compiled twice, fresh (pystiffsens's persistent caches off): with
+pystiffsens's default options ``pystiffsens._xla.COMPILER_OPTIONS`` ("fusion": XLA:CPU's
+fusion emitters, its default) and with ``FAST_COMPILE_OPTIONS`` added ("elemental":
+``xla_cpu_use_fusion_emitters=False``, what ``PYSTIFFSENS_FAST_COMPILE=1`` selects), in alternating
+order from one program to the next: the program is traced and lowered once
+(``jax.jit(fn).lower(args)``, its time is the "trace + lower" column) and compiled by XLA once
+with each (``lowered.compile(compiler_options=...)``, the "compile" columns). The two executables then run
+in interleaved rounds (``_common.time_interleaved``, shuffled); the table gives medians. The
+last column is the largest relative difference between the two gradients.
+
+Programs: ``pss.make_gradient_fn(problem, solver, sensitivity)`` of ROBER, loss sum(y(T)) +
+1e4*y2(T), gradient w.r.t. (k1, k2, k3), rtol 1e-8 / atol 1e-10, ``max_steps=100_000``:
+
+* adaptive solvers on [0, 1e5]; fixed-step solvers on [0, 1e-2] with dt = 1e-4 (ROBER's
+  initial layer needs dt <= 1e-4 for Newton to converge);
+* **single**: one call at the built-in parameters; **batch**: the vmapped sweep of k2 over
+  ``logspace(5, 9, 32)`` (adaptive solvers only), as a sweep batch runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("PYSTIFFSENS_NO_COMPILATION_CACHE", "1")  # fresh compilations
+import _common as C  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import pystiffsens as pss  # noqa: E402  (enables float64)
+from pystiffsens import _xla  # noqa: E402
+
+RTOL, ATOL, MAX_STEPS = 1e-8, 1e-10, 100_000
+BATCH = 32
+ADAPTIVE = ("Rodas4", "Rodas5P", "KenCarp4", "FBDF")
+FIXED = ("ImplicitEuler", "Trapezoid", "BDF2")
+BATCH_SENSITIVITIES = ("ForwardDiffSensitivity", "ReverseDiffAdjoint", "InterpolatingAdjoint", "GaussAdjoint")
+FIELDS = ["solver", "sensitivity", "kind", "trace_lower_s", "compile_elemental_s", "compile_fusion_s", "run_elemental_s",
+          "run_fusion_s", "rounds", "max_rel_diff", "status"]
+
+
+def variants() -> dict:
+    fusion = _xla.supported(_xla.COMPILER_OPTIONS)
+    elemental = _xla.supported({**_xla.COMPILER_OPTIONS, **_xla.FAST_COMPILE_OPTIONS})
+    if elemental == fusion:
+        sys.exit(f"This XLA ({jax.__version__}) knows none of {_xla.FAST_COMPILE_OPTIONS}; there is nothing to compare.")
+    return {"elemental": elemental, "fusion": fusion}
+
+
+def program(solver: str, sensitivity: str, kind: str):
+    """(function, argument) of one benchmark program."""
+    fixed = solver in FIXED
+    problem = pss.problems.get("robertson", t_end=1e-2 if fixed else 1e5)
+    fn = pss.make_gradient_fn(problem, solver, sensitivity, rtol=RTOL, atol=ATOL, dt=1e-4 if fixed else None,
+                              max_steps=MAX_STEPS, batch_size=BATCH if kind == "batch" else 1)
+    if kind == "single":
+        return fn, problem.params
+    return jax.vmap(lambda s: fn(problem.set_stiffness(problem.params, s))), jnp.asarray(np.logspace(5, 9, BATCH))
+
+
+def rel_diff(a, b) -> float:
+    a, b = (np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(t)]) for t in (a, b))
+    both = np.isfinite(a) & np.isfinite(b)
+    if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+        return float("inf")
+    if not both.any():
+        return 0.0
+    return float(np.max(np.abs(a[both] - b[both]) / np.maximum(np.abs(b[both]), 1e-300)))
+
+
+def measure(solver, sensitivity, kind, options, order, rounds) -> dict:
+    fn, arg = program(solver, sensitivity, kind)
+    start = time.perf_counter()
+    lowered = jax.jit(fn).lower(arg)
+    lower_s = time.perf_counter() - start
+    compiled, compile_s, outs = {}, {}, {}
+    for name in order:
+        start = time.perf_counter()
+        compiled[name] = lowered.compile(compiler_options=options[name])
+        compile_s[name] = time.perf_counter() - start
+        outs[name] = jax.device_get(compiled[name](arg))
+    calls = {name: (lambda c=compiled[name]: jax.block_until_ready(c(arg))) for name in compiled}
+    times = C.time_interleaved(calls, rounds=rounds, budget_s=20.0, per_call_s=2.0, shuffle_seed=len(sensitivity))
+    status = sorted({pss.ReturnCode(int(s)).name for s in np.ravel(outs["elemental"]["status"])})
+    return {
+        "solver": solver, "sensitivity": sensitivity, "kind": kind, "trace_lower_s": lower_s,
+        "compile_elemental_s": compile_s["elemental"], "compile_fusion_s": compile_s["fusion"],
+        "run_elemental_s": C.median(times["elemental"]), "run_fusion_s": C.median(times["fusion"]),
+        "rounds": min(len(t) for t in times.values()),
+        "max_rel_diff": rel_diff(outs["elemental"]["grad"], outs["fusion"]["grad"]),
+        "status": "/".join(status),
+    }
+
+
+def geomean(xs) -> float:
+    xs = [x for x in xs if x > 0 and math.isfinite(x)]
+    return float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
+
+
+def report(rows) -> str:
+    lines = ["| solver | sensitivity | kind | trace + lower s | compile elemental s | compile fusion s | ratio | run elemental ms | "
+             "run fusion ms | ratio | max rel. diff | status |", "|" + "---|" * 12]
+    for r in rows:
+        lines.append(
+            f"| {r['solver']} | {r['sensitivity']} | {r['kind']} | {r['trace_lower_s']:.2f} | {r['compile_elemental_s']:.2f} | "
+            f"{r['compile_fusion_s']:.2f} | {r['compile_elemental_s'] / r['compile_fusion_s']:.2f} | "
+            f"{1e3 * r['run_elemental_s']:.2f} | {1e3 * r['run_fusion_s']:.2f} | "
+            f"{r['run_elemental_s'] / r['run_fusion_s']:.2f} | {r['max_rel_diff']:.1e} | {r['status']} |")
+    lines.append("")
+    for kind in ("single", "batch"):
+        part = [r for r in rows if r["kind"] == kind]
+        if not part:
+            continue
+        compile_total = (sum(r["compile_elemental_s"] for r in part), sum(r["compile_fusion_s"] for r in part))
+        lines.append(
+            f"- {kind} ({len(part)} programs): compile {compile_total[0]:.1f} s elemental against "
+            f"{compile_total[1]:.1f} s fusion (ratio {compile_total[0] / compile_total[1]:.2f}); run-time ratio "
+            f"elemental/fusion: geometric mean {geomean([r['run_elemental_s'] / r['run_fusion_s'] for r in part]):.2f}, "
+            f"range {min(r['run_elemental_s'] / r['run_fusion_s'] for r in part):.2f}-"
+            f"{max(r['run_elemental_s'] / r['run_fusion_s'] for r in part):.2f}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--solvers", nargs="+", default=list(ADAPTIVE + FIXED))
+    parser.add_argument("--sensitivities", nargs="+", default=pss.sensitivity.names())
+    parser.add_argument("--no-batch", action="store_true", help="single calls only")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--csv", default=os.path.join(C.ROOT, "benchmarks", "results", "compile.csv"))
+    args = parser.parse_args(argv)
+
+    options = variants()
+    cases = [(s, a, "single") for s in args.solvers for a in args.sensitivities]
+    if not args.no_batch:
+        cases += [(s, a, "batch") for s in args.solvers if s in ADAPTIVE
+                  for a in args.sensitivities if a in BATCH_SENSITIVITIES]
+    rows = []
+    for i, (solver, sensitivity, kind) in enumerate(cases):
+        order = ["elemental", "fusion"] if i % 2 == 0 else ["fusion", "elemental"]
+        rows.append(measure(solver, sensitivity, kind, options, order, args.rounds))
+        r = rows[-1]
+        print(f"[{i + 1}/{len(cases)}] {solver} {sensitivity} {kind}: compile {r['compile_elemental_s']:.1f} / "
+              f"{r['compile_fusion_s']:.1f} s, run {1e3 * r['run_elemental_s']:.1f} / {1e3 * r['run_fusion_s']:.1f} ms",
+              file=sys.stderr, flush=True)
+    os.makedirs(os.path.dirname(args.csv), exist_ok=True)
+    with open(args.csv, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print("\n".join(C.machine_info()))
+    print(f"- options: elemental = {options['elemental']}; fusion = {options['fusion']}")
+    print(f"- caches: PYSTIFFSENS_NO_COMPILATION_CACHE={os.environ['PYSTIFFSENS_NO_COMPILATION_CACHE']}\n")
+    print(report(rows))
+    print(f"\nCSV: {os.path.relpath(args.csv, C.ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
