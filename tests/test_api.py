@@ -83,6 +83,7 @@ def test_a_second_process_loads_a_gradient_from_the_cache(tmp_path):
     traced program of a built-in problem is stored once and loaded by the next process."""
     code = """
         import json, jax, pystiffsens as pss
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # however fast it compiles
         events = []
         jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
         res = pss.gradient("prothero_robinson", "ImplicitEuler", "forward", dt=0.05)

@@ -25,8 +25,8 @@ def _flat(tree):
 
 def _batched_and_single(problem, solver, algorithm, values, **kwargs):
     fn = pss.make_gradient_fn(problem, solver, algorithm, **kwargs)
-    batched = jax.jit(jax.vmap(lambda s: fn(problem.set_stiffness(problem.params, s))))(values)
-    single = jax.jit(fn)
+    batched = pss.jit(jax.vmap(lambda s: fn(problem.set_stiffness(problem.params, s))))(values)
+    single = pss.jit(fn)
     singles = [single(problem.set_stiffness(problem.params, s)) for s in values]
     return batched, singles
 
@@ -207,7 +207,7 @@ def test_batch_reruns_the_lanes_whose_buffers_filled(monkeypatch):
 
     problem = pss.problems.get("robertson", t_end=10.0)
     grid = np.array([1e4, 1e6, 1e8])
-    single = jax.jit(pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-7, atol=1e-10,
+    single = pss.jit(pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-7, atol=1e-10,
                                           max_steps=50_000))
     singles = [jax.device_get(single(problem.set_stiffness(problem.params, s))) for s in grid]
     n_steps = [int(out["stats"]["n_steps"]) for out in singles]
@@ -247,7 +247,7 @@ def test_checkpointed_reverse_diff_in_a_batch():
                                            rtol=1e-8, atol=1e-10, max_steps=300)
     reference = pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-8, atol=1e-10, max_steps=300)
     for i, s in enumerate(LAMBDAS):
-        expected = jax.jit(reference)(problem.set_stiffness(problem.params, s))["grad"]
+        expected = pss.jit(reference)(problem.set_stiffness(problem.params, s))["grad"]
         lane = {k: np.asarray(v[i]) for k, v in batched["grad"].items()}
         np.testing.assert_allclose(_flat(lane), _flat(expected), rtol=1e-10)
 
