@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/bench_compile.py`` (after ``pip install -e .``); prints Markdown on
 stdout, progress on stderr, and writes every measurement to
-``benchmarks/results/compile.csv``. About 15 minutes on 2 cores; ``--solvers``,
+``benchmarks/results/compile.csv``. About 17 minutes on 2 cores; ``--solvers``,
 ``--sensitivities`` and ``--no-batch`` choose less (``--help``).
 
 Every program is compiled twice, fresh (pystiffsens's persistent caches off): with

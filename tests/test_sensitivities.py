@@ -49,8 +49,10 @@ def test_scalar_problems_against_exact(name, options, algorithm):
 def test_forward_and_reverse_ad_agree_on_the_discrete_map(solver):
     """Same discrete map, so forward-mode and the discrete adjoint agree to rounding."""
     fixed = solver in FIXED_DT
-    # With fixed steps, ROBER's initial layer needs dt <= 1e-4 for Newton to converge.
-    cases = [("robertson", dict(t_end=1e-2 if fixed else 10.0)), ("van_der_pol", dict(mu=100.0, t_end=0.5 if fixed else 2.0))]
+    # With fixed steps, ROBER's initial layer needs dt <= 1e-4 for Newton to converge. Van der Pol
+    # adds a second nonlinearity where step-size control shapes the map (a fixed-step map is
+    # the same composition of steps whatever the problem).
+    cases = [("robertson", dict(t_end=1e-2 if fixed else 10.0))] + ([] if fixed else [("van_der_pol", dict(mu=100.0, t_end=2.0))])
     for name, options in cases:
         problem = pss.problems.get(name, **options)
         kwargs = dict(rtol=1e-6, atol=1e-9, dt=1e-4 if fixed else None)
