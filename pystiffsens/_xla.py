@@ -15,8 +15,8 @@ ones. With the pass disabled, the same batch with 1000 or 1024 steps of buffer a
 
 **Faster compilation, on request.** With ``PYSTIFFSENS_FAST_COMPILE=1`` the programs are also
 compiled with ``xla_cpu_use_fusion_emitters=False``: newer XLA:CPU compiles each fused kernel
-as its own MLIR module and lowers it through LLVM separately (a solver's step loop has a few
-hundred of them), and the option selects the older elemental emitters instead. Measured
+as its own MLIR module and lowers it through LLVM separately (150-250 kernels in the gradient
+programs measured), and the option selects the older elemental emitters instead. Measured
 (benchmarks/README.md, "Faster compilation"): 42 single ROBER gradients (7 solvers x 6
 sensitivities) compiled in 0.77x the time and ran in 1.02x (geometric mean; 0.79-1.32x);
 16 vmapped batches of 32 compiled in 0.93x and ran in 1.06x (up to 1.31x). Larger programs
