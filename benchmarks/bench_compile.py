@@ -73,13 +73,12 @@ def program(solver: str, sensitivity: str, kind: str):
 
 
 def rel_diff(a, b) -> float:
+    """Largest relative difference of two gradients; inf where they are not NaN in the same places."""
     a, b = (np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(t)]) for t in (a, b))
-    both = np.isfinite(a) & np.isfinite(b)
-    if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+    finite = np.isfinite(b)
+    if not np.array_equal(np.isfinite(a), finite):
         return float("inf")
-    if not both.any():
-        return 0.0
-    return float(np.max(np.abs(a[both] - b[both]) / np.maximum(np.abs(b[both]), 1e-300)))
+    return C.max_rel_err(a[finite], b[finite], floor=0.0) if finite.any() else 0.0
 
 
 def measure(solver, sensitivity, kind, options, order, rounds) -> dict:
@@ -112,26 +111,23 @@ def geomean(xs) -> float:
 
 
 def report(rows) -> str:
-    lines = ["| solver | sensitivity | kind | trace + lower s | compile elemental s | compile fusion s | ratio | run elemental ms | "
-             "run fusion ms | ratio | max rel. diff | status |", "|" + "---|" * 12]
-    for r in rows:
-        lines.append(
-            f"| {r['solver']} | {r['sensitivity']} | {r['kind']} | {r['trace_lower_s']:.2f} | {r['compile_elemental_s']:.2f} | "
-            f"{r['compile_fusion_s']:.2f} | {r['compile_elemental_s'] / r['compile_fusion_s']:.2f} | "
-            f"{1e3 * r['run_elemental_s']:.2f} | {1e3 * r['run_fusion_s']:.2f} | "
-            f"{r['run_elemental_s'] / r['run_fusion_s']:.2f} | {r['max_rel_diff']:.1e} | {r['status']} |")
-    lines.append("")
+    headers = ["solver", "sensitivity", "kind", "trace + lower s", "compile elemental s", "compile fusion s", "ratio",
+               "run elemental ms", "run fusion ms", "ratio", "max rel. diff", "status"]
+    table = [[r["solver"], r["sensitivity"], r["kind"], f"{r['trace_lower_s']:.2f}", f"{r['compile_elemental_s']:.2f}",
+              f"{r['compile_fusion_s']:.2f}", f"{r['compile_elemental_s'] / r['compile_fusion_s']:.2f}",
+              f"{1e3 * r['run_elemental_s']:.2f}", f"{1e3 * r['run_fusion_s']:.2f}",
+              f"{r['run_elemental_s'] / r['run_fusion_s']:.2f}", f"{r['max_rel_diff']:.1e}", r["status"]] for r in rows]
+    lines = [C.markdown_table(headers, table), ""]
     for kind in ("single", "batch"):
         part = [r for r in rows if r["kind"] == kind]
         if not part:
             continue
-        compile_total = (sum(r["compile_elemental_s"] for r in part), sum(r["compile_fusion_s"] for r in part))
+        elemental, fusion = sum(r["compile_elemental_s"] for r in part), sum(r["compile_fusion_s"] for r in part)
+        run_ratios = [r["run_elemental_s"] / r["run_fusion_s"] for r in part]
         lines.append(
-            f"- {kind} ({len(part)} programs): compile {compile_total[0]:.1f} s elemental against "
-            f"{compile_total[1]:.1f} s fusion (ratio {compile_total[0] / compile_total[1]:.2f}); run-time ratio "
-            f"elemental/fusion: geometric mean {geomean([r['run_elemental_s'] / r['run_fusion_s'] for r in part]):.2f}, "
-            f"range {min(r['run_elemental_s'] / r['run_fusion_s'] for r in part):.2f}-"
-            f"{max(r['run_elemental_s'] / r['run_fusion_s'] for r in part):.2f}")
+            f"- {kind} ({len(part)} programs): compile {elemental:.1f} s elemental against {fusion:.1f} s fusion "
+            f"(ratio {elemental / fusion:.2f}); run-time ratio elemental/fusion: geometric mean "
+            f"{geomean(run_ratios):.2f}, range {min(run_ratios):.2f}-{max(run_ratios):.2f}")
     return "\n".join(lines)
 
 
@@ -154,9 +150,8 @@ def main(argv=None):
         order = ["elemental", "fusion"] if i % 2 == 0 else ["fusion", "elemental"]
         rows.append(measure(solver, sensitivity, kind, options, order, args.rounds))
         r = rows[-1]
-        print(f"[{i + 1}/{len(cases)}] {solver} {sensitivity} {kind}: compile {r['compile_elemental_s']:.1f} / "
-              f"{r['compile_fusion_s']:.1f} s, run {1e3 * r['run_elemental_s']:.1f} / {1e3 * r['run_fusion_s']:.1f} ms",
-              file=sys.stderr, flush=True)
+        C.progress(f"[{i + 1}/{len(cases)}] {solver} {sensitivity} {kind}: compile {r['compile_elemental_s']:.1f} / "
+                   f"{r['compile_fusion_s']:.1f} s, run {1e3 * r['run_elemental_s']:.1f} / {1e3 * r['run_fusion_s']:.1f} ms")
     os.makedirs(os.path.dirname(args.csv), exist_ok=True)
     with open(args.csv, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
