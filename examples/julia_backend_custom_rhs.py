@@ -6,9 +6,10 @@ towards sin(omega t):
     y1' = -k y1 + y2,    y2' = -lam (y2 - sin(omega t)),    y(0) = (1, 0),
 
 with loss y1(T)^2 and stiffness knob ``lam``. The JAX backend runs the Python ``rhs``; the
-Julia backend runs ``JULIA_SOURCE``, which defines the same ``rhs(u, p, t)`` (out of
-place, ``p`` a NamedTuple of the parameters, the result built with ``state_like`` so it
-also runs in GPU kernels) and ``loss(ts, ys, p)`` (``ys[i]`` the state at ``ts[i]``).
+Julia backend runs ``JULIA_SOURCE``, the problem's ``implementations["julia"]``, which
+defines the same ``rhs(u, p, t)`` (out of place, ``p`` a NamedTuple of the parameters, the
+result built with ``state_like`` so it also runs in GPU kernels) and ``loss(ts, ys, p)``
+(``ys[i]`` the state at ``ts[i]``).
 
 Run ``python examples/julia_backend_custom_rhs.py``. It needs Julia >= 1.10 and
 ``pip install 'pystiffsens[julia]'`` (README, "Julia backend"); without Julia it prints
@@ -22,7 +23,7 @@ import sys
 import jax.numpy as jnp
 
 import pystiffsens as pss
-from pystiffsens.julia_backend import JuliaNotFoundError
+from pystiffsens.backends.julia import JuliaNotFoundError
 
 JULIA_SOURCE = """
 rhs(u, p, t) = state_like(u, -p.k * u[1] + u[2], -p.lam * (u[2] - sin(p.omega * t)))
@@ -47,7 +48,7 @@ PROBLEM = pss.Problem(
     loss=loss,
     stiffness="lam",
     name="driven_decay",
-    julia_rhs=JULIA_SOURCE,
+    implementations={"julia": JULIA_SOURCE},
 )
 
 

@@ -1,9 +1,13 @@
 """pystiffsens: measure how parameter gradients of stiff ODEs vanish as stiffness grows.
 
-``import pystiffsens as pss`` switches JAX to float64 and turns on JAX's persistent
-compilation cache (:mod:`pystiffsens._compilation_cache`) and the cache of traced programs
-of built-in problems (:mod:`pystiffsens._program_cache`); opt out of both with
-``PYSTIFFSENS_NO_COMPILATION_CACHE=1``.
+``import pystiffsens as pss`` changes two pieces of JAX's global state, each with an opt-out:
+
+* it switches JAX to float64 (``jax_enable_x64``); with ``PYSTIFFSENS_NO_GLOBAL_X64=1`` it
+  leaves your JAX precision alone and uses float64 only inside its own calls (:mod:`pystiffsens._x64`);
+* it turns on JAX's persistent compilation cache (:mod:`pystiffsens._compilation_cache`) and a
+  cache of traced programs of built-in problems (:mod:`pystiffsens._program_cache`), in
+  ``~/.cache/pystiffsens`` (``$PYSTIFFSENS_CACHE_DIR``); ``PYSTIFFSENS_NO_COMPILATION_CACHE=1``
+  turns both off, and a cache directory you configured for JAX yourself is kept.
 
 The core (problems, solvers, sensitivities, ``solve``, ``gradient``) is imported at once;
 the layers that need pandas, statsmodels, matplotlib or optax (``study``, ``stiffness``,
@@ -13,27 +17,25 @@ the layers that need pandas, statsmodels, matplotlib or optax (``study``, ``stif
 
 import importlib as _importlib
 
-import jax as _jax
+from . import _compilation_cache, _x64
 
-_jax.config.update("jax_enable_x64", True)
-
-from . import _compilation_cache  # noqa: E402
-
+_x64.enable()
 _compilation_cache.enable()
 
-from . import memory, problems, sensitivity, solvers  # noqa: E402
+from . import backends, memory, problems, sensitivity, solvers  # noqa: E402
 from ._xla import jit  # noqa: E402
-from .gradient import gradient, make_gradient_fn  # noqa: E402
+from .api import gradient, make_gradient_fn, solve  # noqa: E402
+from .options import Options  # noqa: E402
 from .problem import Problem  # noqa: E402
 from .results import GradientResult, Solution  # noqa: E402
 from .returncode import ReturnCode  # noqa: E402
-from .solve import solve  # noqa: E402
 
 _LAZY_MODULES = ("node", "resnet", "stiffness", "study", "theory")
 _LAZY_STUDY_NAMES = ("compare", "fit_decay", "report", "sweep")
 
 __all__ = [
     "GradientResult",
+    "Options",
     "Problem",
     "ReturnCode",
     "Solution",
@@ -41,6 +43,7 @@ __all__ = [
     "fit_decay",
     "gradient",
     "jit",
+    "backends",
     "make_gradient_fn",
     "memory",
     "node",

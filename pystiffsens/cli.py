@@ -11,6 +11,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from . import _x64
+
 _SUBCOMMAND_MODULES = (
     "pystiffsens.study._cli",
     "pystiffsens.theory._cli",
@@ -34,6 +36,7 @@ INTERRUPTED = 130
 """Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
 
 
+@_x64.float64
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

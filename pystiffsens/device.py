@@ -18,10 +18,17 @@ CUDA_HELP = (
 
 def resolve(device: str) -> jax.Device:
     """The JAX device for ``device``; a clear ``RuntimeError`` when CUDA is asked for and absent."""
+    found = _found.get(device)
+    if found is not None:
+        return found
     name = choose("device", device, DEVICES)
     try:
-        return jax.devices(name)[0]
+        found = _found[device] = jax.devices(name)[0]
     except RuntimeError as error:
         if name == "cuda":
             raise RuntimeError(f"No CUDA device is available ({error}). {CUDA_HELP}") from None
         raise
+    return found
+
+
+_found: dict[str, jax.Device] = {}

@@ -24,13 +24,18 @@ about the sum of its lanes' steps, independent of the buffer length.
 Memory is planned
 -----------------
 Nothing of length ``max_steps`` is allocated unless the caller asks to record steps.
-``record_states`` / ``record_dense`` allocate per-step buffers of ``max_saved_steps``
-entries (default ``max_steps``; :mod:`pystiffsens.memory` estimates their size before a
-gradient runs). When a recording solve needs more accepted steps than its buffers hold, it
-stops with status ``MaxIters`` (never silently drops a step). ``checkpoints=C`` instead
-keeps ``C`` snapshots of the loop, one every ``ceil(max_saved_steps / C)`` accepted
-steps, from which :func:`integrate_from` recomputes a segment of steps on demand (the
-two-level checkpointing of Griewank & Walther, *Evaluating Derivatives*, 2nd ed., Sect. 12).
+``record_states`` / ``record_dense`` allocate per-step buffers of ``saved_steps`` entries
+(:mod:`pystiffsens.memory` estimates their size before a gradient runs). When a recording
+solve needs more accepted steps than its buffers hold, it stops with status ``MaxIters``
+(never silently drops a step) and reports ``buffer_full``. ``checkpoints=C`` instead keeps
+``C`` snapshots of the loop, one every ``ceil(saved_steps / C)`` accepted steps, from which
+:func:`integrate_from` recomputes a segment of steps on demand (the two-level
+checkpointing of Griewank & Walther, *Evaluating Derivatives*, 2nd ed., Sect. 12).
+
+Stops at the initial time
+-------------------------
+A stop equal to ``t0`` (``saveat`` starting at ``t0``) is reached before the first step: its
+saved state is ``y0``, and the loop starts at the next stop. Stops may be traced values.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from jax.custom_batching import custom_vmap
 
 from .results import STAT_NAMES
 from .returncode import ReturnCode
-from .solvers.base import Tolerance, scaled_rms
+from .solvers.base import scaled_rms
 
 RUNNING = -1
 EPS = float(jnp.finfo(jnp.float64).eps)
@@ -186,24 +191,33 @@ def checkpoint_interval(max_saved_steps: int, checkpoints: int) -> int:
 
 
 class _Loop:
-    """One integration problem: what every step of ``integrate`` and ``integrate_from`` shares."""
+    """One integration problem: what every step of ``integrate`` and ``integrate_from`` shares.
 
-    def __init__(self, fn, solver, args, *, t0, stops, rtol, atol, dt, max_steps, error_mask):
+    ``options`` are resolved :class:`~pystiffsens.options.Options` (``dt`` None exactly for
+    adaptive steps); the solvers read their ``rtol`` and ``atol``.
+    """
+
+    def __init__(self, fn, solver, args, *, t0, stops, options, error_mask):
         self.fn, self.solver, self.args = fn, solver, args
         self.stops = jnp.asarray(stops, dtype=jnp.float64)
         self.t0 = jnp.asarray(t0, dtype=jnp.float64)
         self.t_end = self.stops[-1]
         self.n_stops = self.stops.shape[0]
-        self.tol = Tolerance(jnp.asarray(rtol, jnp.float64), jnp.asarray(atol, jnp.float64))
-        self.fixed = dt is not None
-        self.dt = dt
-        self.max_steps = max_steps
+        self.tol = options
+        self.fixed = options.dt is not None
+        self.dt = options.dt
+        self.max_steps = options.max_steps
         self.error_mask = error_mask
+
+    def reached_at_start(self):
+        """How many stops lie at (or before) ``t0``: 0, or 1 when ``saveat`` starts at ``t0``."""
+        return jnp.sum(self.stops <= self.t0).astype(jnp.int32)
 
     def core(self, h_init, state0, counters):
         """The small part of the loop carry; a checkpoint is a copy of it."""
-        return dict(t=self.t0, h=h_init, state=state0, k=jnp.asarray(0), status=jnp.asarray(RUNNING),
-                    stats=counters, attempts=jnp.asarray(0))
+        k0 = self.reached_at_start()
+        status = jnp.where(k0 >= self.n_stops, ReturnCode.Success, RUNNING)
+        return dict(t=self.t0, h=h_init, state=state0, k=k0, status=status, stats=counters, attempts=jnp.asarray(0))
 
     def example_dense(self, core):
         solver, fn, args, tol = self.solver, self.fn, self.args, self.tol
@@ -288,28 +302,26 @@ def integrate(
     *,
     t0,
     stops,
-    rtol,
-    atol,
-    dt=None,
-    max_steps: int = 100_000,
+    options,
+    saved_steps: int | None = None,
     record_states: bool = False,
     record_dense: bool = False,
-    max_saved_steps: int | None = None,
     checkpoints: int | None = None,
     error_mask=None,
 ) -> Trajectory:
     """Integrate ``y' = fn(t, y, args)`` from ``t0`` through every time in ``stops``.
 
-    ``dt`` (a static None or a traced/float value) selects fixed steps; otherwise steps are
-    adaptive with ``rtol``/``atol``. ``max_steps`` bounds the step attempts (no memory
-    depends on it). ``record_states``/``record_dense`` keep, per accepted step, the solver
-    state at its start and the dense-output coefficients, in buffers of
-    ``max_saved_steps`` (default ``max_steps``) entries. ``checkpoints=C`` keeps ``C``
-    snapshots for :func:`integrate_from` instead. ``error_mask`` (0/1 per component)
-    restricts the error norm, e.g. to the state part of an augmented system.
+    ``options`` are resolved :class:`~pystiffsens.options.Options`: ``dt`` (None, or a
+    traced/float value) selects fixed steps, otherwise steps are adaptive with
+    ``rtol``/``atol``; ``max_steps`` bounds the step attempts (no memory depends on it).
+    ``record_states``/``record_dense`` keep, per accepted step, the solver state at its start
+    and the dense-output coefficients, in buffers of ``saved_steps`` (default ``max_steps``)
+    entries. ``checkpoints=C`` keeps ``C`` snapshots for :func:`integrate_from` instead.
+    ``error_mask`` (0/1 per component) restricts the error norm, e.g. to the state part of
+    an augmented system.
     """
-    loop = _Loop(fn, solver, args, t0=t0, stops=stops, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps,
-                 error_mask=error_mask)
+    dt = options.dt
+    loop = _Loop(fn, solver, args, t0=t0, stops=stops, options=options, error_mask=error_mask)
     counters = zero_counters()
     if loop.fixed:
         h_init = jnp.minimum(jnp.asarray(dt, jnp.float64), loop.t_end - loop.t0)
@@ -321,10 +333,11 @@ def integrate(
     core = loop.core(h_init, state0, counters)
 
     recording = record_states or record_dense or checkpoints is not None
-    saved_steps = max_steps if max_saved_steps is None else int(max_saved_steps)
+    saved_steps = options.max_steps if saved_steps is None else int(saved_steps)
     every = checkpoint_interval(saved_steps, checkpoints) if checkpoints is not None else None
     per_step = record_states or record_dense
-    buffers = dict(ys=jnp.full((loop.n_stops, y0.shape[0]), jnp.nan, dtype=y0.dtype))
+    ys = jnp.full((loop.n_stops, y0.shape[0]), jnp.nan, dtype=y0.dtype)
+    buffers = dict(ys=jnp.where(jnp.arange(loop.n_stops)[:, None] < core["k"], y0, ys))
     if per_step:
         buffers["step_t"] = jnp.full((saved_steps + 1,), jnp.inf).at[0].set(loop.t0)
         buffers["step_h"] = jnp.zeros((saved_steps,))
@@ -357,7 +370,7 @@ def integrate(
 
     out, bufs = loop.run(core, buffers, write, max_saved_steps=saved_steps if recording else None)
     buffer_full = (recording & (out["status"] == ReturnCode.MaxIters) & (out["stats"]["n_steps"] >= saved_steps)
-                   & (out["attempts"] < max_steps))
+                   & (out["attempts"] < options.max_steps))
     return Trajectory(
         ys=bufs["ys"],
         status=out["status"],
@@ -383,10 +396,7 @@ def integrate_from(
     *,
     t0,
     stops,
-    rtol,
-    atol,
-    dt=None,
-    max_steps: int = 100_000,
+    options,
     until,
     length: int,
     error_mask=None,
@@ -398,8 +408,7 @@ def integrate_from(
     stop index, in buffers of ``length`` steps (``until`` minus the checkpoint's step count
     must not exceed it).
     """
-    loop = _Loop(fn, solver, args, t0=t0, stops=stops, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps,
-                 error_mask=error_mask)
+    loop = _Loop(fn, solver, args, t0=t0, stops=stops, options=options, error_mask=error_mask)
     first = checkpoint["stats"]["n_steps"]
     buffers = dict(
         step_t=jnp.full((length + 1,), jnp.inf).at[0].set(checkpoint["t"]),

@@ -42,15 +42,19 @@ of an accelerator device, or :data:`DEFAULT_FRACTION` of the machine's physical 
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
 import os
 import re
-from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from . import sensitivity
+from .options import Options
+from .sensitivity.base import Shapes
+from .sensitivity.reverse_diff import suggested_checkpoints
 
 ENV_VAR = "PYSTIFFSENS_MEMORY_LIMIT"
 #: Entries of a first automatic step buffer (at most :data:`INITIAL_BUFFER_BYTES` per lane).
@@ -60,10 +64,6 @@ INITIAL_BUFFER_BYTES = 64 * 2**20
 GROWTH = 8
 #: Fraction of physical memory a computation may plan to use by default.
 DEFAULT_FRACTION = 0.5
-WORD = 8
-STEP_MATRICES = 6
-STEP_VECTORS = 64
-FORWARD_MODE_MATRICES = 20
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
@@ -101,20 +101,12 @@ def limit(memory_limit=None, device=None) -> tuple[int, str]:
         stats = device.memory_stats() or {}
         if stats.get("bytes_limit"):
             return int(stats["bytes_limit"]), f"memory of {device.device_kind}"
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return int(DEFAULT_FRACTION * physical), f"{DEFAULT_FRACTION:.0%} of physical memory"
+    return int(DEFAULT_FRACTION * _physical_memory()), f"{DEFAULT_FRACTION:.0%} of physical memory"
 
 
-@dataclasses.dataclass(frozen=True)
-class Shapes:
-    """Sizes a memory estimate depends on (bytes for ``state``, ``dense`` and ``checkpoint``)."""
-
-    n: int
-    P: int
-    n_stops: int
-    state: int
-    dense: int
-    saved_steps: int
+@functools.cache
+def _physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _bytes(tree) -> int:
@@ -123,54 +115,17 @@ def _bytes(tree) -> int:
 
 def shapes(rhs, solver, y0, theta, n_stops, saved_steps) -> Shapes:
     """The sizes of one solver state and one step's dense output, by ``jax.eval_shape`` (nothing runs)."""
-    from .solvers.base import Tolerance
-
-    y0 = jnp.asarray(y0)
-    tol = Tolerance(1e-6, 1e-8)
+    y0, theta = (jax.ShapeDtypeStruct(np.shape(x), jnp.float64) for x in (y0, theta))
+    options = Options()
     state = jax.eval_shape(lambda y, th: solver.init(rhs, 0.0, y, th, 1e-3), y0, theta)
-    dense = jax.eval_shape(lambda s, th: solver.attempt(rhs, 0.0, 1e-3, s, th, tol).dense, state, theta)
-    return Shapes(int(y0.shape[0]), sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(theta)), int(n_stops), _bytes(state), _bytes(dense),
-                  int(saved_steps))
+    dense = jax.eval_shape(lambda s, th: solver.attempt(rhs, 0.0, 1e-3, s, th, options).dense, state, theta)
+    return Shapes(int(y0.shape[0]), sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(theta)), int(n_stops),
+                  _bytes(state), _bytes(dense), int(saved_steps))
 
 
-def _step(m: int) -> int:
-    return WORD * (STEP_MATRICES * m * m + STEP_VECTORS * m)
-
-
-def _records(s: Shapes, per_step: int, length: int) -> int:
-    """``length`` per-step records of ``per_step`` bytes plus step times, sizes and stop indices."""
-    return length * (per_step + 3 * WORD)
-
-
-def estimate(algorithm, s: Shapes) -> dict[str, int] | None:
-    """Bytes by component for one gradient with ``algorithm``; None for an algorithm it does not know."""
-    from .sensitivity import adjoints, forward, forward_diff, reverse_diff
-
-    ys = WORD * s.n_stops * s.n
-    params = WORD * s.P * STEP_VECTORS // 4
-    if isinstance(algorithm, forward_diff.ForwardDiffSensitivity):
-        return {"tangents": (1 + s.P) * WORD * (FORWARD_MODE_MATRICES * s.n * s.n + STEP_VECTORS * s.n) + ys}
-    if isinstance(algorithm, forward.ForwardSensitivity):
-        return {"augmented step": _step(s.n * (1 + s.P)) + ys * (1 + s.P)}
-    if isinstance(algorithm, reverse_diff.ReverseDiffAdjoint):
-        work = {"steps": 2 * _step(s.n) + params + ys}
-        if algorithm.checkpoints is None:
-            return work | {"step records": _records(s, s.state, s.saved_steps + 1)}
-        every = math.ceil(s.saved_steps / algorithm.checkpoints)
-        snapshot = s.state + 8 * WORD
-        return work | {"checkpoints": algorithm.checkpoints * snapshot, "segment": _records(s, s.state, every + 1)}
-    if isinstance(algorithm, adjoints.GaussAdjoint):
-        return {"steps": 2 * _step(s.n) + params + ys, "dense output": 2 * _records(s, s.dense, s.saved_steps)}
-    if isinstance(algorithm, adjoints.InterpolatingAdjoint):
-        return {"steps": 2 * _step(s.n) + params + ys, "dense output": _records(s, s.dense, s.saved_steps)}
-    if isinstance(algorithm, adjoints.BacksolveAdjoint):
-        return {"steps": _step(2 * s.n) + params + ys}
-    return None
-
-
-def total(algorithm, s: Shapes, batch: int = 1) -> int | None:
-    parts = estimate(algorithm, s)
-    return None if parts is None else batch * sum(parts.values())
+def total(algorithm, s: Shapes, batch: int = 1) -> int:
+    """Estimated bytes of ``batch`` derivatives with ``algorithm`` (its own :meth:`memory` estimate)."""
+    return batch * sum(algorithm.memory(s).values())
 
 
 def first_saved_steps(max_steps: int, step_bytes: int, *, t_span: float, dt: float | None = None,
@@ -187,76 +142,72 @@ def first_saved_steps(max_steps: int, step_bytes: int, *, t_span: float, dt: flo
     return int(min(length, max_steps))
 
 
-def saved_step_lengths(first: int, max_steps: int) -> Iterator[int]:
+def saved_step_lengths(first: int, max_steps: int) -> tuple[int, ...]:
     """The lengths an automatic step buffer takes: ``first``, then :data:`GROWTH` times longer
-    after each one that filled, up to ``max_steps``. The caller stops iterating once a solve fits."""
-    length = int(first)
-    yield length
-    while length < max_steps:
-        length = int(min(GROWTH * length, max_steps))
-        yield length
-
-
-def suggested_checkpoints(saved_steps: int) -> int:
-    """``ceil(sqrt(S))`` checkpoints: the memory of two-level checkpointing is smallest there."""
-    return max(1, math.isqrt(max(saved_steps - 1, 0)) + 1)
+    after each one that filled, up to ``max_steps`` (which follows directly once a further
+    growth would pass half of it). The caller stops at the first length a solve fits."""
+    lengths = [int(min(first, max_steps))]
+    while lengths[-1] < max_steps:
+        grown = GROWTH * lengths[-1]
+        lengths.append(int(max_steps if 2 * grown > max_steps else grown))
+    return tuple(lengths)
 
 
 def candidates(saved_steps: int) -> list:
     """Every native algorithm, and ReverseDiffAdjoint with :func:`suggested_checkpoints`."""
-    from . import sensitivity
-
-    out = [sensitivity.get(name) for name in sensitivity.names()]
-    out.append(sensitivity.ReverseDiffAdjoint(checkpoints=suggested_checkpoints(saved_steps)))
-    return out
-
-
-def label(algorithm) -> str:
-    checkpoints = getattr(algorithm, "checkpoints", None)
-    return f"{algorithm.name}(checkpoints={checkpoints})" if checkpoints else algorithm.name
+    return [*sensitivity.CATALOG, sensitivity.ReverseDiffAdjoint(checkpoints=suggested_checkpoints(saved_steps))]
 
 
 def _fits(s: Shapes, batch: int, budget: int) -> list[str]:
     out = []
     for alg in candidates(s.saved_steps):
         need = total(alg, s, batch)
-        if need is not None and need <= budget:
-            out.append(f"{label(alg)} (~{format_size(need)})")
+        if need <= budget:
+            out.append(f"{alg.label()} (~{format_size(need)})")
     return out
 
 
-def _error(algorithm, need: int, how: str, s: Shapes, batch: int, budget: int, source: str) -> ValueError:
+def _over_limit(algorithm, need: int, how: str, s: Shapes, batch: int, budget: int, source: str) -> ValueError:
+    """The error for ``algorithm`` needing ``need`` bytes over the limit, naming the algorithms that fit."""
+    if algorithm is None:  # the step records of a plain solve
+        return ValueError(
+            f"save_steps=True needs a step buffer of {format_size(need)} ({s.saved_steps} steps of {s.n} states) for "
+            f"this solve, more than the memory limit of {format_size(budget)} ({source}). Pass save_steps=False (the "
+            f"saved times still come back), a smaller max_steps=, or raise the limit with memory_limit= or ${ENV_VAR}."
+        )
     fits = _fits(s, batch, budget)
     where = f"{s.n} states, {s.P} parameters, max_saved_steps={s.saved_steps}" + (f", batch of {batch}" if batch > 1 else "")
     advice = (f"Sensitivities that fit: {', '.join(fits)}." if fits else
               "No native sensitivity fits; lower max_saved_steps= (or max_steps=), the batch size, or the problem size.")
     return ValueError(
-        f"sensitivity={label(algorithm)!r} would need {how} {format_size(need)} for this problem ({where}), "
+        f"sensitivity={algorithm.label()!r} would need {how} {format_size(need)} for this problem ({where}), "
         f"more than the memory limit of {format_size(budget)} ({source}). {advice} "
         f"Adjoints (ReverseDiffAdjoint with checkpoints=, GaussAdjoint, InterpolatingAdjoint) need memory "
         f"independent of the number of parameters. Change the limit with memory_limit= or ${ENV_VAR}."
     )
 
 
-def check(algorithm, s: Shapes, *, batch: int = 1, memory_limit=None, device=None) -> int | None:
-    """Raise ``ValueError`` when the estimate for ``algorithm`` exceeds the limit; return the estimate."""
+def check_bytes(need: int, algorithm, s: Shapes, *, how: str = "an estimated", batch: int = 1, memory_limit=None,
+                device=None) -> None:
+    """``ValueError`` when ``need`` bytes for ``algorithm`` (None: a solve's step records) exceed the limit."""
     budget, source = limit(memory_limit, device)
+    if need > budget:
+        raise _over_limit(algorithm, need, how, s, batch, budget, source)
+
+
+def check(algorithm, s: Shapes, *, batch: int = 1, memory_limit=None, device=None) -> int:
+    """Raise ``ValueError`` when the estimate for ``algorithm`` exceeds the limit; return the estimate."""
     need = total(algorithm, s, batch)
-    if need is not None and need > budget:
-        raise _error(algorithm, need, "an estimated", s, batch, budget, source)
+    check_bytes(need, algorithm, s, batch=batch, memory_limit=memory_limit, device=device)
     return need
 
 
-def check_compiled(compiled, algorithm, s: Shapes, *, batch: int = 1, memory_limit=None, device=None) -> int | None:
-    """Raise ``ValueError`` when the memory XLA plans for ``compiled`` exceeds the limit; return that size."""
+def compiled_bytes(compiled) -> int:
+    """The memory XLA plans for a compiled program (arguments, outputs, temporaries); 0 where it cannot say."""
     try:
         analysis = compiled.memory_analysis()
     except Exception:  # noqa: BLE001  (backends without memory analysis: the estimate stands alone)
-        return None
+        return 0
     if analysis is None:
-        return None
-    need = int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)
-    budget, source = limit(memory_limit, device)
-    if need > budget:
-        raise _error(algorithm, need, "(as XLA plans it)", s, batch, budget, source)
-    return need
+        return 0
+    return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validation
+from . import _params, _validation
 
-StiffnessKnob = str | Callable[[dict, Any], dict] | None
+StiffnessKnob = str | Callable[[Any, Any], Any] | None
+
+#: Problem structures whose functions have been checked (see :func:`_check_functions`); bounded.
+_CHECKED: dict = {}
+_CHECKED_MAX = 512
 
 
 def final_state_sum(ts, ys, p):
@@ -20,6 +25,7 @@ def final_state_sum(ts, ys, p):
     return jnp.sum(ys[-1])
 
 
+@jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
     """A parameterised initial-value problem ``y' = rhs(t, y, p)``, ``y(t0) = y0``.
@@ -29,74 +35,106 @@ class Problem:
     rhs : callable ``(t, y, p) -> dy/dt`` written with ``jax.numpy``.
     y0 : initial state, 1-D.
     tspan : ``(t0, t1)`` with ``t0 < t1``.
-    params : dict of named parameters (scalars or arrays); gradients are taken with respect
-        to every entry.
+    params : the parameters ``p``: a dict of named scalars and arrays, or any pytree (nested
+        dicts and lists, an equinox module). Its real leaves are converted to float64 and
+        differentiated; other leaves (functions, strings) are structure (:mod:`pystiffsens._params`).
     loss : callable ``(ts, ys, p) -> scalar`` on the states saved at ``saveat``. Default: the
         sum of the final state.
-    saveat : increasing times in ``(t0, t1]`` at which states are saved (and which the
-        integrator steps onto exactly). Default: ``[t1]``.
-    stiffness : the parameter name a stiffness value sets, or a callable
-        ``(params, s) -> params``.
+    saveat : increasing times in ``[t0, t1]`` at which states are saved (and which the
+        integrator steps onto exactly); a time equal to ``t0`` saves ``y0``. Default: ``[t1]``.
+    stiffness : the parameter name a stiffness value sets (a key of a dict ``params``), or a
+        callable ``(params, s) -> params``.
     name : label used in frames and reports.
     exact_solution : optional ``(t, p) -> y(t)`` in closed form (JAX); exact parameter
         sensitivities are then obtained by differentiating it.
-    julia_rhs : optional Julia source of the same right-hand side, used by ``backend="julia"``.
+    implementations : the same model for other backends, by backend name: ``{"julia":
+        source}`` with Julia source defining ``rhs(u, p, t)`` (and ``loss``), see
+        :mod:`pystiffsens.backends.julia`.
+
+    A problem is a JAX pytree (``y0``, ``params`` and ``saveat`` are its leaves), and may hold
+    traced values of them: ``problem.replace(params=traced)`` inside a transformation.
     """
 
     rhs: Callable
     y0: Any
     tspan: tuple[float, float]
-    params: dict
+    params: Any
     loss: Callable | None = None
     saveat: Any = None
     stiffness: StiffnessKnob = None
     name: str | None = None
     exact_solution: Callable | None = None
-    julia_rhs: str | None = None
+    implementations: Mapping[str, str] | None = None
     description: str = ""
 
     def __post_init__(self):
+        if not callable(self.rhs):
+            raise ValueError(f"rhs={self.rhs!r} must be a function (t, y, p) -> dy/dt.")
         tspan = _validation.check_tspan(self.tspan)
         object.__setattr__(self, "tspan", tspan)
-        if not isinstance(self.params, dict):
-            raise ValueError(f"params={self.params!r} must be a dict of named parameters.")
-        y0 = np.asarray(self.y0, dtype=np.float64)
+        leaves, structure = _params.split(self.params)
+        object.__setattr__(self, "params", _params.ordered_like(self.params, structure.merge(leaves)))
+        y0 = _params.promote(self.y0, "y0")
         if y0.ndim != 1 or y0.size == 0:
             raise ValueError(f"y0={self.y0!r} must be a non-empty 1-D array.")
-        _validation.check_finite_tree("y0", y0)
-        _validation.check_finite_tree("params", self.params)
         object.__setattr__(self, "y0", y0)
-        params = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in self.params.items()}
-        object.__setattr__(self, "params", params)
         object.__setattr__(self, "saveat", _check_saveat(self.saveat, tspan))
-        if isinstance(self.stiffness, str) and self.stiffness not in params:
-            raise ValueError(
-                f"stiffness={self.stiffness!r} is not a parameter; valid names: {sorted(params)}."
-            )
-        if self.stiffness is not None and not isinstance(self.stiffness, str) and not callable(self.stiffness):
+        if isinstance(self.stiffness, str):
+            if not isinstance(self.params, dict):
+                raise ValueError(
+                    f"stiffness={self.stiffness!r} names a parameter, which needs params to be a dict; with "
+                    f"params of type {type(self.params).__name__} give a callable (params, s) -> params."
+                )
+            if self.stiffness not in self.params:
+                raise ValueError(f"stiffness={self.stiffness!r} is not a parameter; valid names: {sorted(self.params)}.")
+        elif self.stiffness is not None and not callable(self.stiffness):
             raise ValueError(f"stiffness={self.stiffness!r} must be a parameter name, a callable or None.")
-        _check_functions(self, params)
+        if self.implementations is not None and not (
+            isinstance(self.implementations, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in self.implementations.items())
+        ):
+            raise ValueError(
+                f"implementations={self.implementations!r} must map backend names to source text, e.g. "
+                "{'julia': julia_source}."
+            )
+        _check_functions(self, structure)
+
+    # -- pytree: y0, params and saveat are leaves; no validation on unflattening (leaves may be tracers)
+    def tree_flatten(self):
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        children = (fields.pop("y0"), fields.pop("params"), fields.pop("saveat"))
+        if fields["implementations"] is not None:  # aux data must be hashable
+            fields["implementations"] = tuple(sorted(fields["implementations"].items()))
+        return children, tuple(fields.items())
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        out = object.__new__(cls)
+        for name, value in (*aux, *zip(("y0", "params", "saveat"), children)):
+            object.__setattr__(out, name, dict(value) if name == "implementations" and value is not None else value)
+        return out
 
     @property
     def loss_fn(self) -> Callable:
         return self.loss if self.loss is not None else final_state_sum
 
     @property
-    def structure_key(self) -> tuple:
-        """Everything a compiled solve depends on besides the parameter values."""
-        return (self.rhs, self.loss_fn, self.tspan, tuple(self.y0.tolist()), tuple(self.saveat.tolist()))
-
-    @property
     def label(self) -> str:
         return str(self.name or getattr(self.rhs, "__name__", "problem"))
 
-    def set_stiffness(self, params: dict, s) -> dict:
+    def parameters(self) -> tuple[list, _params.Structure]:
+        """``(parameter leaves as float64 arrays, structure)`` of ``params`` (see :mod:`pystiffsens._params`)."""
+        return self._parameters
+
+    @functools.cached_property
+    def _parameters(self) -> tuple[list, _params.Structure]:
+        return _params.split(self.params)
+
+    def set_stiffness(self, params, s):
         """Return ``params`` with the stiffness knob set to ``s`` (JAX-traceable)."""
         if self.stiffness is None:
             raise ValueError(f"Problem {self.label!r} has no stiffness knob; pass stiffness= when building it.")
-        if isinstance(self.stiffness, str):
-            return {**params, self.stiffness: jnp.asarray(s, dtype=jnp.float64)}
-        return self.stiffness(params, s)
+        return apply_knob(self.stiffness, params, s)
 
     def with_stiffness(self, s) -> Problem:
         return dataclasses.replace(self, params=self.set_stiffness(self.params, s))
@@ -104,84 +142,121 @@ class Problem:
     def replace(self, **changes) -> Problem:
         return dataclasses.replace(self, **changes)
 
-    def exact_loss_and_grad(self, params: dict | None = None):
-        """Loss and parameter gradient from the closed-form solution, or ``None``."""
+    def exact_loss_and_grad(self, params=None):
+        """Loss and parameter gradient (a pytree like ``params``) from the closed-form solution, or ``None``."""
         if self.exact_solution is None:
             return None
-        params = self.params if params is None else params
+        leaves, structure = _params.split(self.params if params is None else params)
         ts = jnp.asarray(self.saveat)
 
-        def exact_loss(p):
+        def exact_loss(leaves):
+            p = structure.merge(leaves)
             ys = jax.vmap(lambda t: self.exact_solution(t, p))(ts)
             return self.loss_fn(ts, ys, p)
 
-        return jax.value_and_grad(exact_loss)(params)
+        value, grad = jax.value_and_grad(exact_loss)(leaves)
+        return value, structure.fill(grad)
 
 
-def _check_saveat(saveat, tspan) -> np.ndarray:
+def apply_knob(knob, params, s):
+    """``params`` with the stiffness knob ``knob`` (a parameter name or a callable) set to ``s`` (traceable)."""
+    if isinstance(knob, str):
+        return {**params, knob: jnp.asarray(s, dtype=jnp.float64)}
+    return knob(params, s)
+
+
+def _check_saveat(saveat, tspan):
     if saveat is None:
-        return np.array([tspan[1]])
+        return jnp.asarray([tspan[1]], dtype=jnp.float64)
+    if isinstance(saveat, jax.core.Tracer):
+        if saveat.ndim != 1:
+            raise ValueError(f"saveat must be a 1-D array of times, got shape {saveat.shape}.")
+        return jnp.asarray(saveat, jnp.float64)
     arr = np.atleast_1d(np.asarray(saveat, dtype=np.float64))
     if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
         raise ValueError(f"saveat={saveat!r} must be a non-empty 1-D array of finite times.")
     if np.any(np.diff(arr) <= 0):
         raise ValueError(f"saveat={saveat!r} must be strictly increasing.")
-    if arr[0] <= tspan[0] or arr[-1] > tspan[1]:
-        raise ValueError(f"saveat={saveat!r} must lie in (t0, t1] = ({tspan[0]}, {tspan[1]}].")
-    return arr
+    if arr[0] < tspan[0] or arr[-1] > tspan[1]:
+        raise ValueError(f"saveat={saveat!r} must lie in [t0, t1] = [{tspan[0]}, {tspan[1]}].")
+    return jnp.asarray(arr)
 
 
-def _check_functions(problem: Problem, params: dict) -> None:
-    """Trace rhs, loss, the stiffness knob and the closed-form solution once (``jax.eval_shape``).
+def _check_functions(problem: Problem, structure: _params.Structure) -> None:
+    """Trace rhs, loss and the closed-form solution once per structure (``jax.eval_shape``); check the knob.
 
     ``ValueError`` naming the function and the fix when one reads a missing parameter, returns
-    something other than one array of the right shape (a tuple, a vector loss), or a stiffness
-    knob sets parameters that do not exist or changes none.
+    something other than one real array of the right shape (a tuple, a vector loss, complex
+    or integer values), or a stiffness knob sets parameters that do not exist or changes none.
+    A structure already checked (same functions, parameter structure and shapes) is not traced again.
     """
+    key = (problem.rhs, problem.loss, problem.exact_solution, problem.stiffness, structure,
+           tuple(problem.y0.shape), tuple(problem.saveat.shape))
+    if key in _CHECKED:
+        return
+    params, merge = problem.params, structure.merge
+    leaves = [jax.ShapeDtypeStruct(shape, jnp.float64) for shape in structure.shapes]
     t0 = jnp.float64(problem.tspan[0])
-    y0 = jnp.asarray(problem.y0)
-    ts = jnp.asarray(problem.saveat)
-    out = _validation.traced("rhs(t, y, p)", problem.rhs, t0, y0, params, params=params)
+    y0 = jax.ShapeDtypeStruct(problem.y0.shape, jnp.float64)
+    ts = jax.ShapeDtypeStruct(problem.saveat.shape, jnp.float64)
+    # Only the parameter leaves are abstract; the rest of the pytree (functions, ...) is passed as it is.
+    out = _validation.traced("rhs(t, y, p)", lambda t, y, p: problem.rhs(t, y, merge(p)), t0, y0, leaves,
+                             params=params)
     _check_array("rhs(t, y, p)", out, y0.shape, "the shape of y0")
-    ys = jax.ShapeDtypeStruct((ts.size, y0.size), jnp.float64)
-    loss = _validation.traced("loss(ts, ys, p)", problem.loss_fn, ts, ys, params, params=params)
+    ys = jax.ShapeDtypeStruct((ts.shape[0], y0.shape[0]), jnp.float64)
+    loss = _validation.traced("loss(ts, ys, p)", lambda t, y, p: problem.loss_fn(t, y, merge(p)), ts, ys, leaves,
+                              params=params)
     if not isinstance(loss, jax.ShapeDtypeStruct) or loss.shape != ():
         raise ValueError(
             f"loss(ts, ys, p) must return a scalar, but returns {_describe(loss)}; reduce it, e.g. with jnp.sum(...)."
         )
     if problem.exact_solution is not None:
-        exact = _validation.traced("exact_solution(t, p)", problem.exact_solution, t0, params, params=params)
+        exact = _validation.traced("exact_solution(t, p)", lambda t, p: problem.exact_solution(t, merge(p)), t0,
+                                   leaves, params=params)
         _check_array("exact_solution(t, p)", exact, y0.shape, "the shape of y0")
     if problem.stiffness is not None and not isinstance(problem.stiffness, str):
-        _check_knob(problem.stiffness, params)
+        _check_knob(problem.stiffness, params, structure)
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED[key] = True
 
 
-def _check_knob(knob, params: dict) -> None:
-    """A callable stiffness knob must return params with the same names and shapes, and change one."""
-    shapes = _validation.traced("stiffness(params, s)", knob, params, jnp.float64(1.0), params=params)
-    if not isinstance(shapes, dict):
-        raise ValueError(f"stiffness(params, s) must return the params dict, but returns {_describe(shapes)}.")
-    extra, lacking = sorted(set(shapes) - set(params)), sorted(set(params) - set(shapes))
-    if extra or lacking:
-        raise ValueError(
-            f"stiffness(params, s) returns parameters {sorted(shapes)}: "
-            + (f"{extra} not in params (a misspelt name?)" if extra else "")
-            + ("; " if extra and lacking else "")
-            + (f"{lacking} missing" if lacking else "")
-            + f". It must set existing names only; valid names: {sorted(params)}, e.g. lambda p, s: {{**p, 'lam': s}}."
-        )
-    for name, shape in shapes.items():
-        if not isinstance(shape, jax.ShapeDtypeStruct) or shape.shape != params[name].shape:
+def _check_knob(knob, params, structure: _params.Structure) -> None:
+    """A callable stiffness knob must return params of the same structure and shapes, and change some."""
+    low = _validation.called("stiffness(params, s)", knob, params, 1.0, params=params)
+    if jax.tree_util.tree_structure(low, is_leaf=lambda x: x is None) != structure.treedef:
+        if isinstance(low, dict) and isinstance(params, dict):
+            extra, lacking = sorted(set(low) - set(params)), sorted(set(params) - set(low))
             raise ValueError(
-                f"stiffness(params, s) sets {name!r} to {_describe(shape)}, but params[{name!r}] has shape "
-                f"{params[name].shape}; keep each parameter's shape."
+                f"stiffness(params, s) returns parameters {sorted(low)}: "
+                + (f"{extra} not in params (a misspelt name?)" if extra else "")
+                + ("; " if extra and lacking else "")
+                + (f"{lacking} missing" if lacking else "")
+                + f". It must set existing names only; valid names: {sorted(params)}, e.g. lambda p, s: {{**p, 'lam': s}}."
             )
-    low, high = knob(params, 1.0), knob(params, 1e6)
-    if all(np.array_equal(np.asarray(low[name]), np.asarray(high[name])) for name in params):
+        kind = "dict" if isinstance(params, dict) else "pytree"
+        raise ValueError(
+            f"stiffness(params, s) must return the params {kind} (same structure), but returns {_describe(low)}."
+        )
+    for path, value, expected in zip(_leaf_paths(low), jax.tree_util.tree_leaves(low),
+                                     jax.tree_util.tree_leaves(params)):
+        if np.shape(value) != np.shape(expected):
+            name = _params.path_name(path)
+            raise ValueError(
+                f"stiffness(params, s) sets {name!r} to an array of shape {np.shape(value)}, but params {name!r} has "
+                f"shape {np.shape(expected)}; keep each parameter's shape."
+            )
+    high = knob(params, 1e6)
+    if all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in
+           zip(structure.leaves_of(low), structure.leaves_of(high))):
         raise ValueError(
             "stiffness(params, s) returns the same parameters for s=1 and s=1e6: it sets no parameter from s, so a "
-            f"sweep would not change the problem. Set one of {sorted(params)} from s."
+            "sweep would not change the problem. Set a parameter from s."
         )
+
+
+def _leaf_paths(tree) -> list:
+    return [path for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
 def _check_array(what: str, out, shape: tuple, expected: str) -> None:
@@ -192,6 +267,11 @@ def _check_array(what: str, out, shape: tuple, expected: str) -> None:
         )
     if out.shape != shape:
         raise ValueError(f"{what.split('(')[0]} returns shape {out.shape} but y0 has shape {shape}; they must match.")
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise ValueError(
+            f"{what} returns {out.dtype} values; it must return real floating-point values (float64), "
+            "e.g. jnp.asarray(..., dtype=float) or with real arithmetic."
+        )
 
 
 def _describe(value) -> str:

@@ -32,7 +32,3 @@ class ReturnCode(enum.IntEnum):
     def from_value(cls, value) -> ReturnCode:
         return cls(int(value))
 
-
-def status_name(value) -> str:
-    """The SciML word for an integer status."""
-    return ReturnCode.from_value(value).name

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import pystiffsens as pss
 from pystiffsens.cli import main
+from pystiffsens.study.batch import Batch
 from pystiffsens.study.schema import GRADIENT_COLUMNS
-
-sweep_module = importlib.import_module("pystiffsens.study.sweep")
 
 TINY = {"--problem": "dahlquist", "--solvers": "ImplicitEuler", "--sensitivities": "forward",
         "--stiffness": "1e2:1e4:3", "--dt": "1"}
@@ -79,6 +76,6 @@ def test_sweep_writes_the_report_and_a_rerun_resumes(tmp_path, capsys, monkeypat
     def must_not_run(*args):
         raise AssertionError("a complete sweep was recomputed instead of resumed")
 
-    monkeypatch.setattr(sweep_module, "compile_batch", must_not_run)
+    monkeypatch.setattr(Batch, "prepare", must_not_run)
     assert main(argv) == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "gradients.csv"), frame, check_exact=True)

@@ -47,7 +47,8 @@ def test_fbdf_selects_orders_above_two():
     problem = pss.problems.get("van_der_pol", mu=1.0, t_end=10.0)
     traj = integrate(
         problem.rhs, pss.solvers.get("FBDF"), jnp.asarray(problem.y0), problem.params,
-        t0=0.0, stops=jnp.array([10.0]), rtol=1e-8, atol=1e-10, max_steps=2000, record_states=True,
+        t0=0.0, stops=jnp.array([10.0]), options=pss.Options(rtol=1e-8, atol=1e-10, max_steps=2000),
+        record_states=True,
     )
     orders = np.asarray(traj.states.order[: int(traj.n_steps) + 1])
     assert orders.max() == 5

@@ -2,14 +2,19 @@
 
 Without Julia this checks that every Julia file parses (tree-sitter-julia), that
 Project.toml and juliapkg.json name the right packages with their General-registry
-UUIDs, that the Julia tables (solvers, sensitivities, devices, built-in problems, their
-parameters, defaults, knobs and rate constants) match the Python ones, tree-sitter
-queries of the solve, gradient and GPU code for the defects of issue #11, the
-conversions of problems and results, the environment-variable, Julia-version and lazy
-CUDA-install logic of ``_runtime``, and that a missing Julia fails fast with the right
-advice. Only the tests that read Julia sources need tree-sitter (marker
-``needs_tree_sitter``); the rest run without it. The parity tests (marker ``julia``) need
-a Julia runtime and skip without one. Building a wheel: tests/test_julia_packaging.py.
+UUIDs, that the Julia tables are keyed by the Julia names the solver catalog gives
+(``solver.julia``, ``solver.julia_gpu``) and the SciMLSensitivity names Python sends, that
+the built-in problems (parameters, defaults, knobs, rate constants) match the Python ones,
+tree-sitter queries of the solve, gradient and GPU code for the defects of issue #11 and
+for ``saveat`` starting at ``t0``, the conversions of problems and results, the calls into
+Julia through the public API (``pss.solve``/``pss.gradient``/``pss.sweep`` with
+``backend="julia"``) against a stand-in for the Julia module, the refusals that come
+before Julia is looked for, the automatic sensitivity choice, the environment-variable,
+Julia-version and lazy CUDA-install logic of ``_runtime``, and that a missing Julia fails
+fast with the right advice. Only the tests that read Julia sources need tree-sitter
+(marker ``needs_tree_sitter``); the rest run without it. The parity tests (marker
+``julia``) need a Julia runtime and skip without one. Building a wheel:
+tests/test_julia_packaging.py.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import pathlib
+import re
 import shutil
 import stat
 import sys
@@ -26,8 +32,8 @@ import numpy as np
 import pytest
 
 import pystiffsens as pss
-from pystiffsens import julia_backend
-from pystiffsens.julia_backend import _runtime, convert, names
+from pystiffsens.backends.julia import JuliaBackend, JuliaNotFoundError, _runtime, api, convert, find_julia, names
+from pystiffsens.options import Options
 from pystiffsens.problems import _registry, chemistry
 from pystiffsens.returncode import ReturnCode
 
@@ -50,6 +56,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 JULIA_DIR = ROOT / "pystiffsens" / "julia"
 JULIAPKG_JSON = ROOT / "pystiffsens" / "juliapkg.json"
 JULIA_FILES = sorted(JULIA_DIR.rglob("*.jl"))
+SOURCE_FILES = sorted((JULIA_DIR / "src").glob("*.jl")) + sorted((JULIA_DIR / "ext").glob("*.jl"))
 
 # UUIDs in the General registry, each read from the `uuid` line of the package's own
 # Project.toml (snapshots of the upstream repositories, 2026):
@@ -82,7 +89,7 @@ NO_JULIA = "Julia runtime not available (no julia executable; see README 'Julia 
 def _julia_available() -> bool:
     try:
         _runtime.ensure_julia()
-    except julia_backend.JuliaNotFoundError:
+    except JuliaNotFoundError:
         return False
     return True
 
@@ -288,27 +295,65 @@ def test_cuda_packages_added_on_demand_are_the_weak_dependencies_of_the_extensio
     assert not set(_runtime.CUDA_PACKAGES) & set(project["deps"])
 
 
-# --- the Julia tables match the Python vocabulary ----------------------------------
+# --- the Julia tables are keyed by the Julia names Python sends -------------------
+
+SOLVERS_JL = JULIA_DIR / "src" / "solvers.jl"
+DEVICES_JL = JULIA_DIR / "src" / "devices.jl"
+SENSITIVITIES_JL = JULIA_DIR / "src" / "sensitivities.jl"
+MODULE_JL = JULIA_DIR / "src" / "PyStiffSens.jl"
+CUDA_EXT = JULIA_DIR / "ext" / "PyStiffSensCUDAExt.jl"
+
+
+def _imported(path: pathlib.Path, package: str) -> set[str]:
+    """The names of ``using <package>: a, b, ...`` statements in ``path`` (``package`` a regex; a
+    statement continues on the next line after a trailing comma)."""
+    found = re.findall(rf"^using ({package}):((?:,\n|[^\n])*)", path.read_text(), flags=re.MULTILINE)
+    return {name.strip() for _, names_ in found for name in names_.split(",")} - {""}
+
+
+def test_the_catalog_names_the_julia_counterparts():
+    assert {s.name: s.julia for s in names.solvers() if s.julia != s.name} == {"BDF2": "ABDF2"}
+    assert {s.name: s.julia_gpu for s in names.gpu_solvers()} == {"Rodas4": "GPURodas4", "Rodas5P": "GPURodas5P"}
+    assert JuliaBackend().solver_names() == [s.name for s in names.solvers()]
+    assert set(JuliaBackend().solver_names()) >= {"Rodas4", "Rodas5P", "KenCarp4", "FBDF", "ImplicitEuler",
+                                                   "Trapezoid", "BDF2"}
 
 
 @needs_tree_sitter
-def test_solver_tables_match():
-    path = JULIA_DIR / "src" / "solvers.jl"
-    assert set(_dict_entries(path, "SOLVERS")) == set(names.SOLVERS) == set(pss.solvers.names())
-    assert set(_string_tuple(path, "FIXED_STEP_SOLVERS")) == set(names.FIXED_STEP_SOLVERS)
-    assert set(names.FIXED_STEP_SOLVERS) == set(pss.solvers.fixed_step_names())
-    bdf2 = _dict_entries(path, "SOLVERS")["BDF2"]
-    assert b"ABDF2()" in bdf2.text
+def test_the_solver_table_is_keyed_by_the_ordinarydiffeq_names_of_the_catalog():
+    entries = _dict_entries(SOLVERS_JL, "SOLVERS")
+    assert set(entries) == {solver.julia for solver in names.solvers()}
+    for name, constructor in entries.items():  # each key is the constructor it builds
+        assert constructor.text.decode() == f"() -> {name}()"
+    assert set(entries) <= _imported(MODULE_JL, r"OrdinaryDiffEq\w+")
+    assert "BDF2" not in entries and "ABDF2" in entries
+
+
+@needs_tree_sitter
+def test_fixed_or_adaptive_steps_are_decided_in_python_not_in_julia():
+    # no table of fixed-step methods on the Julia side: a dt means fixed steps
+    for path in SOURCE_FILES:
+        assert "FIXED_STEP_SOLVERS" not in _identifiers(_tree(path)), path.name
+    assert _signature(_function(SOLVERS_JL, "check_step")) == "check_step(dt)"
+    kwargs = _function(JULIA_DIR / "src" / "solve.jl", "solve_kwargs")
+    fields = _named_fields(kwargs)
+    assert fields["adaptive"] == "false" and fields["dt"] == "Float64(dt)"
+    assert "dt === nothing" in kwargs.text.decode()
 
 
 @needs_tree_sitter
 def test_sensitivity_tables_match_and_map_one_to_one_onto_scimlsensitivity_types():
-    entries = _dict_entries(JULIA_DIR / "src" / "sensitivities.jl", "SENSITIVITIES")
-    assert set(entries) == set(names.SENSITIVITIES) - set(names.UNSUPPORTED_SENSITIVITIES)
-    assert set(names.SENSITIVITIES) == set(pss.sensitivity.names()) | set(pss.sensitivity.JULIA_ONLY)
+    entries = _dict_entries(SENSITIVITIES_JL, "SENSITIVITIES")
+    assert set(entries) == set(names.sensitivity_names())
+    assert set(names.sensitivity_names()) | set(names.UNSUPPORTED_SENSITIVITIES) == (
+        set(pss.sensitivity.names()) | set(names.JULIA_ONLY)
+    )
     for name, constructor in entries.items():
         assert constructor.text.decode().endswith(f"-> {name}()")
-    assert names.SENSITIVITY_ALIASES == pss.sensitivity.ALIASES
+        assert name in _imported(MODULE_JL, "SciMLSensitivity")
+    backend_names, aliases = JuliaBackend().sensitivity_names()
+    assert backend_names == names.sensitivity_names()
+    assert aliases == pss.sensitivity.CATALOG.aliases()
 
 
 def _joined_strings(node) -> str:
@@ -318,29 +363,37 @@ def _joined_strings(node) -> str:
 
 @needs_tree_sitter
 def test_unsupported_sensitivities_are_refused_on_both_sides_with_the_same_reason():
-    path = JULIA_DIR / "src" / "sensitivities.jl"
-    refused = {name: _joined_strings(node) for name, node in _dict_entries(path, "UNSUPPORTED_SENSITIVITIES").items()}
+    refused = {name: _joined_strings(node) for name, node in _dict_entries(SENSITIVITIES_JL, "UNSUPPORTED_SENSITIVITIES").items()}
     assert refused == names.UNSUPPORTED_SENSITIVITIES
     assert set(refused) == {"ReverseDiffAdjoint"}
-    assert not set(refused) & set(_dict_entries(path, "SENSITIVITIES"))
+    assert not set(refused) & set(_dict_entries(SENSITIVITIES_JL, "SENSITIVITIES"))
 
 
 def test_reverse_diff_adjoint_is_refused_before_julia_starts(monkeypatch):
     monkeypatch.setattr(_runtime, "ensure_julia", lambda: pytest.fail("looked for Julia"))
-    with pytest.raises(ValueError, match="ReverseDiffAdjoint.*ForwardDiff.*backend='jax'"):
-        names.check_method("KenCarp4", "ReverseDiffAdjoint", None, "cpu")
+    monkeypatch.setattr(_runtime, "module_for", lambda device: pytest.fail("started Julia"))
+    problem = pss.problems.get("dahlquist")
+    solver, options = pss.solvers.get("KenCarp4"), Options()
+    with pytest.raises(ValueError, match="ReverseDiffAdjoint.*not supported by backend='julia'.*ForwardDiff.*backend='jax'"):
+        JuliaBackend().sensitivity("ReverseDiffAdjoint", problem, solver, options)
     with pytest.raises(ValueError, match="not supported by backend='julia'"):
-        pss.gradient(pss.problems.get("dahlquist"), "Rodas5P", "ReverseDiffAdjoint", backend="julia")
+        JuliaBackend().sensitivity(pss.sensitivity.ReverseDiffAdjoint(), problem, solver, options)
+    with pytest.raises(ValueError, match="ReverseDiffAdjoint.*backend='jax'"):
+        pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint", backend="julia")
 
 
 @needs_tree_sitter
-def test_device_tables_match():
-    path = JULIA_DIR / "src" / "devices.jl"
-    assert _string_tuple(path, "DEVICES") == names.DEVICES
-    assert _string_tuple(path, "GPU_SOLVERS") == names.GPU_SOLVERS
-    assert _string_tuple(path, "GPU_SENSITIVITIES") == names.GPU_SENSITIVITIES
-    kernels = _dict_entries(JULIA_DIR / "ext" / "PyStiffSensCUDAExt.jl", "KERNELS")
-    assert set(kernels) == set(names.GPU_SOLVERS)
+def test_device_tables_are_keyed_by_the_diffeqgpu_kernels_of_the_catalog():
+    assert _string_tuple(DEVICES_JL, "DEVICES") == names.DEVICES == JuliaBackend.devices
+    kernels = tuple(solver.julia_gpu for solver in names.gpu_solvers())
+    assert kernels == ("GPURodas4", "GPURodas5P")
+    assert _string_tuple(DEVICES_JL, "GPU_SOLVERS") == kernels
+    assert _string_tuple(DEVICES_JL, "GPU_SENSITIVITIES") == names.GPU_SENSITIVITIES
+    entries = _dict_entries(CUDA_EXT, "KERNELS")
+    assert set(entries) == set(kernels)
+    for name, constructor in entries.items():
+        assert constructor.text.decode() == f"autodiff -> {name}(; autodiff = autodiff)"
+    assert set(kernels) <= _imported(CUDA_EXT, "DiffEqGPU")
 
 
 def _builtins() -> dict:
@@ -358,11 +411,15 @@ def test_every_python_builtin_has_a_julia_twin_with_the_same_parameters_and_knob
     assert set(builtins) == set(pss.problems.names())
     for name, (knob, params) in builtins.items():
         problem = pss.problems.get(name)
-        assert params == list(problem.params), name
+        # the same names; the order is the one Python sends with the flat vector (a Problem
+        # keeps its dict params in pytree order, sorted by name), which Julia takes as given
+        assert sorted(params) == sorted(problem.params), name
         if isinstance(problem.stiffness, str):
             assert knob.type == "quote_expression" and knob.text.decode() == f":{problem.stiffness}", name
         else:
             assert knob.type == "identifier" and knob.text.decode() == f"{name}_knob", name
+    interop = (JULIA_DIR / "src" / "interop.jl").read_text()
+    assert "Set(keys(lay)) == Set(entry.param_names)" in interop
 
 
 # The MLP weights of stiff_neural_ode are drawn in Python from a JAX PRNG key (options
@@ -392,8 +449,6 @@ def test_rate_constants_equal_the_python_ones():
 
 # --- issue #11: the solve, gradient and GPU code, read with tree-sitter ------------
 
-SOURCE_FILES = sorted((JULIA_DIR / "src").glob("*.jl")) + sorted((JULIA_DIR / "ext").glob("*.jl"))
-CUDA_EXT = JULIA_DIR / "ext" / "PyStiffSensCUDAExt.jl"
 
 
 def _identifiers(root) -> set[str]:
@@ -421,6 +476,17 @@ def _keyword(call, name: str):
         if arg.type in ("named_argument", "named_field") and arg.named_children[0].text.decode() == name:
             return arg.named_children[-1]
     return None
+
+
+def _signature(function) -> str:
+    """The signature text of a ``function ... end`` node, e.g. ``check_step(dt)``."""
+    return next(c for c in function.named_children if c.type == "signature").text.decode()
+
+
+def _named_fields(root) -> dict:
+    """``name = value`` fields of the named tuples under ``root``: name -> value text."""
+    return {n.named_children[0].text.decode(): n.named_children[-1].text.decode()
+            for n in _walk(root) if n.type == "named_field"}
 
 
 def _assignments(root) -> dict:
@@ -451,15 +517,42 @@ def test_no_solve_passes_verbose_which_diffeqbase_7_rejects_as_a_bool(path):
     assert "verbose" not in _identifiers(_tree(path))
 
 
+PROBLEM_JL = JULIA_DIR / "src" / "problem.jl"
+
+
 @needs_tree_sitter
-def test_cpu_solves_keep_t0_out_of_the_saved_states():
-    # BacksolveAdjoint passes its own `save_start = true` on unless told otherwise
-    # (SciMLSensitivity src/concrete_solve.jl), which would put u0 in front of ys.
-    kwargs = _function(JULIA_DIR / "src" / "solve.jl", "solve_kwargs")
-    fields = {n.named_children[0].text.decode(): n.named_children[-1].text.decode()
-              for n in _walk(kwargs) if n.type == "named_field"}
-    assert fields["save_start"] == "false"
+def test_cpu_solves_save_t0_and_t1_exactly_when_saveat_holds_them():
+    # BacksolveAdjoint passes its own `save_start = true, save_end = true` on unless told
+    # otherwise (SciMLSensitivity src/concrete_solve.jl), which would put u0 in front of ys
+    # and u(t1) after it; OrdinaryDiffEq saves t0 only through save_start.
+    fields = _named_fields(_function(JULIA_DIR / "src" / "solve.jl", "solve_kwargs"))
+    assert fields["save_start"] == "saves_start(prob)"
+    assert fields["save_end"] == "saves_end(prob)"
     assert fields["saveat"] == fields["tstops"] == "prob.saveat"
+    source = PROBLEM_JL.read_text()
+    assert "saves_start(prob::StiffProblem) = first(prob.saveat) == prob.tspan[1]" in source
+    assert "saves_end(prob::StiffProblem) = last(prob.saveat) == prob.tspan[2]" in source
+
+
+@needs_tree_sitter
+def test_the_julia_problem_accepts_saveat_from_t0():
+    check = next(n for n in _walk(_tree(PROBLEM_JL)) if n.type == "binary_expression" and b"first(times)" in n.text
+                 and b"&&" in n.text and b"||" not in n.text)
+    assert b"first(times) >= t0" in check.text and b"last(times) <= t1" in check.text
+    assert b"issorted(times; lt = <=)" in check.text  # strictly increasing
+
+
+@needs_tree_sitter
+def test_gpu_kernels_are_launched_without_t0_and_get_u0_in_front():
+    # DiffEqGPU src/solve.jl: a trajectory is cut after its last time != t0, and a launch in
+    # which one has none raises; so t0 never goes into the kernel.
+    kwargs = _function(CUDA_EXT, "kernel_kwargs")
+    assert _assignments(kwargs)["saveat"].text == b"kernel_saveat(prob)"
+    assert _named_fields(kwargs)["saveat"] == "saveat"
+    assert "saves_start" in _identifiers(_function(CUDA_EXT, "kernel_saveat"))
+    saved = _function(CUDA_EXT, "saved_states")
+    assert "saves_start" in _identifiers(saved) and b"vcat([u0]" in saved.text
+    assert _calls(_function(CUDA_EXT, "kernel_solve"), "saved_states")
 
 
 @needs_tree_sitter
@@ -568,7 +661,7 @@ JULIA_RHS = "rhs(u, p, t) = state_like(u, -p.lam * u[1])\n"
 def _custom(**changes):
     base = dict(
         rhs=lambda t, y, p: -p["lam"] * y, y0=[1.0], tspan=(0.0, 1.0), params={"lam": 2.0},
-        stiffness="lam", name="decay", julia_rhs=JULIA_RHS,
+        stiffness="lam", name="decay", implementations={"julia": JULIA_RHS},
     )
     return pss.Problem(**(base | changes))
 
@@ -579,14 +672,22 @@ def test_custom_problem_passes_its_julia_source():
     np.testing.assert_array_equal(args.params, [2.0])
 
 
+def test_a_builtin_with_julia_source_runs_that_source():
+    problem = pss.problems.get("dahlquist").replace(implementations={"julia": JULIA_RHS})
+    args = convert.problem_args(problem)
+    assert args.source == JULIA_RHS and args.name == problem.label
+
+
 def test_custom_problem_without_julia_source_is_rejected():
-    with pytest.raises(ValueError, match="julia_rhs"):
-        convert.problem_args(_custom(julia_rhs=None))
+    with pytest.raises(ValueError, match=r"implementations=\{'julia': source\}"):
+        convert.problem_args(_custom(implementations=None))
+    with pytest.raises(ValueError, match=r"implementations=\{'julia': source\}"):
+        convert.problem_args(_custom(implementations={"cuda_c": "..."}))
 
 
 def test_julia_source_must_define_rhs():
-    with pytest.raises(ValueError, match="rhs"):
-        convert.problem_args(_custom(julia_rhs="f(u, p, t) = u"))
+    with pytest.raises(ValueError, match=r"implementations\['julia'\].*rhs"):
+        convert.problem_args(_custom(implementations={"julia": "f(u, p, t) = u"}))
 
 
 def test_custom_loss_needs_a_julia_loss():
@@ -594,13 +695,50 @@ def test_custom_loss_needs_a_julia_loss():
     with pytest.raises(ValueError, match="loss"):
         convert.problem_args(_custom(loss=loss))
     source = JULIA_RHS + "function loss(ts, ys, p)\n    return ys[end][1]^2\nend\n"
-    assert convert.problem_args(_custom(loss=loss, julia_rhs=source)).source == source
+    assert convert.problem_args(_custom(loss=loss, implementations={"julia": source})).source == source
 
 
 def test_builtin_with_a_replaced_loss_is_rejected():
     problem = pss.problems.get("dahlquist").replace(loss=lambda ts, ys, p: ys[-1, 0] ** 2)
     with pytest.raises(ValueError, match="default loss"):
         convert.problem_args(problem)
+
+
+def _list_params_problem():
+    return pss.Problem(lambda t, y, p: -p[0] * y, y0=[1.0], tspan=(0.0, 1.0), params=[2.0],
+                       stiffness=lambda p, s: [s], name="listed", implementations={"julia": JULIA_RHS})
+
+
+def _nested_params_problem():
+    return _custom(params={"lam": 2.0, "net": {"w": 1.0}}, rhs=lambda t, y, p: -p["lam"] * p["net"]["w"] * y)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [(_list_params_problem, "params must be a dict.*'listed' has params of type list"),
+     (_nested_params_problem, "params must be a dict.*parameter 'net' of problem 'decay' is a dict")],
+    ids=["list", "nested dict"],
+)
+def test_params_that_are_not_a_dict_of_named_arrays_are_refused_before_julia(monkeypatch, make, match):
+    monkeypatch.setattr(_runtime, "ensure_julia", lambda: pytest.fail("looked for Julia"))
+    monkeypatch.setattr(_runtime, "module_for", lambda device: pytest.fail("started Julia"))
+    problem = make()
+    with pytest.raises(ValueError, match=match):
+        convert.problem_args(problem)
+    with pytest.raises(ValueError, match=match):
+        pss.gradient(problem, "Rodas5P", "GaussAdjoint", backend="julia")
+    with pytest.raises(ValueError, match=match):
+        pss.solve(problem, backend="julia")
+    with pytest.raises(ValueError, match=match):
+        pss.sweep(problem, [1.0, 2.0], "Rodas5P", "GaussAdjoint", backend="julia", progress=False)
+
+
+def test_saveat_from_t0_converts_as_given():
+    args = convert.problem_args(_custom(saveat=[0.0, 0.5, 1.0]))
+    np.testing.assert_array_equal(args.saveat, [0.0, 0.5, 1.0])
+    assert args.saveat.dtype == np.float64 and args.tspan == (0.0, 1.0)
+    only_t0 = convert.problem_args(_custom(saveat=[0.0]))
+    np.testing.assert_array_equal(only_t0.saveat, [0.0])
 
 
 # --- Julia results -> Solution / GradientResult -----------------------------------
@@ -631,6 +769,30 @@ def test_solution_from_a_julia_dictionary():
     assert sol.stats == STATS
 
 
+def test_solution_saved_from_t0_starts_with_y0():
+    args = convert.problem_args(_custom(saveat=[0.0, 0.5, 1.0]))
+    raw = {"retcode": "Success", "ts": [0.0, 0.5, 1.0], "ys": [[1.0], [0.36], [0.13]], "stats": STATS}
+    sol = convert.to_solution(raw, args, "Rodas5P", "cpu")
+    assert sol.success
+    np.testing.assert_array_equal(sol.ts, [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(sol.ys, [[1.0], [0.36], [0.13]])
+
+
+def test_solution_saved_from_t0_that_failed_after_t0_keeps_y0():
+    args = convert.problem_args(_custom(saveat=[0.0, 0.5, 1.0]))
+    raw = {"retcode": "MaxIters", "ts": [0.0], "ys": [[1.0]], "stats": STATS}
+    sol = convert.to_solution(raw, args, "Rodas5P", "cpu")
+    assert sol.status == ReturnCode.MaxIters and sol.ys[0, 0] == 1.0 and np.isnan(sol.ys[1:]).all()
+
+
+def test_a_julia_solution_without_the_t0_state_is_an_error():
+    """A Julia side that dropped t0 (save_start = false) would shift every state against saveat."""
+    args = convert.problem_args(_custom(saveat=[0.0, 0.5, 1.0]))
+    raw = {"retcode": "Success", "ts": [0.5, 1.0], "ys": [[0.36], [0.13]], "stats": STATS}
+    with pytest.raises(ValueError, match="not at a prefix of saveat"):
+        convert.to_solution(raw, args, "Rodas5P", "cpu")
+
+
 def test_failed_solution_is_nan_past_the_failure():
     args = convert.problem_args(_custom().replace(saveat=[0.25, 0.5, 1.0]))
     raw = {"retcode": "MaxIters", "ts": np.array([0.25]), "ys": np.array([[0.6]]), "stats": STATS}
@@ -653,8 +815,15 @@ def test_gradient_from_a_julia_dictionary_reshapes_column_major():
     raw = {"retcode": "Success", "loss": 1.5, "grad": flat, "stats": STATS, "error": None, "gradient_time_s": 0.25}
     result = convert.to_gradient_result(raw, args, "Rodas5P", "GaussAdjoint", "cpu")
     assert result.success and result.loss == 1.5 and result.backend == "julia"
-    assert result.grad["lam_slow"].shape == () and float(result.grad["lam_fast"]) == 1.0
-    np.testing.assert_array_equal(result.grad["W1"], [[2.0, 4.0], [3.0, 5.0]])
+    assert args.param_names == tuple(problem.params)
+    offset = 0
+    for name, shape in zip(args.param_names, args.param_shapes):
+        size = int(np.prod(shape, dtype=int))
+        np.testing.assert_array_equal(result.grad[name], flat[offset : offset + size].reshape(shape, order="F"))
+        offset += size
+    assert result.grad["lam_slow"].shape == () and result.grad["W1"].shape == (2, 2)
+    start = sum(int(np.prod(s, dtype=int)) for s in args.param_shapes[: args.param_names.index("W1")])
+    np.testing.assert_array_equal(result.grad["W1"], [[start, start + 2], [start + 1, start + 3]])
     assert result.extra == {"gradient_time_s": 0.25}
     assert result.stats == STATS
 
@@ -681,16 +850,27 @@ def test_gradient_of_the_wrong_length_is_an_error():
 
 
 class FakePyStiffSens:
-    """Records the calls api.py makes and answers like pystiffsens/julia/src/results.jl."""
+    """Records the calls api.py makes and answers like pystiffsens/julia/src/results.jl.
+
+    Solutions decay as ``y0 * exp(-(t - t0))`` and are saved at ``saveat`` (so a first time
+    ``t0`` gives ``y0``, as PyStiffSens does); every gradient entry is 0.25.
+    """
 
     def __init__(self):
         self.calls = []
+        self.devices = []
+        self.problem = None
 
     def _record(self, name, args, kwargs=None):
         self.calls.append((name, args, kwargs or {}))
 
+    def _keep(self, args):
+        y0, t0, _, saveat, _, _, p = args[-7:]
+        self.problem = dict(y0=np.asarray(y0), t0=float(t0), saveat=np.asarray(saveat), n=np.asarray(p).size)
+
     def problem_from_arrays(self, *args):
         self._record("problem_from_arrays", args)
+        self._keep(args)
         return "<problem_from_arrays>"
 
     def custom_module(self, *args):
@@ -699,79 +879,230 @@ class FakePyStiffSens:
 
     def custom_problem(self, *args):
         self._record("custom_problem", args)
+        self._keep(args)
         return "<custom_problem>"
+
+    def solve_problem(self, *args, **kwargs):
+        self._record("solve_problem", args, kwargs)
+        ts = self.problem["saveat"]
+        ys = self.problem["y0"][None, :] * np.exp(-(ts - self.problem["t0"]))[:, None]
+        return {"retcode": "Success", "ts": ts, "ys": ys, "stats": STATS}
+
+    def _gradient(self, n):
+        return {"retcode": "Success", "loss": 0.5, "grad": np.full(n, 0.25), "stats": STATS, "error": None,
+                "gradient_time_s": 0.0}
 
     def gradient_problem(self, *args, **kwargs):
         self._record("gradient_problem", args, kwargs)
-        return {"retcode": "Success", "loss": 0.5, "grad": [0.25], "stats": STATS, "error": None,
-                "gradient_time_s": 0.0}
+        return self._gradient(self.problem["n"])
 
     def gradient_ensemble(self, prob, rows, *args, **kwargs):
         self._record("gradient_ensemble", (prob, rows, *args), kwargs)
-        return [{"retcode": "Success", "loss": 0.5, "grad": [0.25], "stats": {}, "error": None,
-                 "gradient_time_s": 0.0} for _ in rows]
+        return [self._gradient(np.shape(rows)[1]) for _ in rows]
+
+    def runs(self) -> list:
+        """(function, solver, sensitivity or None, keywords) of the solve and gradient calls."""
+        out = []
+        for name, args, kwargs in self.calls:
+            if name in ("solve_problem", "gradient_problem"):
+                out.append((name, args[1], args[2] if len(args) > 2 else None, kwargs))
+            elif name == "gradient_ensemble":
+                out.append((name, args[2], args[3], kwargs))
+        return out
 
 
 @pytest.fixture
 def fake_julia(monkeypatch):
     fake = FakePyStiffSens()
-    monkeypatch.setattr(_runtime, "module_for", lambda device: fake)
+    monkeypatch.setattr(_runtime, "ensure_julia", lambda: pytest.fail("looked for Julia past the stand-in"))
+
+    def module_for(device):
+        fake.devices.append(device)
+        return fake
+
+    monkeypatch.setattr(_runtime, "module_for", module_for)
     return fake
 
 
 def test_gradient_calls_julia_with_the_builtin_and_the_settings(fake_julia):
-    result = julia_backend.gradient("dahlquist", "rodas5p", "adjoint", rtol=1e-7, atol=1e-9)
+    result = pss.gradient("dahlquist", "rodas5p", "adjoint", rtol=1e-7, atol=1e-9, device="CPU", backend="julia")
     (build, build_args, _), (run, run_args, settings) = fake_julia.calls
     assert build == "problem_from_arrays" and build_args[0] == "dahlquist"
     assert build_args[5:7] == (("lam",), ((),))
     assert run == "gradient_problem" and run_args == ("<problem_from_arrays>", "Rodas5P", "InterpolatingAdjoint")
     assert settings == dict(rtol=1e-7, atol=1e-9, dt=None, max_steps=100_000, device="cpu")
     assert result.loss == 0.5 and result.sensitivity == "InterpolatingAdjoint"
+    assert result.backend == "julia" and result.solver == "Rodas5P" and result.device == "cpu"
+    assert "sensitivity_choice" not in result.extra
+
+
+@pytest.mark.parametrize("solver", pss.solvers.names())
+def test_julia_gets_the_ordinarydiffeq_name_and_a_dt_exactly_for_fixed_steps(fake_julia, solver):
+    method = pss.solvers.get(solver)
+    dt = None if method.adaptive else 0.01
+    sol = pss.solve("dahlquist", solver, dt=dt, backend="julia")
+    ((run, sent, _, settings),) = fake_julia.runs()
+    assert run == "solve_problem" and sent == method.julia
+    assert settings["dt"] == dt
+    assert sol.solver == solver and sol.backend == "julia"
+
+
+def test_an_adaptive_method_takes_fixed_steps_when_given_dt(fake_julia):
+    pss.solve("dahlquist", "Rodas5P", dt=0.01, backend="julia")
+    pss.solve("dahlquist", "Rodas5P", dt=0.01, adaptive=False, backend="julia")
+    assert [run[3]["dt"] for run in fake_julia.runs()] == [0.01, 0.01]
+
+
+def test_a_sweep_gives_dt_to_its_fixed_step_methods_only(fake_julia):
+    frame = pss.sweep(_custom(), [1.0, 10.0], ["Rodas5P", "BDF2"], "GaussAdjoint", dt=0.01, backend="julia",
+                      progress=False)
+    sent = {solver: settings["dt"] for _, solver, _, settings in fake_julia.runs()}
+    assert sent == {"Rodas5P": None, "ABDF2": 0.01}
+    assert set(frame["solver"]) == {"Rodas5P", "BDF2"} and set(frame["backend"]) == {"julia"}
+
+
+def test_cuda_sends_the_diffeqgpu_kernel(fake_julia):
+    pss.gradient("robertson", "Rodas5P", "ForwardDiffSensitivity", device="cuda", backend="julia")
+    pss.solve("robertson", "Rodas4", device="CUDA", backend="julia")
+    problem, options = pss.problems.get("robertson"), Options()
+    api.gradient(problem, pss.solvers.get("Rodas4"), "ForwardDiffSensitivity", options, device="cuda")
+    runs = fake_julia.runs()
+    assert [(run, solver) for run, solver, _, _ in runs] == [
+        ("gradient_problem", "GPURodas5P"), ("solve_problem", "GPURodas4"), ("gradient_problem", "GPURodas4")]
+    assert {settings["device"] for *_, settings in runs} == {"cuda"}
+    assert fake_julia.devices == ["cuda", "cuda", "cuda"]
 
 
 def test_custom_source_is_evaluated_in_its_own_call_before_the_problem_is_built(fake_julia):
-    julia_backend.gradient(_custom(), "Rodas5P", "GaussAdjoint")
+    pss.gradient(_custom(), "Rodas5P", "GaussAdjoint", backend="julia")
     assert [name for name, _, _ in fake_julia.calls] == ["custom_module", "custom_problem", "gradient_problem"]
     assert fake_julia.calls[0][1] == (JULIA_RHS,)
     assert fake_julia.calls[1][1][:2] == ("<custom_module>", "decay")
+    assert fake_julia.calls[2][1][0] == "<custom_problem>"
 
 
-def test_ensemble_sends_one_parameter_row_per_stiffness_value(fake_julia):
-    results = julia_backend.gradient_ensemble("dahlquist", [1.0, 10.0, 100.0], "FBDF", "GaussAdjoint")
+def test_a_sweep_sends_one_parameter_row_per_stiffness_value(fake_julia):
+    frame = pss.sweep(_custom(), [1.0, 10.0, 100.0], "FBDF", "GaussAdjoint", backend="julia", progress=False)
+    ((run, solver, sensitivity, settings),) = fake_julia.runs()
+    assert (run, solver, sensitivity, settings["device"]) == ("gradient_ensemble", "FBDF", "GaussAdjoint", "cpu")
     rows = fake_julia.calls[-1][1][1]
     np.testing.assert_array_equal(rows, [[1.0], [10.0], [100.0]])
-    assert len(results) == 3 and all(r.backend == "julia" for r in results)
+    assert len(frame) == 3 and set(frame["backend"]) == {"julia"} and (frame["grad"] == 0.25).all()
+
+
+def test_the_ensemble_api_takes_resolved_objects(fake_julia):
+    problem = pss.problems.get("hires")
+    solver = pss.solvers.get("KenCarp4")
+    options = Options(rtol=1e-7).for_method(solver)
+    results = api.gradient_ensemble(problem, [1.0, 10.0], solver, "GaussAdjoint", options)
+    rows = fake_julia.calls[-1][1][1]
+    np.testing.assert_allclose(rows[:, 9], [280.0, 2800.0])
+    assert len(results) == 2 and all(r.backend == "julia" and r.solver == "KenCarp4" for r in results)
+    assert fake_julia.runs()[0][3] == dict(rtol=1e-7, atol=1e-8, dt=None, max_steps=100_000, device="cpu")
+
+
+def test_saveat_from_t0_reaches_julia_and_comes_back_with_y0_first(fake_julia):
+    problem = pss.problems.get("robertson")
+    sol = pss.solve(problem, saveat=[0.0, 1.0, problem.tspan[1]], backend="julia")
+    np.testing.assert_array_equal(fake_julia.problem["saveat"], [0.0, 1.0, problem.tspan[1]])
+    np.testing.assert_array_equal(sol.ts, [0.0, 1.0, problem.tspan[1]])
+    np.testing.assert_array_equal(sol.ys[0], problem.y0)
+    assert sol.success
+    result = pss.gradient(_custom(saveat=[0.0, 1.0]), "Rodas5P", "BacksolveAdjoint", backend="julia")
+    np.testing.assert_array_equal(fake_julia.problem["saveat"], [0.0, 1.0])
+    assert result.success
+
+
+# --- the automatic sensitivity choice (SciMLSensitivity's) --------------------------
+
+
+def _sized(n_params: int) -> pss.Problem:
+    """A one-state problem with ``n_params`` parameter entries (lam and a vector w of the rest)."""
+    return _custom(params={"lam": 2.0, "w": np.zeros(n_params - 1)})
+
+
+@pytest.mark.parametrize(
+    "problem, expected, rule",
+    [(lambda: pss.problems.get("dahlquist"), "ForwardDiffSensitivity", "auto: 1 states + 1 parameters <= 100"),
+     (lambda: _sized(99), "ForwardDiffSensitivity", "auto: 1 states + 99 parameters <= 100"),
+     (lambda: _sized(100), "GaussAdjoint", "auto: 1 states + 100 parameters > 100"),
+     (lambda: pss.problems.get("stiff_neural_ode", hidden=32), "GaussAdjoint", "auto: 2 states + 164 parameters > 100")],
+    ids=["dahlquist", "100 in all", "101 in all", "stiff_neural_ode hidden=32"],
+)
+@pytest.mark.parametrize("sensitivity", [None, "auto"])
+def test_the_automatic_choice_is_forward_mode_up_to_100_states_and_parameters_then_gauss(
+        fake_julia, problem, expected, rule, sensitivity):
+    result = pss.gradient(problem(), "Rodas5P", sensitivity, backend="julia")
+    ((run, solver, sent, _),) = fake_julia.runs()
+    assert (run, solver, sent) == ("gradient_problem", "Rodas5P", expected)
+    assert result.sensitivity == expected and result.extra["sensitivity_choice"] == rule
+
+
+def test_the_large_neural_ode_reaches_julia_with_gauss_adjoint_instead_of_being_refused(fake_julia):
+    problem = pss.problems.get("stiff_neural_ode", hidden=32)
+    result = pss.gradient(problem, backend="julia")
+    assert result.sensitivity == "GaussAdjoint" and result.success
+    assert set(result.grad) == set(problem.params)
+    frame = pss.sweep(problem, [10.0, 100.0], "Rodas5P", "auto", backend="julia", progress=False)
+    assert fake_julia.runs()[-1][:3] == ("gradient_ensemble", "Rodas5P", "GaussAdjoint")
+    assert set(frame["sensitivity"]) == {"GaussAdjoint"}
+
+
+def test_the_automatic_choice_on_cuda_is_forward_mode_whatever_the_size(fake_julia):
+    result = pss.gradient(pss.problems.get("stiff_neural_ode", hidden=32), "Rodas5P", device="cuda", backend="julia")
+    assert fake_julia.runs()[0][1:3] == ("GPURodas5P", "ForwardDiffSensitivity")
+    assert result.extra["sensitivity_choice"].startswith("auto: device='cuda'")
 
 
 # --- method checks happen before Julia starts --------------------------------------
 
 
-def test_aliases_and_case_resolve():
-    assert names.check_method("rodas5p", "adjoint", None, "CPU") == ("Rodas5P", "InterpolatingAdjoint", "cpu")
+@pytest.fixture
+def julia_must_not_start(monkeypatch):
+    monkeypatch.setattr(_runtime, "ensure_julia", lambda: pytest.fail("looked for Julia"))
+    monkeypatch.setattr(_runtime, "module_for", lambda device: pytest.fail("started Julia"))
 
 
+@pytest.mark.usefixtures("julia_must_not_start")
 @pytest.mark.parametrize(
-    "solver, sensitivity, dt, device, match",
+    "solver, sensitivity, kwargs, match",
     [
-        ("Rodas9", "GaussAdjoint", None, "cpu", "Unknown solver"),
-        ("Rodas5P", "EnzymeAdjoint", None, "cpu", "Unknown sensitivity"),
-        ("BDF2", "GaussAdjoint", None, "cpu", "fixed step"),
-        ("KenCarp4", "ForwardDiffSensitivity", None, "cuda", "no DiffEqGPU kernel"),
-        ("Rodas4", "GaussAdjoint", None, "cuda", "cannot run inside a DiffEqGPU kernel"),
-        ("Rodas4", None, None, "tpu", "Unknown device"),
+        ("Rodas9", "GaussAdjoint", {}, "Unknown solver"),
+        ("Rodas5P", "EnzymeAdjoint", {}, "Unknown sensitivity"),
+        ("BDF2", "GaussAdjoint", {}, "fixed-step reference method and needs dt"),
+        ("KenCarp4", "ForwardDiffSensitivity", {"device": "cuda"}, "no DiffEqGPU kernel"),
+        ("Rodas4", "GaussAdjoint", {"device": "cuda"}, "cannot run inside a DiffEqGPU kernel"),
+        ("Rodas4", None, {"device": "tpu"}, "Unknown device"),
+        ("Rodas5P", "GaussAdjoint", {"rtol": -1.0}, "rtol"),
     ],
 )
-def test_invalid_combinations_raise_value_error(solver, sensitivity, dt, device, match):
+def test_invalid_combinations_raise_value_error_before_julia(solver, sensitivity, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        names.check_method(solver, sensitivity, dt, device)
+        pss.gradient("dahlquist", solver, sensitivity, backend="julia", **kwargs)
 
 
-def test_bad_arguments_raise_before_looking_for_julia(monkeypatch):
-    monkeypatch.setattr(_runtime, "ensure_julia", lambda: pytest.fail("looked for Julia"))
-    with pytest.raises(ValueError, match="rtol"):
-        julia_backend.gradient("dahlquist", "Rodas5P", "GaussAdjoint", rtol=-1.0)
+@pytest.mark.usefixtures("julia_must_not_start")
+def test_a_sweep_refuses_before_julia():
     with pytest.raises(ValueError, match="no DiffEqGPU kernel"):
-        julia_backend.gradient_ensemble("dahlquist", [1.0, 2.0], "FBDF", device="cuda")
+        pss.sweep("dahlquist", [1.0, 2.0], "FBDF", "ForwardDiffSensitivity", device="cuda", backend="julia",
+                  progress=False)
+    with pytest.raises(ValueError, match="cannot run inside a DiffEqGPU kernel"):
+        pss.sweep("dahlquist", [1.0, 2.0], "Rodas5P", "GaussAdjoint", device="cuda", backend="julia", progress=False)
+
+
+@pytest.mark.usefixtures("julia_must_not_start")
+def test_native_only_overrides_are_refused_before_julia():
+    with pytest.raises(ValueError, match="problem.replace"):
+        pss.gradient("dahlquist", "Rodas5P", "GaussAdjoint", params={"lam": 3.0}, backend="julia")
+    with pytest.raises(ValueError, match="problem.replace"):
+        pss.solve("dahlquist", y0=[2.0], backend="julia")
+
+
+def test_a_solver_object_without_an_ordinarydiffeq_counterpart_is_refused():
+    custom = pss.solvers.ESDIRK(pss.solvers.tableaux.KENCARP4)  # the tableau, without a Julia name
+    assert custom.julia is None
+    with pytest.raises(ValueError, match="no OrdinaryDiffEq counterpart"):
+        JuliaBackend().solver(custom)
 
 
 # --- missing Julia ------------------------------------------------------------------
@@ -806,8 +1137,8 @@ def _fake_julia(directory: pathlib.Path, version: str = "1.10.0") -> pathlib.Pat
 @pytest.mark.usefixtures("no_julia")
 def test_missing_julia_fails_fast_with_advice_and_without_importing_juliacall():
     start = time.perf_counter()
-    with pytest.raises(julia_backend.JuliaNotFoundError) as caught:
-        julia_backend.gradient("dahlquist", "Rodas5P", "GaussAdjoint")
+    with pytest.raises(JuliaNotFoundError) as caught:
+        pss.gradient("dahlquist", "Rodas5P", "GaussAdjoint", backend="julia")
     assert time.perf_counter() - start < 2.0
     message = str(caught.value)
     for needle in ("Julia 1.10 - 1.11", "julialang.org", "pip install 'pystiffsens[julia]'", "PYTHON_JULIAPKG_EXE",
@@ -819,20 +1150,22 @@ def test_missing_julia_fails_fast_with_advice_and_without_importing_juliacall():
 @pytest.mark.usefixtures("no_julia")
 def test_missing_julia_fails_fast_through_the_public_api():
     start = time.perf_counter()
-    with pytest.raises(julia_backend.JuliaNotFoundError):
+    with pytest.raises(JuliaNotFoundError):
         pss.solve(pss.problems.get("dahlquist"), backend="julia")
+    with pytest.raises(JuliaNotFoundError):
+        pss.sweep("dahlquist", [1.0, 2.0], "Rodas5P", "GaussAdjoint", backend="julia", progress=False)
     assert time.perf_counter() - start < 2.0
 
 
 def test_an_exe_variable_naming_no_executable_is_reported(no_julia, monkeypatch, tmp_path):
     monkeypatch.setenv(_runtime.ENV_JULIAPKG_EXE, str(tmp_path / "nowhere" / "julia"))
-    with pytest.raises(julia_backend.JuliaNotFoundError, match="PYTHON_JULIAPKG_EXE=.*is not an executable"):
+    with pytest.raises(JuliaNotFoundError, match="PYTHON_JULIAPKG_EXE=.*is not an executable"):
         _runtime.ensure_julia()
 
 
 def test_julia_on_path_is_found(no_julia):
     exe = _fake_julia(no_julia)
-    assert julia_backend.find_julia() == str(exe)
+    assert find_julia() == str(exe)
 
 
 def test_julia_recorded_by_an_earlier_resolve_is_found(no_julia, tmp_path):
@@ -844,13 +1177,13 @@ def test_julia_recorded_by_an_earlier_resolve_is_found(no_julia, tmp_path):
     meta = pathlib.Path(STATE["meta"])
     meta.parent.mkdir(parents=True)
     meta.write_text(json.dumps({"executable": str(exe)}))
-    assert julia_backend.find_julia() == str(exe)
+    assert find_julia() == str(exe)
 
 
 def test_offline_without_installed_packages_fails_fast(no_julia, monkeypatch):
     _fake_julia(no_julia)
     monkeypatch.setenv(_runtime.ENV_OFFLINE, "yes")
-    with pytest.raises(julia_backend.JuliaNotFoundError, match="never installed"):
+    with pytest.raises(JuliaNotFoundError, match="never installed"):
         _runtime.ensure_julia()
 
 
@@ -865,7 +1198,7 @@ def test_auto_install_opt_in_skips_the_check(no_julia, monkeypatch):
 @pytest.mark.parametrize("version", SUPPORTED_JULIA)
 def test_julia_on_path_in_the_supported_versions_is_used(no_julia, version):
     exe = _fake_julia(no_julia, version)
-    assert julia_backend.find_julia() == str(exe)
+    assert find_julia() == str(exe)
 
 
 @pytest.mark.parametrize("version", ["1.12.0", "1.9.4"])
@@ -873,7 +1206,7 @@ def test_julia_outside_the_supported_versions_fails_fast_instead_of_a_download(n
     _fake_julia(no_julia, version)
     start = time.perf_counter()
     expected = f"outside the supported versions '1.10.*1.11'.*{version}"
-    with pytest.raises(julia_backend.JuliaNotFoundError, match=expected):
+    with pytest.raises(JuliaNotFoundError, match=expected):
         _runtime.ensure_julia()
     assert time.perf_counter() - start < 2.0
 
@@ -885,7 +1218,7 @@ def test_the_bound_is_juliapkgs_intersection_with_juliacalls(no_julia, monkeypat
     (other / "juliapkg.json").write_text(json.dumps({"julia": "^1.10.3", "packages": {}}))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     _fake_julia(no_julia, "1.10.2")
-    with pytest.raises(julia_backend.JuliaNotFoundError, match=r"outside the supported versions '1\.10\.3.*1\.10\.2"):
+    with pytest.raises(JuliaNotFoundError, match=r"outside the supported versions '1\.10\.3.*1\.10\.2"):
         _runtime.find_julia()
 
 
@@ -898,7 +1231,7 @@ def test_an_unsupported_recorded_julia_gives_way_to_a_supported_one_on_path(no_j
     meta.parent.mkdir(parents=True)
     meta.write_text(json.dumps({"executable": str(_fake_julia(elsewhere, "1.12.1"))}))
     on_path = _fake_julia(no_julia, "1.11.3")
-    assert julia_backend.find_julia() == str(on_path)
+    assert find_julia() == str(on_path)
 
 
 def test_an_explicit_juliapkg_exe_is_taken_as_it_is(no_julia, monkeypatch, tmp_path):
@@ -907,7 +1240,7 @@ def test_an_explicit_juliapkg_exe_is_taken_as_it_is(no_julia, monkeypatch, tmp_p
     elsewhere.mkdir()
     exe = _fake_julia(elsewhere, "1.12.0")
     monkeypatch.setenv(_runtime.ENV_JULIAPKG_EXE, str(exe))
-    assert julia_backend.find_julia() == str(exe)
+    assert find_julia() == str(exe)
 
 
 # --- PYTHON_JULIACALL_EXE / _BINDIR only together with PYTHON_JULIACALL_PROJECT -----
@@ -917,7 +1250,7 @@ def test_an_explicit_juliapkg_exe_is_taken_as_it_is(no_julia, monkeypatch, tmp_p
 def test_a_juliacall_executable_without_a_project_is_refused(no_julia, monkeypatch, tmp_path, variable):
     exe = _fake_julia(tmp_path)
     monkeypatch.setenv(variable, str(exe if variable.endswith("EXE") else tmp_path))
-    with pytest.raises(julia_backend.JuliaNotFoundError) as caught:
+    with pytest.raises(JuliaNotFoundError) as caught:
         _runtime.ensure_julia()
     message = str(caught.value)
     assert f"{variable}=" in message and "without PYTHON_JULIACALL_PROJECT" in message
@@ -927,14 +1260,14 @@ def test_a_juliacall_executable_without_a_project_is_refused(no_julia, monkeypat
 def test_a_juliacall_project_without_an_executable_is_refused(no_julia, monkeypatch, tmp_path):
     monkeypatch.setenv(_runtime.ENV_JULIACALL_PROJECT, str(tmp_path))
     expected = "PYTHON_JULIACALL_PROJECT=.*without PYTHON_JULIACALL_EXE"
-    with pytest.raises(julia_backend.JuliaNotFoundError, match=expected):
+    with pytest.raises(JuliaNotFoundError, match=expected):
         _runtime.ensure_julia()
 
 
 def test_a_juliacall_project_that_does_not_exist_is_refused(no_julia, monkeypatch, tmp_path):
     monkeypatch.setenv(_runtime.ENV_JULIACALL_EXE, str(_fake_julia(tmp_path)))
     monkeypatch.setenv(_runtime.ENV_JULIACALL_PROJECT, str(tmp_path / "nowhere"))
-    with pytest.raises(julia_backend.JuliaNotFoundError, match="is not a directory"):
+    with pytest.raises(JuliaNotFoundError, match="is not a directory"):
         _runtime.ensure_julia()
 
 
@@ -945,7 +1278,7 @@ def test_a_juliacall_executable_with_a_project_bypasses_juliapkg(no_julia, monke
     monkeypatch.setenv(_runtime.ENV_JULIACALL_PROJECT, str(tmp_path))
     monkeypatch.setenv(_runtime.ENV_OFFLINE, "yes")  # juliapkg's meta file is not needed then
     _runtime.ensure_julia()
-    assert julia_backend.find_julia() == str(exe)
+    assert find_julia() == str(exe)
     assert _runtime.juliacall_project() == str(tmp_path)
 
 
@@ -997,14 +1330,14 @@ def test_cuda_packages_already_required_are_not_added_again(fake_juliapkg, monke
 
 def test_a_failed_cuda_install_is_undone(fake_juliapkg):
     fake_juliapkg.fail = RuntimeError("no network")
-    with pytest.raises(julia_backend.JuliaNotFoundError, match="no network.*device='cpu' is unaffected"):
+    with pytest.raises(JuliaNotFoundError, match="no network.*device='cpu' is unaffected"):
         _runtime.ensure_cuda_packages()
     assert [c for c in fake_juliapkg.calls if c[0] == "rm"] == [("rm", "CUDA"), ("rm", "DiffEqGPU")]
 
 
 def test_cuda_install_offline_is_refused(fake_juliapkg, monkeypatch):
     monkeypatch.setenv(_runtime.ENV_OFFLINE, "yes")
-    with pytest.raises(julia_backend.JuliaNotFoundError, match="PYTHON_JULIAPKG_OFFLINE"):
+    with pytest.raises(JuliaNotFoundError, match="PYTHON_JULIAPKG_OFFLINE"):
         _runtime.ensure_cuda_packages()
     assert fake_juliapkg.calls == []
 
@@ -1045,6 +1378,13 @@ def test_only_device_cuda_installs_and_imports_the_gpu_packages(fake_juliapkg, m
 TOLERANCES = dict(rtol=1e-8, atol=1e-10)
 
 
+def _julia_ensemble(problem, stiffness, solver, sensitivity, device="cpu", **options):
+    """``api.gradient_ensemble`` with resolved objects, as a sweep batch calls it."""
+    method = pss.solvers.get(solver)
+    resolved = Options(**options).for_method(method, problem.tspan[1] - problem.tspan[0])
+    return api.gradient_ensemble(problem, stiffness, method, sensitivity, resolved, device=device)
+
+
 def _close(julia, jax, rel=1e-4):
     julia, jax = np.asarray(julia, dtype=float), np.asarray(jax, dtype=float)
     np.testing.assert_allclose(julia, jax, rtol=rel, atol=rel * max(np.max(np.abs(jax)), 1e-300))
@@ -1074,7 +1414,7 @@ def test_gradients_agree(name):
 @needs_julia
 @pytest.mark.parametrize(
     "sensitivity",
-    [s for s in names.SENSITIVITIES if s != "ZygoteAdjoint" and s not in names.UNSUPPORTED_SENSITIVITIES],
+    [s for s in names.sensitivity_names() if s != "ZygoteAdjoint"],
 )
 def test_every_sensitivity_matches_the_exact_gradient(sensitivity):
     problem = pss.problems.get("prothero_robinson", lam=10.0)
@@ -1105,7 +1445,7 @@ def test_fixed_step_bdf2_takes_the_same_steps():
 def test_ensemble_agrees_with_jax_one_value_at_a_time():
     problem = pss.problems.get("dahlquist")
     stiffness = [1.0, 100.0, 1e4]
-    results = julia_backend.gradient_ensemble(problem, stiffness, "KenCarp4", "GaussAdjoint", **TOLERANCES)
+    results = _julia_ensemble(problem, stiffness, "KenCarp4", "GaussAdjoint", **TOLERANCES)
     for s, result in zip(stiffness, results):
         jax = pss.gradient(problem.with_stiffness(s), "KenCarp4", "GaussAdjoint", backend="jax", **TOLERANCES)
         assert result.success
@@ -1132,8 +1472,8 @@ def test_gpu_kernel_gradients_agree_with_cpu():
     problem = pss.problems.get("robertson")
     stiffness = [3e6, 3e7]
     settings = dict(solver="Rodas5P", sensitivity="ForwardDiffSensitivity", **TOLERANCES)
-    gpu = julia_backend.gradient_ensemble(problem, stiffness, device="cuda", **settings)
-    cpu = julia_backend.gradient_ensemble(problem, stiffness, device="cpu", **settings)
+    gpu = _julia_ensemble(problem, stiffness, device="cuda", **settings)
+    cpu = _julia_ensemble(problem, stiffness, device="cpu", **settings)
     for g, c in zip(gpu, cpu):
         _close(list(g.flat_grad().values()), list(c.flat_grad().values()), rel=1e-3)
 
@@ -1144,10 +1484,42 @@ def test_gpu_kernel_gradients_agree_with_cpu():
 def test_a_single_gpu_gradient_and_a_one_value_ensemble_run_in_a_kernel():
     """One trajectory alone would fall back to EnsembleSerial, which has no kernel solve."""
     problem = pss.problems.get("robertson")
-    settings = dict(solver="Rodas5P", sensitivity="ForwardDiffSensitivity", **TOLERANCES)
-    gpu = julia_backend.gradient(problem, device="cuda", **settings)
-    (one,) = julia_backend.gradient_ensemble(problem, [problem.params["k2"]], device="cuda", **settings)
-    cpu = julia_backend.gradient(problem, device="cpu", **settings)
+    settings = dict(solver="Rodas5P", sensitivity="ForwardDiffSensitivity", backend="julia", **TOLERANCES)
+    gpu = pss.gradient(problem, device="cuda", **settings)
+    (one,) = _julia_ensemble(problem, [float(problem.params["k2"])], "Rodas5P", "ForwardDiffSensitivity",
+                             device="cuda", **TOLERANCES)
+    cpu = pss.gradient(problem, device="cpu", **settings)
     assert gpu.success and one.success
     for result in (gpu, one):
         _close(list(result.flat_grad().values()), list(cpu.flat_grad().values()), rel=1e-3)
+
+
+@needs_julia
+@pytest.mark.cuda
+@pytest.mark.skipif(shutil.which("nvidia-smi") is None, reason="no NVIDIA GPU (nvidia-smi not found)")
+@pytest.mark.parametrize("saveat", [[0.0, 1.0, 1e3], [0.0]], ids=["t0 and later", "t0 alone"])
+def test_gpu_kernels_save_y0_first_when_saveat_starts_at_t0(saveat):
+    problem = pss.problems.get("robertson").replace(saveat=saveat)
+    gpu = pss.solve(problem, "Rodas5P", device="cuda", backend="julia", **TOLERANCES)
+    cpu = pss.solve(problem, "Rodas5P", device="cpu", backend="julia", **TOLERANCES)
+    assert gpu.success and cpu.success
+    np.testing.assert_array_equal(gpu.ys[0], problem.y0)
+    _close(gpu.ys, cpu.ys, rel=1e-4)
+
+
+@needs_julia
+@pytest.mark.parametrize("sensitivity", [s for s in names.sensitivity_names() if s != "ZygoteAdjoint"])
+def test_saveat_from_t0_agrees_with_jax(sensitivity):
+    """A loss of every saved state, the first being y0: each sensealg must line ys up with saveat."""
+    problem = pss.problems.get("prothero_robinson", lam=10.0).replace(
+        saveat=[0.0, 0.5, 1.0], loss=lambda ts, ys, p: ys[0, 0] + 2.0 * ys[1, 0] + ys[2, 0] ** 2,
+        implementations={"julia": "rhs(u, p, t) = state_like(u, -p.lam * (u[1] - sin(p.omega * t)) + "
+                                  "p.omega * cos(p.omega * t))\nloss(ts, ys, p) = ys[1][1] + 2 * ys[2][1] + ys[3][1]^2\n"},
+    )
+    julia = pss.gradient(problem, "Rodas5P", sensitivity, backend="julia", **TOLERANCES)
+    jax = pss.gradient(problem, "Rodas5P", "ForwardDiffSensitivity", backend="jax", **TOLERANCES)
+    assert julia.success and jax.success
+    _close(julia.loss, jax.loss, rel=1e-6)
+    _close(list(julia.flat_grad().values()), list(jax.flat_grad().values()), rel=1e-3)
+    sol = pss.solve(problem, "Rodas5P", backend="julia", **TOLERANCES)
+    np.testing.assert_array_equal(sol.ys[0], problem.y0)

@@ -11,6 +11,7 @@ juliapkg's own requirement search. It takes a few seconds and needs no network.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -92,3 +93,33 @@ def test_juliapkg_finds_the_installed_package_in_site_packages(site_packages, mo
     (local,) = [p for p in packages if p.name == "PyStiffSens"]
     assert local.dev and pathlib.Path(local.path).resolve() == (site / "pystiffsens" / "julia").resolve()
     assert not {"CUDA", "DiffEqGPU"} & {p.name for p in packages}
+
+
+def test_the_wheel_holds_the_julia_backend_at_its_new_place(site_packages):
+    _, names = site_packages
+    modules = {n for n in names if n.startswith("pystiffsens/backends/julia/") and n.endswith(".py")}
+    expected = {f"pystiffsens/backends/julia/{name}.py"
+                for name in ("__init__", "_runtime", "api", "backend", "convert", "names")}
+    assert expected <= modules
+    assert not any(n.startswith("pystiffsens/julia_backend/") for n in names)
+
+
+def test_the_installed_backend_finds_juliapkg_json_and_the_julia_package(site_packages):
+    """``_runtime`` locates both from its own file (``parents[2]``), so they must sit where it looks."""
+    site, _ = site_packages
+    code = (
+        "import json, pystiffsens\n"
+        "from pystiffsens.backends.julia import _runtime as r\n"
+        "print(json.dumps([pystiffsens.__file__, str(r.JULIAPKG_JSON), str(r.JULIA_PACKAGE_DIR), r.julia_versions()]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "PYSTIFFSENS_NO_COMPILATION_CACHE": "1", "JAX_PLATFORMS": "cpu"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
+                         cwd=site, check=False)
+    assert run.returncode == 0, run.stderr
+    package_file, juliapkg_json, julia_dir, versions = json.loads(run.stdout.strip().splitlines()[-1])
+    installed = (site / "pystiffsens").resolve()
+    assert pathlib.Path(package_file).resolve().parent == installed
+    assert pathlib.Path(juliapkg_json) == installed / "juliapkg.json" and pathlib.Path(juliapkg_json).is_file()
+    assert pathlib.Path(julia_dir) == installed / "julia" and (pathlib.Path(julia_dir) / "Project.toml").is_file()
+    assert versions == json.loads((installed / "juliapkg.json").read_text())["julia"]
+

@@ -8,7 +8,6 @@ import pytest
 import pystiffsens as pss
 from pystiffsens import _compilation_cache, _program_cache, sensitivity
 from pystiffsens.problems.scalar import dahlquist
-from pystiffsens.study.batch import Settings, compile_batch
 
 CPU = jax.devices("cpu")[0]
 
@@ -59,7 +58,7 @@ def test_turning_the_cache_off_stores_nothing(cache, monkeypatch):
 
 def test_keys_follow_data_settings_and_shapes_and_nothing_else(cache):
     x = [jnp.ones(7)]
-    settings = Settings("jax", "cpu", 1e-6, 1e-8, None, 1000)
+    settings = pss.Options(rtol=1e-6, atol=1e-8, max_steps=1000)
     algorithm = sensitivity.get("InterpolatingAdjoint")
 
     def key(problem=None, algorithm=algorithm, settings=settings, args=x):
@@ -74,7 +73,7 @@ def test_keys_follow_data_settings_and_shapes_and_nothing_else(cache):
         key(problem=pss.problems.get("robertson", k1=0.05)),
         key(algorithm=sensitivity.InterpolatingAdjoint(quadrature_error_control=False)),
         key(algorithm=sensitivity.get("BacksolveAdjoint")),
-        key(settings=Settings("jax", "cpu", 1e-7, 1e-8, None, 1000)),
+        key(settings=pss.Options(rtol=1e-7, atol=1e-8, max_steps=1000)),
         key(args=[jnp.ones(8)]),
         key(problem=dahlquist(lam=2.0)),
     ]
@@ -97,10 +96,13 @@ def test_a_damaged_entry_is_a_miss_and_is_rewritten(cache):
 def test_a_loaded_sweep_batch_gives_the_gradients_it_gave_when_traced(cache, monkeypatch):
     problem = pss.problems.get("robertson", t_end=1.0)
     grid = np.geomspace(3e5, 3e9, 3)
-    settings = Settings("jax", "cpu", 1e-6, 1e-8, None, 10_000)
+    backend, solver = pss.backends.get("jax"), pss.solvers.get("Rodas5P")
+    options = pss.Options(rtol=1e-6, atol=1e-8, max_steps=10_000).for_method(solver)
+    choice = pss.backends.Choice(sensitivity.get("InterpolatingAdjoint"))
 
     def gradients():
-        batch = compile_batch(problem, grid, "Rodas5P", "InterpolatingAdjoint", settings)()
+        backend.programs.clear()  # no program kept in memory: load it from disk, or trace it
+        batch = backend.gradient_batch(problem, grid, solver, choice, options)()
         return np.array([[r.loss, *r.grad.values()] for r in batch.results], dtype=float)
 
     traced = gradients()

@@ -3,7 +3,6 @@ wrong gradients, clear input errors, and a clean exit on bad --out or Ctrl-C."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import stat
@@ -23,9 +22,8 @@ import pystiffsens as pss
 from pystiffsens.cli import INTERRUPTED, main
 from pystiffsens.problem import Problem
 from pystiffsens.study import compare, fit_decay, read_gradients, report, sweep
+from pystiffsens.study.batch import Batch
 from pystiffsens.study.schema import GRADIENT_COLUMNS, IDENTITY_COLUMNS
-
-sweep_module = importlib.import_module("pystiffsens.study.sweep")
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = "1e2:1e4:3"
@@ -142,7 +140,7 @@ def test_duplicated_rows_are_dropped_on_load_and_fit_counts_each_value_once(tmp_
     with pytest.warns(RuntimeWarning, match=r"dropped 5 duplicated row\(s\)"):
         rows = read_gradients(doubled)
     assert len(rows) == 5
-    monkeypatch.setattr(sweep_module, "compile_batch", never_compile)  # everything is in the checkpoint
+    monkeypatch.setattr(Batch, "prepare", never_compile)  # everything is in the checkpoint
     with pytest.warns(RuntimeWarning, match="dropped 5 duplicated"):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*far from the closed-form", category=RuntimeWarning)
@@ -180,7 +178,7 @@ def test_damaged_checkpoints_are_refused_naming_file_and_line(tmp_path, dahlquis
     with pytest.raises(ValueError, match=message) as error:
         read_gradients(damaged)
     assert str(damaged) in str(error.value)
-    monkeypatch.setattr(sweep_module, "compile_batch", never_compile)  # refused before computing anything
+    monkeypatch.setattr(Batch, "prepare", never_compile)  # refused before computing anything
     with pytest.raises(ValueError, match=message):
         sweep("dahlquist", np.logspace(1, 3, 5), "ImplicitEuler", "forward", dt=1.0, progress=False, out_dir=tmp_path)
 
@@ -340,7 +338,7 @@ def test_options_of_the_wrong_type_are_value_errors(options, message):
 
 
 def test_out_that_is_a_file_or_under_a_file_fails_before_computing(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sweep_module, "compile_batch", never_compile)
+    monkeypatch.setattr(Batch, "prepare", never_compile)
     a_file = tmp_path / "taken"
     a_file.write_text("not a directory")
     assert main(cli_sweep(a_file)) == 2
@@ -372,7 +370,7 @@ def _unwritable_dir(tmp_path) -> Path:
 
 
 def test_unwritable_out_fails_before_computing(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sweep_module, "compile_batch", never_compile)
+    monkeypatch.setattr(Batch, "prepare", never_compile)
     locked = _unwritable_dir(tmp_path)
     try:
         assert main(cli_sweep(locked)) == 2
@@ -391,19 +389,19 @@ INTERRUPTIBLE = """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from pystiffsens.cli import main
     import importlib
-    sweep_module = importlib.import_module("pystiffsens.study.sweep")
-    real = sweep_module.compile_batch
+    Batch = importlib.import_module("pystiffsens.study.batch").Batch
+    real = Batch.prepare
 
-    def slow_trapezoid(problem, stiffness, solver, sensitivity, settings):
-        run = real(problem, stiffness, solver, sensitivity, settings)
-        if solver != "Trapezoid":
+    def slow_trapezoid(batch, problem, stiffness):
+        run = real(batch, problem, stiffness)
+        if batch.solver.name != "Trapezoid":
             return run
         def forever():
             print("waiting for Ctrl-C", flush=True)
             time.sleep(600)
         return forever
 
-    sweep_module.compile_batch = slow_trapezoid
+    Batch.prepare = slow_trapezoid
     sys.exit(main(sys.argv[1:]))
 """
 

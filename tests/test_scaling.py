@@ -4,7 +4,6 @@ No timings here (they are in benchmarks/): these tests check that the scaling ma
 computes the same numbers and refuses what would not fit.
 """
 
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +11,8 @@ import numpy as np
 import pytest
 
 import pystiffsens as pss
-from pystiffsens import memory
+from pystiffsens import memory, programs
+from pystiffsens.backends.native import inputs
 from pystiffsens.integrate import integrate
 from pystiffsens.sensitivity import ReverseDiffAdjoint
 
@@ -21,6 +21,20 @@ LAMBDAS = jnp.array([1.0, 20.0, 400.0])  # lanes with different numbers of steps
 
 def _flat(tree):
     return np.concatenate([np.ravel(tree[k]) for k in sorted(tree)])
+
+
+def _batch(problem, grid, solver, sensitivity, **options):
+    """The JAX backend's batch of gradients over ``grid`` (what a sweep runs), computed."""
+    backend, solver = pss.backends.get("jax"), pss.solvers.get(solver)
+    choice = pss.backends.Choice(pss.sensitivity.get(sensitivity))
+    return backend.gradient_batch(problem, grid, solver, choice, pss.Options(**options).for_method(solver))()
+
+
+def _shapes(problem, solver, saved_steps):
+    """The memory-relevant sizes of ``problem`` with ``solver`` and records of ``saved_steps``."""
+    inp = inputs(problem)
+    spec = programs.Spec(problem.rhs, inp.structure, pss.solvers.get(solver))
+    return pss.backends.get("jax").programs.shapes(spec, inp, saved_steps)
 
 
 def _batched_and_single(problem, solver, algorithm, values, **kwargs):
@@ -65,8 +79,8 @@ def test_vmapped_loop_does_not_select_its_step_buffers():
     def run(lam):
         params = {**problem.params, "lam": lam}
         return integrate(problem.rhs, solver, jnp.asarray(problem.y0), params, t0=0.0, stops=jnp.array([1.0]),
-                         rtol=1e-6, atol=1e-8, max_steps=50_000, max_saved_steps=777, record_states=True,
-                         record_dense=True).step_t
+                         options=pss.Options(rtol=1e-6, atol=1e-8, max_steps=50_000), saved_steps=777,
+                         record_states=True, record_dense=True).step_t
 
     text = str(jax.make_jaxpr(jax.vmap(run))(LAMBDAS))
     buffer_lines = [line for line in text.splitlines() if "select_n" in line and ",778" in line or "select_n" in line and ",777" in line]
@@ -135,20 +149,16 @@ def test_sweep_batches_and_gradients_compile_with_pss_options(monkeypatch, progr
 
     if program_cache == "off":
         monkeypatch.setenv(_compilation_cache.DISABLE_VARIABLE, "1")
-    monkeypatch.setattr(sys.modules["pystiffsens.gradient"], "_COMPILED", {})  # compile here, not reuse
-    from pystiffsens.study.batch import Settings, compile_batch
-
-    compiled = []  # every program both paths compile passes through their memory check
-    check = memory.check_compiled
-    monkeypatch.setattr(memory, "check_compiled", lambda program, *a, **k: (compiled.append(program), check(program, *a, **k))[1])
+    backend = pss.backends.get("jax")
     problem = pss.problems.get("linear_modes")
 
     def parallel_tasks(max_steps):
         """Split operations in the batch program and in the gradient program."""
-        compiled.clear()
-        settings = Settings(backend="jax", device="cpu", rtol=1e-6, atol=1e-8, dt=None, max_steps=max_steps)
-        compile_batch(problem, np.linspace(1.0, 400.0, 32), "Rodas5P", "InterpolatingAdjoint", settings)
-        pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", max_steps=max_steps, max_saved_steps=max_steps)
+        backend.programs.clear()  # compile here, not reuse
+        options = dict(rtol=1e-6, atol=1e-8, max_steps=max_steps, max_saved_steps=max_steps)
+        _batch(problem, np.linspace(1.0, 400.0, 32), "Rodas5P", "InterpolatingAdjoint", **options)
+        pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", **options)
+        compiled = backend.programs.compiled()
         assert len(compiled) == 2
         return [_parallel_tasks(program) for program in compiled]
 
@@ -162,22 +172,24 @@ def test_sweep_batches_and_gradients_compile_with_pss_options(monkeypatch, progr
 def test_no_step_buffers_unless_recording_and_full_buffers_stop_with_maxiters():
     problem = pss.problems.get("robertson", t_end=10.0)
     solver = pss.solvers.get("Rodas5P")
-    kwargs = dict(t0=0.0, stops=jnp.array([10.0]), rtol=1e-6, atol=1e-8, max_steps=10**9)
+    options = pss.Options(rtol=1e-6, atol=1e-8, max_steps=10**9)
+    kwargs = dict(t0=0.0, stops=jnp.array([10.0]), options=options)
     plain = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, **kwargs)
     assert plain.step_t is None and plain.states is None and plain.dense is None
     assert plain.status == pss.ReturnCode.Success
     n = int(plain.n_steps)
     short = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, record_states=True,
-                      max_saved_steps=n - 1, **kwargs)
+                      saved_steps=n - 1, **kwargs)
     assert short.status == pss.ReturnCode.MaxIters and int(short.n_steps) == n - 1
     assert bool(short.buffer_full)
     enough = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, record_states=True,
-                       max_saved_steps=n, **kwargs)
+                       saved_steps=n, **kwargs)
     assert enough.status == pss.ReturnCode.Success and not bool(enough.buffer_full)
     np.testing.assert_array_equal(enough.ys, plain.ys)
     # Out of attempts is no full buffer: longer buffers would not help.
     budget = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, record_states=True,
-                       **{**kwargs, "max_steps": n // 2}, max_saved_steps=n // 2)
+                       **{**kwargs, "options": pss.Options(rtol=1e-6, atol=1e-8, max_steps=n // 2)},
+                       saved_steps=n // 2)
     assert budget.status == pss.ReturnCode.MaxIters and not bool(budget.buffer_full)
 
 
@@ -204,8 +216,6 @@ def test_batch_reruns_the_lanes_whose_buffers_filled(monkeypatch):
     # ReverseDiffAdjoint: a lone rerun lane compiles as an unbatched program whose rounding
     # differs; the discrete adjoint gives the same gradient anyway, while a continuous
     # adjoint's backward step control may then take another step (~1e-9 relative at rtol 1e-7).
-    from pystiffsens.study.batch import Settings, compile_batch
-
     problem = pss.problems.get("robertson", t_end=10.0)
     grid = np.array([1e4, 1e6, 1e8])
     single = pss.jit(pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-7, atol=1e-10,
@@ -214,8 +224,7 @@ def test_batch_reruns_the_lanes_whose_buffers_filled(monkeypatch):
     n_steps = [int(out["stats"]["n_steps"]) for out in singles]
     assert min(n_steps) < max(n_steps)
     monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", (min(n_steps) + max(n_steps)) // 2)
-    settings = Settings(backend="jax", device="cpu", rtol=1e-7, atol=1e-10, dt=None, max_steps=50_000)
-    batch = compile_batch(problem, grid, "Rodas5P", "ReverseDiffAdjoint", settings)()
+    batch = _batch(problem, grid, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-7, atol=1e-10, max_steps=50_000)
     for out, lane in zip(singles, batch.results):
         assert lane.status == pss.ReturnCode.Success
         np.testing.assert_allclose(_flat(lane.grad), _flat(out["grad"]), rtol=1e-10, atol=0)
@@ -284,9 +293,7 @@ def test_memory_guard_raises_before_running_and_names_what_fits():
 
 def test_memory_guard_counts_step_records_and_batches(monkeypatch):
     problem = pss.problems.get("robertson")
-    from pystiffsens.gradient import _shapes
-
-    shapes = _shapes(problem, pss.solvers.get("Rodas5P"), 100_000)
+    shapes = _shapes(problem, "Rodas5P", 100_000)
     need = memory.total(ReverseDiffAdjoint(), shapes)
     assert need > 100_001 * 3 * 8  # at least the recorded states
     monkeypatch.setenv(memory.ENV_VAR, str(need // 2))
@@ -312,9 +319,11 @@ def test_compiled_plan_is_checked_too():
             return Analysis()
 
     shapes = memory.Shapes(n=3, P=3, n_stops=1, state=24, dense=120, saved_steps=10)
-    assert memory.check_compiled(Compiled(), ReverseDiffAdjoint(), shapes, memory_limit="6GB") == 5 * 10**9
+    planned = memory.compiled_bytes(Compiled())
+    assert planned == 5 * 10**9
+    memory.check_bytes(planned, ReverseDiffAdjoint(), shapes, how="(as XLA plans it)", memory_limit="6GB")
     with pytest.raises(ValueError, match=r"would need \(as XLA plans it\) 5 GB .*limit of 1 GB"):
-        memory.check_compiled(Compiled(), ReverseDiffAdjoint(), shapes, memory_limit=10**9)
+        memory.check_bytes(planned, ReverseDiffAdjoint(), shapes, how="(as XLA plans it)", memory_limit=10**9)
 
 
 @pytest.mark.parametrize("value, expected", [("8GB", 8 * 10**9), ("512 MiB", 512 * 2**20), (2e9, 2 * 10**9), ("1e6", 10**6)])
@@ -352,13 +361,11 @@ def test_default_sensitivity_is_an_adjoint_for_many_parameters():
 
 
 def test_default_adjoint_checkpoints_when_records_do_not_fit():
-    from pystiffsens.gradient import _shapes, choose_sensitivity
-
     problem = _dense_problem(10)
-    shapes = _shapes(problem, pss.solvers.get("Rodas5P"), 100_000)
-    algorithm, rule = choose_sensitivity(problem, None, shapes, memory_limit="5MB")
-    assert isinstance(algorithm, ReverseDiffAdjoint) and algorithm.checkpoints == 317
-    assert rule.endswith("per-step records over the memory limit")
+    solver = pss.solvers.get("Rodas5P")
+    choice = pss.backends.get("jax").sensitivity(None, problem, solver, pss.Options(), memory_limit="5MB")
+    assert isinstance(choice.algorithm, ReverseDiffAdjoint) and choice.algorithm.checkpoints == 317
+    assert choice.rule.endswith("per-step records over the memory limit")
 
 
 # ---------------------------------------------------------------- failures and recording

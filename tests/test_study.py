@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,16 +9,15 @@ import pandas as pd
 import pytest
 
 import pystiffsens as pss
-from pystiffsens import julia_backend
+from pystiffsens.backends.julia import JuliaNotFoundError, api
 from pystiffsens.problem import Problem
 from pystiffsens.results import GradientResult
 from pystiffsens.returncode import ReturnCode
 from pystiffsens.study import compare, demo, fit_decay, read_gradients, report, resume, sweep
+from pystiffsens.study.batch import Batch
 from pystiffsens.study.compare import COMPARE_COLUMNS
 from pystiffsens.study.fit import FIT_COLUMNS
 from pystiffsens.study.schema import COUNTER_COLUMNS, GRADIENT_COLUMNS, KEY_COLUMNS
-
-sweep_module = importlib.import_module("pystiffsens.study.sweep")  # the module, not the function
 
 TIMING = ["wall_time_s", "compile_time_s"]
 
@@ -256,25 +253,25 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_frame(tmp_path, monkeypa
     args = ("dahlquist", DAHLQUIST_GRID, solvers, "forward")
     uninterrupted = sweep(*args, dt=1.0, progress=False)
 
-    real_compile_batch = sweep_module.compile_batch
+    real_prepare = Batch.prepare
     calls = []
 
-    def interrupt_trapezoid(problem, stiffness, solver, sensitivity, settings):
-        if solver == "Trapezoid":
+    def interrupt_trapezoid(batch, problem, stiffness):
+        if batch.solver.name == "Trapezoid":
             raise KeyboardInterrupt
-        return real_compile_batch(problem, stiffness, solver, sensitivity, settings)
+        return real_prepare(batch, problem, stiffness)
 
-    monkeypatch.setattr(sweep_module, "compile_batch", interrupt_trapezoid)
+    monkeypatch.setattr(Batch, "prepare", interrupt_trapezoid)
     with pytest.raises(KeyboardInterrupt):
         sweep(*args, dt=1.0, progress=False, out_dir=tmp_path)
     partial = read_gradients(tmp_path / "gradients.csv")
     assert list(partial["solver"].unique()) == ["ImplicitEuler"]
 
-    def record(problem, stiffness, solver, sensitivity, settings):
-        calls.append(solver)
-        return real_compile_batch(problem, stiffness, solver, sensitivity, settings)
+    def record(batch, problem, stiffness):
+        calls.append(batch.solver.name)
+        return real_prepare(batch, problem, stiffness)
 
-    monkeypatch.setattr(sweep_module, "compile_batch", record)
+    monkeypatch.setattr(Batch, "prepare", record)
     resumed = sweep(*args, dt=1.0, progress=False, out_dir=tmp_path)
     assert calls == ["Trapezoid"]
     pd.testing.assert_frame_equal(resumed.drop(columns=TIMING), uninterrupted.drop(columns=TIMING),
@@ -303,18 +300,19 @@ def test_sweep_rejects_bad_options_before_computing():
         sweep("dahlquist", DAHLQUIST_GRID, "Rodas5P", "forward", device="tpu")
 
 
-def _fake_ensemble(problem, stiffness_values, solver, sensitivity, *, rtol, atol, dt, max_steps, device):
+def _fake_ensemble(problem, stiffness_values, solver, sensitivity, options, *, device):
     """Stands in for the Julia ensemble: one implicit-Euler step's gradient per value."""
+    assert options.dt == 1.0 and solver.julia == "ImplicitEuler"
     return [
         GradientResult(loss=1.0 / (1.0 + s), grad={"lam": np.asarray(-1.0 / (1.0 + s) ** 2)}, status=ReturnCode.Success,
-                       stats={"n_steps": 1, "n_rejected": 0, "n_f": 2, "n_jac": 1, "n_lu": 1}, solver=solver,
+                       stats={"n_steps": 1, "n_rejected": 0, "n_f": 2, "n_jac": 1, "n_lu": 1}, solver=solver.name,
                        sensitivity=sensitivity, backend="julia", device=device)
         for s in stiffness_values
     ]
 
 
 def test_julia_backend_batches_go_through_the_ensemble(monkeypatch):
-    monkeypatch.setattr(julia_backend, "gradient_ensemble", _fake_ensemble)
+    monkeypatch.setattr(api, "gradient_ensemble", _fake_ensemble)
     frame = sweep("dahlquist", DAHLQUIST_GRID, "ImplicitEuler", ["QuadratureAdjoint", "forward"], dt=1.0,
                   backend="julia", progress=False)
     assert list(frame["sensitivity"].unique()) == ["QuadratureAdjoint", "ForwardDiffSensitivity"]
@@ -325,10 +323,10 @@ def test_julia_backend_batches_go_through_the_ensemble(monkeypatch):
 
 def test_julia_errors_propagate_and_record_nothing(tmp_path, monkeypatch):
     def no_julia(*args, **kwargs):
-        raise julia_backend.JuliaNotFoundError("no Julia here")
+        raise JuliaNotFoundError("no Julia here")
 
-    monkeypatch.setattr(julia_backend, "gradient_ensemble", no_julia)
-    with pytest.raises(julia_backend.JuliaNotFoundError, match="no Julia here"):
+    monkeypatch.setattr(api, "gradient_ensemble", no_julia)
+    with pytest.raises(JuliaNotFoundError, match="no Julia here"):
         sweep("dahlquist", DAHLQUIST_GRID, "ImplicitEuler", "forward", dt=1.0, backend="julia", out_dir=tmp_path)
     assert not (tmp_path / "gradients.csv").exists()
     with pytest.raises(ValueError, match="Unknown sensitivity 'QuadratureAdjont'"):

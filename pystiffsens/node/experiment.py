@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _x64
 from . import remedies
 from .system import make_dataset
 from .training import TrainConfig, train
@@ -30,6 +31,7 @@ def checkpoint_file(directory, variant: str, stiffness: float) -> Path:
     return Path(directory) / f"{variant}_stiffness_{stiffness:.6g}.pkl"
 
 
+@_x64.float64
 def run_experiment(stiffness=DEFAULT_STIFFNESS, variants=DEFAULT_VARIANTS, config: TrainConfig | None = None, *,
                    checkpoint_dir=None, checkpoint_every: int = 10, progress: bool = False):
     """Train each of ``variants`` at each ``stiffness``; return the concatenated history frame.

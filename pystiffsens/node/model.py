@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..api import make_gradient_fn
 from ..problem import Problem
 from ..problems.neural import mlp, mlp_params
 from .system import N_STATES, SLOW_RATE
@@ -107,8 +108,6 @@ def batched_gradient_fn(problem: Problem, solver: str, sensitivity: str, *, rtol
     The trainable entries are shared, ``y_init`` and ``target`` carry a leading trajectory
     axis, ``k``, ``weight`` and ``out_scale`` are shared. Jitted.
     """
-    from ..gradient import make_gradient_fn
-
     fn = make_gradient_fn(problem, solver, sensitivity, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps)
     axes: dict[str, int | None] = {name: 0 if name in ("y_init", "target") else None for name in problem.params}
     return jax.jit(jax.vmap(fn, in_axes=(axes,)))

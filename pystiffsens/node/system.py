@@ -23,6 +23,9 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
+from ..api import solve
+from ..problem import Problem
+
 SLOW_RATE = 1.0
 BACK_RATE = 0.5
 N_STATES = 3
@@ -72,18 +75,15 @@ def make_dataset(stiffness: float, *, n_trajectories: int = 8, n_save: int = 10,
 
     The states are saved at ``n_save`` equally spaced times in ``(0, t_end]``.
     """
-    from ..problem import Problem
-    from ..solve import solve
-
     if not (np.isfinite(stiffness) and stiffness > 0):
         raise ValueError(f"stiffness={stiffness!r} must be a positive finite fast rate.")
     ts = np.linspace(0.0, t_end, n_save + 1)[1:]
     y0s = initial_states(n_trajectories, seed)
     params = {"k": SLOW_RATE, "lam": float(stiffness), "r": BACK_RATE}
     ys = []
+    problem = Problem(true_rhs, y0=y0s[0], tspan=(0.0, t_end), params=params, saveat=ts, name="node_chain")
     for y0 in y0s:
-        problem = Problem(true_rhs, y0=y0, tspan=(0.0, t_end), params=params, saveat=ts, name="node_chain")
-        sol = solve(problem, "Rodas5P", rtol=1e-10, atol=1e-12)
+        sol = solve(problem, "Rodas5P", y0=y0, rtol=1e-10, atol=1e-12, save_steps=False)
         if not sol.success:
             raise RuntimeError(f"the reference solve at stiffness {stiffness:g} failed with status {sol.status.name}.")
         ys.append(sol.ys)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _xla
+from .. import _x64, _xla
 from ..results import STAT_NAMES
 from ..returncode import ReturnCode
 from . import checkpoint as _checkpoint
@@ -191,6 +191,7 @@ def _step_for(variant: Variant, learning_rate: float) -> tuple:
     return _STEPS[key]
 
 
+@_x64.float64
 def train(variant: Variant, dataset: Dataset, config: TrainConfig, *, checkpoint_path=None,
           checkpoint_every: int = 10, progress: bool = False) -> TrainResult:
     """Train the model of ``variant`` on ``dataset`` for ``config.epochs`` epochs.

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..gradient import gradient
+from ..api import gradient
 from ..problem import Problem
 from ..returncode import ReturnCode
 from . import model as resnet

@@ -39,7 +39,7 @@ import optax.contrib
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .. import _xla
+from .. import _x64, _xla
 from .._validation import choose
 from . import model as resnet
 from .alpine import make_data
@@ -232,6 +232,7 @@ def dataset(config: TrainConfig):
     return make_data(_keys(config)[0], config.dim, config.n_train, config.n_test)
 
 
+@_x64.float64
 def train(
     model: str = "RES",
     config: TrainConfig | None = None,
@@ -291,6 +292,7 @@ def train(
     )
 
 
+@_x64.float64
 def experiment(models=tuple(MODELS), config: TrainConfig | None = None, *, progress: bool = False) -> list[TrainResult]:
     """Train each of ``models`` with the same data, initial weights and shuffling."""
     return [train(name, config, progress=progress) for name in models]

@@ -1,7 +1,7 @@
-"""Sensitivity algorithms, named as in SciMLSensitivity.
+"""Sensitivity algorithms, named as in SciMLSensitivity: :data:`CATALOG`.
 
 Every algorithm works with every solver: it only uses the solver contract and the shared
-integration loop.
+integration loop (:mod:`.base`).
 
 ==========================  =========================================================
 ``ForwardDiffSensitivity``  forward-mode AD through the solver (alias ``"forward"``)
@@ -14,66 +14,61 @@ integration loop.
 ``GaussAdjoint``            continuous adjoint, parameter integral by Gauss quadrature
 ==========================  =========================================================
 
-``pss.gradient(..., sensitivity=None)`` (or ``"auto"``) picks one the way
-SciMLSensitivity's default does (``automatic_sensealg_choice``): forward mode when states +
-parameters <= :data:`FORWARD_MODE_LIMIT`, an adjoint otherwise
-(:func:`pystiffsens.gradient.choose_sensitivity`).
+With ``sensitivity=None`` (or ``"auto"``) the backend chooses, the way SciMLSensitivity's
+default does (``automatic_sensealg_choice``): forward mode when states + parameters <=
+:data:`FORWARD_MODE_LIMIT`, an adjoint otherwise (``pss.backends``).
 """
 
 from __future__ import annotations
 
-from .._validation import choose
+from ..catalog import Catalog
 from .adjoints import BacksolveAdjoint, GaussAdjoint, InterpolatingAdjoint
 from .base import AbstractSensitivity
 from .forward import ForwardSensitivity
 from .forward_diff import ForwardDiffSensitivity
 from .reverse_diff import ReverseDiffAdjoint
 
-_ALGORITHMS = {
-    cls.name: cls
-    for cls in (
-        ForwardDiffSensitivity,
-        ForwardSensitivity,
-        ReverseDiffAdjoint,
-        BacksolveAdjoint,
-        InterpolatingAdjoint,
-        GaussAdjoint,
-    )
-}
+CATALOG: Catalog[AbstractSensitivity] = Catalog("sensitivity", AbstractSensitivity)
+for _algorithm in (
+    ForwardDiffSensitivity(),
+    ForwardSensitivity(),
+    ReverseDiffAdjoint(),
+    BacksolveAdjoint(),
+    InterpolatingAdjoint(),
+    GaussAdjoint(),
+):
+    CATALOG.register(_algorithm)
+
 #: States + parameters up to which the automatic choice is forward mode (SciMLSensitivity's 100).
 FORWARD_MODE_LIMIT = 100
-ALIASES = {"forward": "ForwardDiffSensitivity", "adjoint": "InterpolatingAdjoint"}
-#: SciMLSensitivity algorithms that exist only on the Julia backend.
-JULIA_ONLY = ("QuadratureAdjoint", "ZygoteAdjoint")
 
 
 def names() -> list[str]:
     """Names of the native sensitivity algorithms (aliases: ``forward``, ``adjoint``)."""
-    return list(_ALGORITHMS)
+    return CATALOG.names()
 
 
 def get(sensitivity) -> AbstractSensitivity:
     """The algorithm for a name or alias (an :class:`AbstractSensitivity` instance passes through)."""
-    if isinstance(sensitivity, AbstractSensitivity):
-        return sensitivity
-    if isinstance(sensitivity, str) and sensitivity in JULIA_ONLY:
-        raise ValueError(
-            f"sensitivity={sensitivity!r} exists only on backend='julia' (SciMLSensitivity). "
-            f"Native choices: {', '.join(names())}; GaussAdjoint is the native quadrature adjoint."
-        )
-    return _ALGORITHMS[choose("sensitivity", sensitivity, names(), ALIASES)]()
+    return CATALOG.get(sensitivity)
+
+
+def is_auto(sensitivity) -> bool:
+    """Whether ``sensitivity`` asks the backend to choose (None or ``"auto"``, any case)."""
+    return sensitivity is None or (isinstance(sensitivity, str) and sensitivity.lower() == "auto")
 
 
 __all__ = [
     "AbstractSensitivity",
     "BacksolveAdjoint",
+    "CATALOG",
+    "FORWARD_MODE_LIMIT",
     "ForwardDiffSensitivity",
     "ForwardSensitivity",
     "GaussAdjoint",
     "InterpolatingAdjoint",
     "ReverseDiffAdjoint",
-    "ALIASES",
-    "FORWARD_MODE_LIMIT",
     "get",
+    "is_auto",
     "names",
 ]

@@ -13,11 +13,21 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ..integrate import dense_eval, while_any
+from ..integrate import dense_eval, integrate, while_any
 from ..returncode import ReturnCode
 from ..solvers.base import scaled_rms
 from ..solvers.partitioned import QuadratureRHS
-from .base import AbstractSensitivity, SensitivityOutput, combine_status, loss_gradients, prefixed
+from .base import (
+    STEP_VECTORS,
+    WORD,
+    AbstractSensitivity,
+    BackwardPass,
+    ForwardPass,
+    combine_status,
+    records_bytes,
+    saved_ys_bytes,
+    step_bytes,
+)
 from .continuous_adjoint import backward_segments, vjp_rhs, vjp_state
 
 #: Largest accepted mismatch, in units of the error weights ``atol + rtol |y|``, between the
@@ -28,11 +38,16 @@ RECONSTRUCTION_TOLERANCE = 100.0
 FIXED_STEP_RECONSTRUCTION_TOLERANCE = 1e-2
 
 
-def _output(loss, grad, forward, backward_status, backward_stats, extra_status=ReturnCode.Success,
-            backward_full=False):
-    status = combine_status(forward.status, backward_status, extra_status)
-    stats = {**forward.stats, **prefixed(backward_stats, "backward_")}
-    return SensitivityOutput(loss, grad, status, stats, forward.buffer_full | backward_full)
+def _work(s) -> int:
+    """Two steps' working memory, the parameter-sized vectors and the saved states."""
+    return 2 * step_bytes(s.n) + WORD * s.P * STEP_VECTORS // 4 + saved_ys_bytes(s)
+
+
+def _recording_forward(problem, solver, theta, y0, options, saved_steps, record_states):
+    """The forward solve with its dense output recorded (what the interpolating adjoints read ``y(t)`` from)."""
+    traj = integrate(problem.rhs, solver, y0, theta, t0=problem.t0, stops=problem.stops, options=options,
+                     saved_steps=saved_steps, record_dense=True, record_states=record_states)
+    return ForwardPass(traj.ys, traj.status, traj.stats, traj.buffer_full, traj, traj)
 
 
 def _add_jump(g_ys, lo, hi):
@@ -71,7 +86,7 @@ class BacksolveAdjoint(AbstractSensitivity):
     """
 
     name = "BacksolveAdjoint"
-    backward = True
+    backward_solve = True
     failure_warning = (
         "BacksolveAdjoint failed with status {status}: integrating the state backward is unstable on "
         "stiff problems (the reconstruction diverges or the backward solve fails), so the gradient is "
@@ -81,10 +96,14 @@ class BacksolveAdjoint(AbstractSensitivity):
     def __init__(self, quadrature_error_control: bool = True):
         self.quadrature_error_control = _check_flag("quadrature_error_control", quadrature_error_control)
 
-    def compute(self, problem, solver, theta, settings):
-        forward = settings.integrate(problem.rhs, solver, problem.y0, theta, t0=problem.t0, stops=problem.stops)
-        loss, g_ys, g_theta = loss_gradients(problem, forward.ys, theta)
-        n, P = problem.y0.shape[0], theta.shape[0]
+    def forward(self, problem, solver, theta, y0, options, *, saved_steps, wrt_y0=False, record_states=False):
+        traj = integrate(problem.rhs, solver, y0, theta, t0=problem.t0, stops=problem.stops, options=options,
+                         saved_steps=saved_steps, record_states=record_states)
+        return ForwardPass(traj.ys, traj.status, traj.stats, traj.buffer_full, traj.ys, traj)
+
+    def backward(self, problem, solver, theta, y0, options, fwd, g_ys, *, saved_steps):
+        ys = fwd.residual
+        n, P = y0.shape[0], theta.shape[0]
 
         def backward_fn(t, a, th):
             y, lam = a[:n], a[n:]
@@ -98,26 +117,29 @@ class BacksolveAdjoint(AbstractSensitivity):
         adjoint_rhs = QuadratureRHS(backward_fn, 2 * n, self.quadrature_error_control, implicit=backward_implicit)
 
         # The forward state at each segment's lower end, latest segment first.
-        references = jnp.concatenate([problem.y0[None], forward.ys[:-1]])[::-1]
+        references = jnp.concatenate([y0[None], ys[:-1]])[::-1]
 
         def check(traj, z_end, carry):
             worst, segment = carry[0], carry[1].astype(jnp.int32)
             reference = references[segment]
-            if settings.dt is None:
-                err = scaled_rms(z_end[:n] - reference, settings.atol + settings.rtol * jnp.abs(reference))
+            if options.dt is None:
+                err = scaled_rms(z_end[:n] - reference, options.atol + options.rtol * jnp.abs(reference))
                 err = err / RECONSTRUCTION_TOLERANCE
             else:
-                err = scaled_rms(z_end[:n] - reference, settings.atol + jnp.abs(reference))
+                err = scaled_rms(z_end[:n] - reference, options.atol + jnp.abs(reference))
                 err = err / FIXED_STEP_RECONSTRUCTION_TOLERANCE
             return jnp.stack([jnp.maximum(worst, jnp.where(jnp.isfinite(err), err, jnp.inf)), carry[1] + 1.0])
 
-        z_final = jnp.concatenate([forward.ys[-1], g_ys[-1], jnp.zeros(P)])
-        z0, status, stats, (worst, _), _ = backward_segments(
-            problem, solver, theta, settings, adjoint_rhs, z_final, _add_jump(g_ys, n, 2 * n),
+        z_final = jnp.concatenate([ys[-1], g_ys[-1], jnp.zeros(P)])
+        z0, status, stats, (worst, _), full = backward_segments(
+            problem, solver, theta, options, saved_steps, adjoint_rhs, z_final, _add_jump(g_ys, n, 2 * n),
             per_segment=check, extra0=jnp.zeros(2),
         )
         diverged = jnp.where(worst > 1.0, ReturnCode.Unstable, ReturnCode.Success)
-        return _output(loss, g_theta + z0[2 * n :], forward, status, stats, diverged)
+        return BackwardPass(z0[2 * n :], z0[n : 2 * n], combine_status(status, diverged), stats, full)
+
+    def memory(self, s):
+        return {"steps": step_bytes(2 * s.n) + WORD * s.P * STEP_VECTORS // 4 + saved_ys_bytes(s)}
 
 
 class InterpolatingAdjoint(AbstractSensitivity):
@@ -149,17 +171,19 @@ class InterpolatingAdjoint(AbstractSensitivity):
     """
 
     name = "InterpolatingAdjoint"
-    backward = True
+    aliases = ("adjoint",)
+    backward_solve = True
+    records = "dense"
 
     def __init__(self, quadrature_error_control: bool = True):
         self.quadrature_error_control = _check_flag("quadrature_error_control", quadrature_error_control)
 
-    def compute(self, problem, solver, theta, settings):
-        forward = settings.integrate(
-            problem.rhs, solver, problem.y0, theta, t0=problem.t0, stops=problem.stops, record_dense=True
-        )
-        loss, g_ys, g_theta = loss_gradients(problem, forward.ys, theta)
-        n, P = problem.y0.shape[0], theta.shape[0]
+    def forward(self, problem, solver, theta, y0, options, *, saved_steps, wrt_y0=False, record_states=False):
+        return _recording_forward(problem, solver, theta, y0, options, saved_steps, record_states)
+
+    def backward(self, problem, solver, theta, y0, options, fwd, g_ys, *, saved_steps):
+        forward = fwd.residual
+        n, P = y0.shape[0], theta.shape[0]
 
         def backward_fn(t, lam, th):
             y = dense_eval(solver, forward, t)
@@ -172,10 +196,13 @@ class InterpolatingAdjoint(AbstractSensitivity):
         adjoint_rhs = QuadratureRHS(backward_fn, n, self.quadrature_error_control, implicit=backward_implicit)
 
         z_final = jnp.concatenate([g_ys[-1], jnp.zeros(P)])
-        z0, status, stats, _, _ = backward_segments(
-            problem, solver, theta, settings, adjoint_rhs, z_final, _add_jump(g_ys, 0, n)
+        z0, status, stats, _, full = backward_segments(
+            problem, solver, theta, options, saved_steps, adjoint_rhs, z_final, _add_jump(g_ys, 0, n)
         )
-        return _output(loss, g_theta + z0[n:], forward, status, stats)
+        return BackwardPass(z0[n:], z0[:n], status, stats, full)
+
+    def memory(self, s):
+        return {"steps": _work(s), "dense output": records_bytes(s.dense, s.saved_steps)}
 
 
 class GaussAdjoint(AbstractSensitivity):
@@ -195,19 +222,20 @@ class GaussAdjoint(AbstractSensitivity):
     """
 
     name = "GaussAdjoint"
-    backward = True
+    backward_solve = True
+    records = "dense"
 
     def __init__(self, n_points: int = 4):
         if not (isinstance(n_points, int) and 1 <= n_points <= 20):
             raise ValueError(f"n_points={n_points!r} must be an integer in 1..20.")
         self.n_points = n_points
 
-    def compute(self, problem, solver, theta, settings):
-        forward = settings.integrate(
-            problem.rhs, solver, problem.y0, theta, t0=problem.t0, stops=problem.stops, record_dense=True
-        )
-        loss, g_ys, g_theta = loss_gradients(problem, forward.ys, theta)
-        n = problem.y0.shape[0]
+    def forward(self, problem, solver, theta, y0, options, *, saved_steps, wrt_y0=False, record_states=False):
+        return _recording_forward(problem, solver, theta, y0, options, saved_steps, record_states)
+
+    def backward(self, problem, solver, theta, y0, options, fwd, g_ys, *, saved_steps):
+        forward = fwd.residual
+        n = y0.shape[0]
         nodes, weights = np.polynomial.legendre.leggauss(self.n_points)
         nodes, weights = (nodes + 1.0) / 2.0, weights / 2.0
 
@@ -243,8 +271,12 @@ class GaussAdjoint(AbstractSensitivity):
             start = (t_lo, first_forward, n_back - 1, total)
             return while_any(lambda c: c[0] < t_hi, interval, start)[3]
 
-        _, status, stats, integral, backward_full = backward_segments(
-            problem, solver, theta, settings, adjoint_rhs, g_ys[-1], _add_jump(g_ys, 0, n),
+        lam0, status, stats, integral, full = backward_segments(
+            problem, solver, theta, options, saved_steps, adjoint_rhs, g_ys[-1], _add_jump(g_ys, 0, n),
             per_segment=quadrature, extra0=jnp.zeros_like(theta), record_dense=True,
         )
-        return _output(loss, g_theta + integral, forward, status, stats, backward_full=backward_full)
+        return BackwardPass(integral, lam0, status, stats, full)
+
+    def memory(self, s):
+        # The backward solve keeps its dense output too.
+        return {"steps": _work(s), "dense output": 2 * records_bytes(s.dense, s.saved_steps)}

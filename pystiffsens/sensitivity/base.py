@@ -1,102 +1,164 @@
 """The contract every sensitivity algorithm implements, and the flat problem they share.
 
-A sensitivity algorithm is a small immutable strategy object holding only its options
-(as SciMLSensitivity's sensealg types). ``compute`` receives the problem with its
-parameters flattened to one vector ``theta`` and any solver, and returns the loss, its
-gradient with respect to ``theta``, a status and cost counters. It works for every solver
-because it only uses the solver contract (``init``/``attempt``/``y_of``/``interpolate``)
-and the shared integration loop.
+A sensitivity algorithm is a small immutable strategy object holding only its options (as
+SciMLSensitivity's sensealg types). It supplies the derivative of a solve in two halves
+that work for every solver, because they only use the solver contract
+(``init``/``attempt``/``y_of``/``interpolate``) and the shared integration loop:
+
+* :meth:`~AbstractSensitivity.forward` solves and keeps what the derivative needs: forward
+  methods the sensitivities ``d ys / d theta`` (and ``d ys / d y0``) themselves, adjoints the
+  forward solve's records;
+* :meth:`~AbstractSensitivity.backward` turns cotangents ``g_ys`` on the saved states into
+  cotangents on the parameters and the initial state: forward methods contract their
+  sensitivities, adjoints solve backward.
+
+``pss.gradient`` runs the two halves around the loss; ``pss.solve`` under ``jax.grad`` runs
+them as the backward rule of the solve (:mod:`.rules`), so both give the same numbers.
+Each algorithm also estimates its own memory (:meth:`~AbstractSensitivity.memory`).
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
-import jax
 import jax.numpy as jnp
 
-from ..integrate import integrate
 from ..returncode import ReturnCode
+
+WORD = 8
+"""Bytes of a float64."""
+STEP_MATRICES = 6
+"""One step of an implicit solver on a system of size ``m`` needs about ``6 m^2`` words (Jacobian, iteration
+matrix, LU factors and their temporaries) ..."""
+STEP_VECTORS = 64
+"""... plus ``64 m`` (stages). Both fitted to XLA's own plans (``memory_analysis``) on dense test systems."""
 
 
 class FlatProblem(NamedTuple):
     """A problem with its parameters as one flat vector.
 
-    ``rhs(t, y, theta)``, ``loss(ys, theta)`` (``ys`` the states at ``stops``), initial
-    state ``y0`` at ``t0``; ``stops`` the saved times (the last one is the final time).
+    ``rhs(t, y, theta)``; initial time ``t0``; ``stops`` the saved times (the last one is the
+    final time; the first may equal ``t0``).
     """
 
     rhs: Callable
-    loss: Callable
-    y0: Any
     t0: Any
     stops: Any
 
 
-class Settings(NamedTuple):
-    """Integration settings shared by forward and backward solves.
+class ForwardPass(NamedTuple):
+    """What :meth:`AbstractSensitivity.forward` returns.
 
-    ``max_steps`` bounds the step attempts of every solve; ``max_saved_steps`` (default
-    ``max_steps``) the length of the per-step buffers of a solve that records its steps
-    (see :mod:`pystiffsens.integrate` and :mod:`pystiffsens.memory`).
+    ``ys`` the states at the stops; ``status``/``stats`` of the forward solve;
+    ``buffer_full`` whether a recording solve stopped because its records were full (rerun
+    with longer ones); ``residual`` what the algorithm's backward half needs; ``trajectory``
+    the forward :class:`~pystiffsens.integrate.Trajectory` (its step records when asked).
     """
 
-    rtol: Any
-    atol: Any
-    dt: Any  # None for adaptive steps
-    max_steps: int
-    max_saved_steps: int | None = None
-
-    @property
-    def saved_steps(self) -> int:
-        """Length of the per-step buffers of a recording solve."""
-        return self.max_steps if self.max_saved_steps is None else self.max_saved_steps
-
-    def integrate(self, fn, solver, y0, args, *, t0, stops, **kwargs):
-        return integrate(
-            fn, solver, y0, args, t0=t0, stops=stops, rtol=self.rtol, atol=self.atol,
-            dt=self.dt, max_steps=self.max_steps, max_saved_steps=self.saved_steps, **kwargs,
-        )
-
-
-class SensitivityOutput(NamedTuple):
-    """What ``compute`` returns; ``buffer_full`` as :attr:`~pystiffsens.integrate.Trajectory.buffer_full`
-    of the recording solves (forward, and backward where they record)."""
-
-    loss: Any
-    grad: Any
+    ys: Any
     status: Any
     stats: dict
+    buffer_full: Any
+    residual: Any
+    trajectory: Any
+
+
+class BackwardPass(NamedTuple):
+    """What :meth:`AbstractSensitivity.backward` returns: cotangents on ``theta`` and ``y0``, the status and
+    cost counters of any backward solve, and whether its records were full."""
+
+    g_theta: Any
+    g_y0: Any
+    status: Any = ReturnCode.Success
+    stats: dict = {}
     buffer_full: Any = False
 
 
-class AbstractSensitivity(abc.ABC):
-    """Base of every sensitivity algorithm.
+class Shapes(NamedTuple):
+    """Sizes a memory estimate depends on: states ``n``, parameters ``P``, stops, bytes of one solver state
+    and of one step's dense output, and the length of the step records."""
 
-    Subclasses implement ``compute(problem, solver, theta, settings) -> SensitivityOutput``.
+    n: int
+    P: int
+    n_stops: int
+    state: int
+    dense: int
+    saved_steps: int
+
+
+class AbstractSensitivity(abc.ABC):
+    """Base of every sensitivity algorithm; see the module docstring.
+
+    Class attributes: ``name`` (SciMLSensitivity's) and ``aliases`` (how ``pss.sensitivity``
+    finds it); ``forward_mode`` (True: tangents, so ``jax.jvp`` through a solve works and the
+    cost grows with the number of parameters; False: an adjoint); ``backward_solve`` (whether it
+    solves an adjoint equation backward in time, whose counters come as ``backward_*``);
+    ``records`` (what the
+    forward pass keeps per accepted step: ``"states"``, ``"dense"`` or None, so whether its
+    cost depends on the length of the records); ``failure_warning`` (issued by
+    ``pss.gradient`` when a computation fails, None for none).
     """
 
-    name: str = ""
-    #: Whether the algorithm solves an adjoint equation backward in time (adds ``backward_*`` stats).
-    backward: bool = False
-    #: Warning ``pss.gradient`` issues when a computation with this algorithm fails (None: none).
-    failure_warning: str | None = None
+    name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    forward_mode: ClassVar[bool] = False
+    backward_solve: ClassVar[bool] = False
+    records: ClassVar[str | None] = None
+    failure_warning: ClassVar[str | None] = None
 
     @abc.abstractmethod
-    def compute(self, problem: FlatProblem, solver, theta, settings: Settings) -> SensitivityOutput:
-        ...
+    def forward(self, problem: FlatProblem, solver, theta, y0, options, *, saved_steps: int | None,
+                wrt_y0: bool = False, record_states: bool = False) -> ForwardPass:
+        """Solve and keep what :meth:`backward` needs.
+
+        ``options`` are resolved :class:`~pystiffsens.options.Options`; ``saved_steps`` the
+        length of any per-step records (None: ``options.max_steps``); ``wrt_y0`` whether derivatives with respect to
+        ``y0`` will be asked for (forward methods then carry ``n`` more tangents);
+        ``record_states`` whether the trajectory must keep the state of every step (for the
+        solution's step records) even if the algorithm does not need them.
+        """
+
+    @abc.abstractmethod
+    def backward(self, problem: FlatProblem, solver, theta, y0, options, fwd: ForwardPass, g_ys, *,
+                 saved_steps: int) -> BackwardPass:
+        """Cotangents on ``theta`` and ``y0`` of the cotangents ``g_ys`` on ``fwd.ys``."""
+
+    @abc.abstractmethod
+    def memory(self, shapes: Shapes) -> dict[str, int]:
+        """Estimated bytes by component for one derivative of a problem of these ``shapes``."""
+
+    def label(self) -> str:
+        """The name with the options that differ from the defaults, for messages."""
+        return repr(self) if vars(self) != vars(type(self)()) else self.name
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"
 
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
 
-def loss_gradients(problem: FlatProblem, ys, theta):
-    """Loss value, its gradient with respect to the saved states and its explicit parameter gradient."""
-    value, (g_ys, g_theta) = jax.value_and_grad(problem.loss, argnums=(0, 1))(ys, theta)
-    return value, g_ys, g_theta
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(vars(self).items()))))
+
+
+class ForwardModeSensitivity(AbstractSensitivity):
+    """An algorithm whose forward half computes the sensitivities themselves.
+
+    Its residual is ``(S_theta, S_y0)``: ``d ys / d theta`` (``K x n x P``) and ``d ys / d y0``
+    (``K x n x n``, or None when ``y0`` is not differentiated). The backward half contracts
+    them with the cotangents; the tangent of a solve applies them to the tangents
+    (:mod:`.rules`).
+    """
+
+    forward_mode = True
+
+    def backward(self, problem, solver, theta, y0, options, fwd, g_ys, *, saved_steps):
+        S_theta, S_y0 = fwd.residual
+        g_y0 = jnp.zeros_like(y0) if S_y0 is None else jnp.einsum("kn,knm->m", g_ys, S_y0)
+        return BackwardPass(jnp.einsum("kn,knp->p", g_ys, S_theta), g_y0)
 
 
 def combine_status(*statuses):
@@ -107,5 +169,15 @@ def combine_status(*statuses):
     return out
 
 
-def prefixed(stats: dict, prefix: str) -> dict:
-    return {f"{prefix}{name}": value for name, value in stats.items()}
+def step_bytes(m: int) -> int:
+    """Working memory of one implicit step on a system of size ``m``."""
+    return WORD * (STEP_MATRICES * m * m + STEP_VECTORS * m)
+
+
+def records_bytes(per_step: int, length: int) -> int:
+    """``length`` per-step records of ``per_step`` bytes plus step times, sizes and stop indices."""
+    return length * (per_step + 3 * WORD)
+
+
+def saved_ys_bytes(shapes: Shapes) -> int:
+    return WORD * shapes.n_stops * shapes.n

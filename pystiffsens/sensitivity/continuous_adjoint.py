@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..integrate import Trajectory, zero_counters
+from ..integrate import Trajectory, integrate, zero_counters
 from ..solvers.partitioned import QuadratureRHS
 from .base import combine_status
 
@@ -43,12 +43,14 @@ def reversed_rhs(rhs):
 
 
 def backward_segments(
-    problem, solver, theta, settings, adjoint_rhs, z_final, jump, *, per_segment=None, extra0=None, record_dense=False
+    problem, solver, theta, options, saved_steps, adjoint_rhs, z_final, jump, *, per_segment=None, extra0=None,
+    record_dense=False,
 ):
-    """Integrate ``adjoint_rhs`` backward across every segment.
+    """Integrate ``adjoint_rhs`` backward across every segment, with the forward solve's ``options``.
 
     Parameters
     ----------
+    saved_steps : length of the records of a recording backward solve (``record_dense``).
     adjoint_rhs : ``(t, z, theta) -> dz/dt`` in forward time, or a
         :class:`~pystiffsens.solvers.partitioned.QuadratureRHS` (its error mask is applied).
     z_final : state at the final time (the jump there already applied).
@@ -66,9 +68,9 @@ def backward_segments(
     def segment(carry, xs):
         z, status, stats, extra, full = carry
         t_hi, t_lo, k = xs
-        traj: Trajectory = settings.integrate(
-            backward, solver, z, theta, t0=-t_hi, stops=(-t_lo)[None], record_dense=record_dense,
-            error_mask=error_mask,
+        traj: Trajectory = integrate(
+            backward, solver, z, theta, t0=-t_hi, stops=(-t_lo)[None], options=options, saved_steps=saved_steps,
+            record_dense=record_dense, error_mask=error_mask,
         )
         z_end = traj.ys[0]
         if per_segment is not None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import jax
 
-from .base import AbstractSensitivity, SensitivityOutput
+from ..integrate import integrate
+from .base import STEP_VECTORS, WORD, ForwardModeSensitivity, ForwardPass, saved_ys_bytes
+
+#: Every working array of a forward-mode step carries the tangents, and the tangent of the Jacobian is itself a
+#: Jacobian: about this many ``n x n`` matrices per tangent (fitted to XLA's plans, as the step constants).
+FORWARD_MODE_MATRICES = 20
 
 
-class ForwardDiffSensitivity(AbstractSensitivity):
+class ForwardDiffSensitivity(ForwardModeSensitivity):
     """Forward-mode automatic differentiation through every step of the solve.
 
     Gives the exact derivative of the discrete solution (step sizes and orders held at
@@ -18,11 +23,21 @@ class ForwardDiffSensitivity(AbstractSensitivity):
     """
 
     name = "ForwardDiffSensitivity"
+    aliases = ("forward",)
 
-    def compute(self, problem, solver, theta, settings):
-        def loss_of(th):
-            traj = settings.integrate(problem.rhs, solver, problem.y0, th, t0=problem.t0, stops=problem.stops)
-            return problem.loss(traj.ys, th), traj
+    def forward(self, problem, solver, theta, y0, options, *, saved_steps, wrt_y0=False, record_states=False):
+        def ys_of(th, y):
+            traj = integrate(problem.rhs, solver, y, th, t0=problem.t0, stops=problem.stops, options=options,
+                             saved_steps=saved_steps, record_states=record_states)
+            return traj.ys, traj
 
-        grad, traj = jax.jacfwd(loss_of, has_aux=True)(theta)
-        return SensitivityOutput(problem.loss(traj.ys, theta), grad, traj.status, traj.stats)
+        if wrt_y0:
+            (S_theta, S_y0), traj = jax.jacfwd(ys_of, argnums=(0, 1), has_aux=True)(theta, y0)
+        else:
+            S_theta, traj = jax.jacfwd(ys_of, has_aux=True)(theta, y0)
+            S_y0 = None
+        return ForwardPass(traj.ys, traj.status, traj.stats, traj.buffer_full, (S_theta, S_y0), traj)
+
+    def memory(self, s):
+        return {"tangents": (1 + s.P) * WORD * (FORWARD_MODE_MATRICES * s.n * s.n + STEP_VECTORS * s.n)
+                + saved_ys_bytes(s) * (1 + s.P)}

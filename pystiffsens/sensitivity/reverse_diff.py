@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
-from ..integrate import integrate_from, while_any
-from ..solvers.base import Tolerance
-from .base import AbstractSensitivity, SensitivityOutput, loss_gradients
+from ..integrate import integrate, integrate_from, while_any
+from .base import (
+    STEP_VECTORS,
+    WORD,
+    AbstractSensitivity,
+    BackwardPass,
+    ForwardPass,
+    records_bytes,
+    saved_ys_bytes,
+    step_bytes,
+)
 
 
 def _split(solver, state):
@@ -19,6 +29,11 @@ def _split(solver, state):
 
 def _join(state_type, diff, controls):
     return state_type(**diff, **controls)
+
+
+def suggested_checkpoints(saved_steps: int) -> int:
+    """``ceil(sqrt(S))`` checkpoints: the memory of two-level checkpointing is smallest there."""
+    return max(1, math.isqrt(max(saved_steps - 1, 0)) + 1)
 
 
 class ReverseDiffAdjoint(AbstractSensitivity):
@@ -44,6 +59,7 @@ class ReverseDiffAdjoint(AbstractSensitivity):
     """
 
     name = "ReverseDiffAdjoint"
+    records = "states"
 
     def __init__(self, checkpoints: int | None = None):
         if checkpoints is not None and not (
@@ -52,24 +68,21 @@ class ReverseDiffAdjoint(AbstractSensitivity):
             raise ValueError(f"checkpoints={checkpoints!r} must be None (a checkpoint per step) or a positive integer.")
         self.checkpoints = checkpoints
 
-    def compute(self, problem, solver, theta, settings):
-        tol = Tolerance(jnp.asarray(settings.rtol, jnp.float64), jnp.asarray(settings.atol, jnp.float64))
-        if self.checkpoints is None:
-            traj = settings.integrate(
-                problem.rhs, solver, problem.y0, theta, t0=problem.t0, stops=problem.stops, record_states=True
-            )
-        else:
-            traj = settings.integrate(
-                problem.rhs, solver, problem.y0, theta, t0=problem.t0, stops=problem.stops,
-                checkpoints=self.checkpoints,
-            )
-        loss, g_ys, g_theta = loss_gradients(problem, traj.ys, theta)
-        state0 = solver.init(problem.rhs, problem.t0, problem.y0, theta, traj.h0)
+    def forward(self, problem, solver, theta, y0, options, *, saved_steps, wrt_y0=False, record_states=False):
+        per_step = self.checkpoints is None
+        traj = integrate(problem.rhs, solver, y0, theta, t0=problem.t0, stops=problem.stops, options=options,
+                         saved_steps=saved_steps, record_states=per_step or record_states,
+                         checkpoints=None if per_step else self.checkpoints)
+        return ForwardPass(traj.ys, traj.status, traj.stats, traj.buffer_full, traj, traj)
+
+    def backward(self, problem, solver, theta, y0, options, fwd, g_ys, *, saved_steps):
+        traj = fwd.residual
+        state0 = solver.init(problem.rhs, problem.t0, y0, theta, traj.h0)
         state_type = type(state0)
 
         def step_map(diff, th, controls, t, h):
             state = _join(state_type, diff, controls)
-            new = solver.attempt(problem.rhs, t, h, state, th, tol).state
+            new = solver.attempt(problem.rhs, t, h, state, th, options).state
             return _split(solver, new)[0]
 
         def y_cotangent(state, g):
@@ -106,8 +119,7 @@ class ReverseDiffAdjoint(AbstractSensitivity):
                 j, lam, g_th = carry
                 checkpoint = jax.tree_util.tree_map(lambda b: b[j], traj.checkpoints)
                 steps = integrate_from(
-                    checkpoint, problem.rhs, solver, theta, t0=problem.t0, stops=problem.stops,
-                    rtol=settings.rtol, atol=settings.atol, dt=settings.dt, max_steps=settings.max_steps,
+                    checkpoint, problem.rhs, solver, theta, t0=problem.t0, stops=problem.stops, options=options,
                     until=jnp.minimum((j + 1) * every, n_total), length=every,
                 )
                 lam, g_th = pull_back(steps, steps.n_steps, lam, g_th)
@@ -115,10 +127,19 @@ class ReverseDiffAdjoint(AbstractSensitivity):
 
             last = (jnp.maximum(n_total, 1) - 1) // every
             _, lam, g_steps = while_any(lambda c: c[0] >= 0, segment, (jnp.where(n_total > 0, last, -1), lam0, g0))
-        # The initial state may depend on the parameters (e.g. BDF's scaled first difference).
+        # The initial state depends on y0, and may depend on the parameters (BDF's scaled first difference).
         _, pull_init = jax.vjp(
-            lambda th: _split(solver, solver.init(problem.rhs, problem.t0, problem.y0, th, traj.h0))[0], theta
+            lambda th, y: _split(solver, solver.init(problem.rhs, problem.t0, y, th, traj.h0))[0], theta, y0
         )
-        g_init = pull_init(lam)[0]
-        return SensitivityOutput(loss, g_theta + g_steps + g_init, traj.status, traj.stats, traj.buffer_full)
+        g_init, g_y0 = pull_init(lam)
+        # A stop at t0 saves y0 itself.
+        g_y0 = g_y0 + jnp.where(problem.stops[0] <= problem.t0, g_ys[0], 0.0)
+        return BackwardPass(g_steps + g_init, g_y0)
 
+    def memory(self, s):
+        work = {"steps": 2 * step_bytes(s.n) + WORD * s.P * STEP_VECTORS // 4 + saved_ys_bytes(s)}
+        if self.checkpoints is None:
+            return work | {"step records": records_bytes(s.state, s.saved_steps + 1)}
+        every = math.ceil(s.saved_steps / self.checkpoints)
+        snapshot = s.state + 8 * WORD
+        return work | {"checkpoints": self.checkpoints * snapshot, "segment": records_bytes(s.state, every + 1)}

@@ -18,23 +18,30 @@ Implementers provide:
 6. ``control_fields``: names of state fields that are discrete controls (orders, the step
    a history is scaled to). They are not differentiated, and the discrete adjoint takes
    them from the recorded forward solve.
+7. ``stability()``: the method's stability function, derived from its coefficients
+   (:mod:`pystiffsens.solvers.stability`).
+
+``tol`` is the :class:`~pystiffsens.options.Options` of the solve (its ``rtol`` and ``atol``).
+
+A solver object also carries the facts the rest of the package asks of a method (one place
+for each): ``name`` and ``aliases`` (how the catalog finds it), ``adaptive`` (whether it has
+an error estimate), and its counterparts on the Julia backend, ``julia`` (the OrdinaryDiffEq
+algorithm) and ``julia_gpu`` (the DiffEqGPU kernel), None where there is none.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
+from .stability import OneStepStability
+
 SAFETY = 0.9
 MIN_FACTOR = 0.2
 MAX_FACTOR = 6.0
-
-
-class Tolerance(NamedTuple):
-    rtol: Any
-    atol: Any
 
 
 class Attempt(NamedTuple):
@@ -59,20 +66,32 @@ class Attempt(NamedTuple):
 
 
 class AbstractSolver(abc.ABC):
-    """Base of every solver; see the module docstring for the contract."""
+    """Base of every solver; see the module docstring for the contract and the facts it carries."""
 
     name: str
     order: int
     #: Whether the method has an embedded error estimate (adaptive steps).
     adaptive: bool
     control_fields: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    #: The OrdinaryDiffEq algorithm of the same method (Julia backend), None if there is none.
+    julia: str | None = None
+    #: The DiffEqGPU kernel of the same method (Julia backend, device="cuda"), None if there is none.
+    julia_gpu: str | None = None
+
+    def _names(self, name: str, aliases, julia: str | None, julia_gpu: str | None) -> None:
+        self.name, self.aliases, self.julia, self.julia_gpu = name, tuple(aliases), julia, julia_gpu
+
+    @abc.abstractmethod
+    def stability(self):
+        """The stability function of the method (:mod:`pystiffsens.solvers.stability`)."""
 
     @abc.abstractmethod
     def init(self, fn, t0, y0, args, h0):
         ...
 
     @abc.abstractmethod
-    def attempt(self, fn, t, h, state, args, tol: Tolerance) -> Attempt:
+    def attempt(self, fn, t, h, state, args, tol) -> Attempt:
         ...
 
     @abc.abstractmethod
@@ -107,11 +126,14 @@ class OneStepState(NamedTuple):
 
 
 class OneStepSolver(AbstractSolver):
-    """A one-step method defined by a coefficient tableau (``name``, ``order``, ``embedded_order``)."""
+    """A one-step method defined by a coefficient tableau (``name``, ``order``, ``embedded_order``).
 
-    def __init__(self, tableau):
+    ``aliases``, ``julia`` and ``julia_gpu`` as in :class:`AbstractSolver`.
+    """
+
+    def __init__(self, tableau, *, aliases=(), julia: str | None = None, julia_gpu: str | None = None):
         self.tableau = tableau
-        self.name = tableau.name
+        self._names(tableau.name, aliases, julia, julia_gpu)
         self.order = tableau.order
 
     @property
@@ -121,8 +143,17 @@ class OneStepSolver(AbstractSolver):
     def init(self, fn, t0, y0, args, h0):
         return OneStepState(y0)
 
+    def stability(self) -> OneStepStability:
+        """``R(z)`` of the tableau."""
+        return _stability_of(self.tableau)
+
     def y_of(self, state):
         return state.y
+
+
+@functools.cache
+def _stability_of(tableau) -> OneStepStability:
+    return OneStepStability.from_tableau(tableau)
 
 
 def _factor(err_norm, q, max_factor):

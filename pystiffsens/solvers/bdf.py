@@ -22,6 +22,7 @@ from jax import lax
 from .base import SAFETY, AbstractSolver, Attempt, scaled_rms
 from .newton import newton_tolerance, solve_implicit
 from .partitioned import Jacobian, partition
+from .stability import BDFStability, bdf
 
 MAX_ORDER = 5
 NEWTON_MAXITER = 4
@@ -95,13 +96,27 @@ class BDF(AbstractSolver):
 
     control_fields = ("order", "h_D", "n_equal_steps", "order_errors")
 
-    def __init__(self, name: str, max_order: int, adaptive: bool):
+    def __init__(self, name: str, max_order: int, adaptive: bool, *, aliases=(), julia: str | None = None,
+                 julia_gpu: str | None = None):
         if not 1 <= max_order <= MAX_ORDER:
             raise ValueError(f"max_order={max_order!r} must be in 1..{MAX_ORDER}.")
-        self.name = name
+        self._names(name, aliases, julia, julia_gpu)
         self.order = max_order
         self.max_order = max_order
         self.adaptive = adaptive
+
+    def stability(self) -> BDFStability:
+        """BDF-``max_order``'s characteristic root, for the fixed-step reference (whose first steps ramp up
+        the order, :meth:`~pystiffsens.solvers.stability.BDFStability.n_step`); ``ValueError`` for the
+        variable-order method, which no single stability function describes."""
+        if not self.adaptive:
+            return bdf(self.max_order)
+        exponents = ", ".join(f"BDF{k}: {bdf(k).decay_exponent:.4g}" for k in range(1, self.max_order + 1))
+        raise ValueError(
+            f"method={self.name!r} is variable-order BDF (orders 1 to {self.max_order}), so no single stability "
+            f"function describes it; pass the order in use, one of {[f'BDF{k}' for k in range(1, self.max_order + 1)]} "
+            f"(decay exponents {exponents})."
+        )
 
     def init(self, fn, t0, y0, args, h0):
         D = jnp.zeros((_ROWS, y0.shape[0]), dtype=y0.dtype)

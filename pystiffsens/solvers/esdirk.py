@@ -26,8 +26,8 @@ NEWTON_MAXITER = 7
 class ESDIRK(OneStepSolver):
     """A (E)SDIRK method defined by its tableau (KenCarp4, implicit Euler, trapezoid)."""
 
-    def __init__(self, tableau: ButcherTableau):
-        super().__init__(tableau)
+    def __init__(self, tableau: ButcherTableau, **names):
+        super().__init__(tableau, **names)
         self.adaptive = tableau.adaptive
 
     def attempt(self, fn, t, h, state, args, tol):

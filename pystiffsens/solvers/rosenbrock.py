@@ -22,8 +22,8 @@ class Rosenbrock(OneStepSolver):
 
     adaptive = True
 
-    def __init__(self, tableau: RosenbrockTableau):
-        super().__init__(tableau)
+    def __init__(self, tableau: RosenbrockTableau, **names):
+        super().__init__(tableau, **names)
 
     def attempt(self, fn, t, h, state, args, tol):
         tab = self.tableau

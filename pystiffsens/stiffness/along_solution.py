@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .. import _x64
 from .proxies import (
     SPECTRAL_RADIUS_METHODS,
     frobenius,
@@ -48,6 +49,7 @@ def _proxies(J):
     )
 
 
+@_x64.float64
 def stiffness_along_solution(problem, solution) -> pd.DataFrame:
     """Stiffness proxies of ``problem`` at every accepted step of ``solution``.
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import problems
+from .. import backends, problems
 from ..device import DEVICES
-from ..solve import BACKENDS
 
 _GRID_HELP = "START:STOP:NUM gives NUM log-spaced values from START to STOP, e.g. 1e1:1e6:11"
 
@@ -37,7 +36,7 @@ def register(subparsers) -> None:
     )
     sweep.add_argument("--stiffness", required=True, help=f"stiffness grid: {_GRID_HELP}")
     sweep.add_argument("--out", required=True, type=Path, help="output directory (also the resume checkpoint)")
-    sweep.add_argument("--backend", choices=BACKENDS, default="jax")
+    sweep.add_argument("--backend", choices=backends.names(), default="jax")
     sweep.add_argument("--device", choices=DEVICES, default="cpu")
     sweep.add_argument("--rtol", type=float, default=1e-6)
     sweep.add_argument("--atol", type=float, default=1e-8)

@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..backends.base import BatchResult
 from ..problem import Problem
-from ..results import GradientResult
-from ..returncode import ReturnCode
 from . import resume
-from .batch import BatchResult, Settings, compile_batch
+from .batch import Batch
+from .rows import batch_rows, failed_batch
 
 TASK_FAILURE = "Failure"
 """Status of the rows of a task that raised or whose workers kept dying (SciML's word for a
@@ -53,7 +53,7 @@ def run_batches(
     scheduler,
     problem: Problem,
     grid: np.ndarray,
-    batches: list[tuple[dict, pd.DataFrame, np.ndarray, Settings]],
+    batches: list[Batch],
     exact: dict[str, np.ndarray],
     checkpoint,
     *,
@@ -68,26 +68,24 @@ def run_batches(
     scheduler : a ``distributed.Client``, or what ``distributed.Client`` accepts (a scheduler
         address ``"tcp://HOST:PORT"``, a cluster object), in which case a client is opened
         and closed here.
-    batches : per (solver, sensitivity) pair, its key, the rows already done, the mask of the
-        grid values still to compute, and its settings.
+    batches : one :class:`~pystiffsens.study.batch.Batch` per (solver, sensitivity) pair.
     exact : flat parameter name -> closed-form gradient over ``grid``.
     checkpoint : a :class:`~pystiffsens.study.resume.Checkpoint` or ``None``.
     chunk_size : stiffness values per task (default: all missing values of a pair in one task,
         which compiles each pair once, as in process).
     retries : extra attempts for a task that raised.
     """
-    from .sweep import batch_rows  # sweep imports this module lazily
-
     chunk_size = _check_chunk_size(chunk_size)
     distributed = _import_distributed()
     with _client(distributed, scheduler) as client:
         problem_bytes = _dumps(problem)
         token = uuid.uuid4().hex[:8]
         tasks = {}  # future -> (batch index, stiffness indices)
-        for index, (key, _, todo, settings) in enumerate(batches):
-            for number, chunk in enumerate(_chunks(np.flatnonzero(todo), chunk_size)):
+        for index, batch in enumerate(batches):
+            key = batch.key
+            for number, chunk in enumerate(_chunks(np.flatnonzero(batch.todo), chunk_size)):
                 future = client.submit(
-                    compute_chunk, problem_bytes, grid[chunk], key["solver"], key["sensitivity"], settings,
+                    compute_chunk, problem_bytes, grid[chunk], batch.without_rows(),
                     key=f"pystiffsens-{token}-{key['solver']}-{key['sensitivity']}-{number}",
                     retries=retries, pure=False,
                 )
@@ -98,7 +96,7 @@ def run_batches(
                       disable=not progress) as bar:
                 for future in distributed.as_completed(list(tasks)):
                     index, chunk = tasks[future]
-                    key = batches[index][0]
+                    key = batches[index].key
                     exact_chunk = {name: values[chunk] for name, values in exact.items()}
                     if future.status == "finished":
                         rows = batch_rows(key, grid[chunk], future.result(), exact_chunk)
@@ -111,29 +109,26 @@ def run_batches(
         finally:  # on an error or interrupt, stop what has not run yet
             client.cancel([future for future in tasks if not future.done()])
     frames = []
-    for (_, done, _, _), chunks in zip(batches, computed, strict=True):
-        rows = pd.concat([frame for frame in (done, *chunks) if len(frame)], ignore_index=True)
+    for batch, chunks in zip(batches, computed, strict=True):
+        rows = pd.concat([frame for frame in (batch.done, *chunks) if len(frame)], ignore_index=True)
         position = resume.positions(rows["stiffness"].to_numpy(), grid)
         frames.append(rows.iloc[np.argsort(position, kind="stable")].reset_index(drop=True))
     return frames
 
 
-def compute_chunk(problem_bytes: bytes, stiffness: np.ndarray, solver: str, sensitivity: str,
-                  settings: Settings) -> BatchResult:
+def compute_chunk(problem_bytes: bytes, stiffness: np.ndarray, batch: Batch) -> BatchResult:
     """The task run on a worker: one batch over ``stiffness``.
 
     The problem travels pickled and is unpickled here, after this module's import has
     switched JAX to float64 (unpickling its arrays earlier would make them float32).
     """
     problem = pickle.loads(problem_bytes)
-    return compile_batch(problem, stiffness, solver, sensitivity, settings)()
+    return batch.prepare(problem, stiffness)()
 
 
 def failure_rows(key: dict, problem: Problem, stiffness: np.ndarray, exact: dict[str, np.ndarray],
                  error: str) -> pd.DataFrame:
     """Rows with status :data:`TASK_FAILURE` and NaN results for a chunk whose task failed."""
-    from .sweep import batch_rows
-
     warnings.warn(
         f"the Dask task for {key['solver']}/{key['sensitivity']} at stiffness {list(map(float, stiffness))} "
         f"failed ({error}); its rows have status {TASK_FAILURE!r} and are not checkpointed, so a rerun "
@@ -141,12 +136,7 @@ def failure_rows(key: dict, problem: Problem, stiffness: np.ndarray, exact: dict
         RuntimeWarning,
         stacklevel=3,
     )
-    nan_grad = {name: np.full(np.shape(value), np.nan) for name, value in problem.params.items()}
-    failed = GradientResult(
-        loss=np.nan, grad=nan_grad, status=ReturnCode.Unstable, stats={},
-        solver=key["solver"], sensitivity=key["sensitivity"], backend=key["backend"], device=key["device"],
-    )
-    rows = batch_rows(key, stiffness, BatchResult([failed] * len(stiffness), np.nan, np.nan), exact)
+    rows = batch_rows(key, stiffness, failed_batch(key, problem, stiffness), exact)
     rows["status"] = TASK_FAILURE
     return rows
 

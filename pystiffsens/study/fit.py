@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from .. import solvers
 from .schema import SUCCESS, check_columns
 
 FIT_KEYS = ("problem", "problem_id", "backend", "device", "solver", "sensitivity", "rtol", "atol", "dt", "max_steps", "param")
@@ -56,8 +57,8 @@ FIT_COLUMNS = (
 * ``stiffness_min/max``: the stiffness range of the rows used.
 * ``exact_exponent``, ``exact_r2``, ``exact_n_points``: the same fit on ``exact_grad`` over the
   same stiffness range (NaN where the problem has no closed form).
-* ``theory_exponent``: the decay exponent of ``|R'(z)|`` for the solver's stability function
-  from :func:`pystiffsens.theory.decay_exponent`, NaN where it gives none (FBDF).
+* ``theory_exponent``: the decay exponent of ``|R'(z)|`` of the solver's stability function
+  (:func:`theory_exponent`), NaN where it gives none (FBDF, solvers not in ``pss.solvers``).
 * ``theory_n_step_exponent``: for fixed-step rows whose successful solves all took the same
   number of steps ``n``, :func:`pystiffsens.theory.n_step_decay_exponent` — the exponent of
   ``|dy_n/dlam|`` after ``n`` steps on Dahlquist's ``y' = -lam*y``, which is what a fixed-step
@@ -103,19 +104,21 @@ def loglog_fit(stiffness, magnitude) -> dict:
 
 
 def theory_exponent(solver: str, n_steps: int | None = None) -> float:
-    """The theory's decay exponent for ``solver``, or NaN where it gives none.
+    """The theory's decay exponent for the solver called ``solver``, or NaN where it gives none.
 
     Without ``n_steps``: the exponent of ``|R'(z)|`` (one step). With ``n_steps``: the exponent
-    of ``|dy_n/dz|`` after that many fixed steps on ``y' = -lam*y``.
+    of ``|dy_n/dz|`` after that many fixed steps on ``y' = -lam*y``. The stability function
+    is the method's own (``solver.stability()``); NaN for a method no single one describes
+    (variable-order FBDF) and for a name ``pss.solvers`` does not know (register a method of
+    your own with ``pss.solvers.register`` to have its theory in fits).
     """
-    try:
-        from ..theory import decay_exponent, n_step_decay_exponent
-    except ImportError:  # the theory subpackage is optional for fitting: no column value then
+    if solver not in solvers.CATALOG:
         return np.nan
     try:
-        return float(decay_exponent(solver) if n_steps is None else n_step_decay_exponent(solver, n_steps))
-    except ValueError:  # e.g. variable-order methods have no single stability function
+        stability = solvers.get(solver).stability()
+    except ValueError:
         return np.nan
+    return float(stability.decay_exponent if n_steps is None else stability.n_step_decay_exponent(int(n_steps)))
 
 
 def _fixed_step_count(group: pd.DataFrame, dt: float) -> int | None:

@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .. import _validation, _xla, problems
-from ..device import DEVICES
-from ..device import resolve as resolve_device
-from ..problem import Problem
-from ..results import flatten_params
-from ..returncode import ReturnCode
-from ..solve import BACKENDS, check_options
+from .. import _validation, _x64, backends
+from ..api import resolve_problem
+from ..options import Options
 from . import resume
-from .batch import BatchResult, Settings, compile_batch
-from .names import resolve_sensitivities, resolve_solvers
-from .schema import COUNTER_COLUMNS, FAR_FROM_EXACT, GRADIENT_COLUMNS, NOT_REPORTED
+from .batch import Batch
+from .distributed import run_batches
+from .rows import batch_rows, exact_gradients, in_grid_order
+from .schema import FAR_FROM_EXACT
 
 COMPILE_THREADS = 2
 """Batches compiled at once in background threads while the sweep runs finished ones."""
 
 
+@_x64.float64
 def sweep(
     problem,
     stiffness,
@@ -57,7 +51,7 @@ def sweep(
         ``pss.sensitivity.names()``; ``"forward"`` and ``"adjoint"`` are accepted aliases;
         ``backend="julia"`` also has ``QuadratureAdjoint`` and ``ZygoteAdjoint``).
     backend : ``"jax"`` or ``"julia"`` (which runs each batch as one Julia ensemble through
-        ``pystiffsens.julia_backend.gradient_ensemble``); device : ``"cpu"`` or ``"cuda"``.
+        ``pystiffsens.backends.julia``); device : ``"cpu"`` or ``"cuda"``.
     rtol, atol : tolerances of adaptive solvers.
     dt : the step of the fixed-step solvers (ImplicitEuler, Trapezoid, BDF2). Adaptive solvers
         in the same sweep keep their adaptive steps (their rows have ``dt`` NaN) unless
@@ -90,36 +84,35 @@ def sweep(
     without affecting the others. Up to :data:`COMPILE_THREADS` batches compile in
     background threads while finished ones run; rows are written in batch order.
     """
-    problem = problems.get(problem) if isinstance(problem, str) else problem
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem={problem!r} must be a pss.Problem or one of {problems.names()}.")
+    problem = resolve_problem(problem)
     grid = check_stiffness(stiffness)
-    backend = _validation.choose("backend", backend, BACKENDS)
-    device = _validation.choose("device", device, DEVICES)
-    pairs = list(itertools.product(resolve_solvers(solvers, backend), resolve_sensitivities(sensitivities, backend)))
-    _validation.check_dt(dt, problem.tspan)
-    steps = _step_sizes([solver for solver, _ in pairs], backend, dt, adaptive)
-    _check_before_running(problem, pairs, backend, device, steps, rtol=rtol, atol=atol, max_steps=max_steps)
-    settings = Settings(backend, device, float(rtol), float(atol), None, int(max_steps))
+    backend = backends.get(backend)
+    device = _validation.choose("device", device, backend.devices)
+    if not isinstance(adaptive, bool):
+        raise ValueError(f"adaptive={adaptive!r} must be True or False.")
+    if not adaptive and dt is None:
+        raise ValueError("adaptive=False takes fixed steps of dt: give dt= as well (or drop adaptive=False).")
+    options = Options(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive, max_steps=max_steps)
+    pairs = _pairs(problem, backend, solvers, sensitivities, options, device)
     checkpoint = resume.Checkpoint(resume.prepare_out_dir(out_dir)) if out_dir is not None else None
     base_key = {
         "problem": problem.label,
         "problem_id": resume.problem_id(problem),
-        "backend": backend,
+        "backend": backend.name,
         "device": device,
-        "rtol": settings.rtol,
-        "atol": settings.atol,
-        "max_steps": settings.max_steps,
+        "rtol": float(rtol),
+        "atol": float(atol),
+        "max_steps": int(max_steps),
     }
-    exact = _exact_gradients(problem, grid)
+    exact = exact_gradients(problem, grid)
     batches = []
-    for solver, sensitivity in pairs:
-        key = {**base_key, "dt": np.nan if steps[solver] is None else steps[solver], "solver": solver, "sensitivity": sensitivity}
+    for solver, choice, solver_options in pairs:
+        key = {**base_key, "dt": np.nan if solver_options.dt is None else float(solver_options.dt),
+               "solver": solver.name, "sensitivity": choice.algorithm.name}
         done = checkpoint.done(key, grid) if checkpoint is not None else resume.empty_frame()
-        batches.append((key, done, resume.missing(done, grid), dataclasses.replace(settings, dt=steps[solver])))
+        batches.append(Batch(key, backend.name, solver, choice, solver_options, device, done,
+                             resume.missing(done, grid)))
     if scheduler is not None:
-        from .distributed import run_batches
-
         frame = pd.concat(run_batches(scheduler, problem, grid, batches, exact, checkpoint, chunk_size=chunk_size,
                                       progress=progress), ignore_index=True)
         warn_far_from_exact(frame)
@@ -127,27 +120,65 @@ def sweep(
     frames = []
     pool = ThreadPoolExecutor(COMPILE_THREADS, thread_name_prefix="pystiffsens-compile")
     try:
-        compiling = [
-            pool.submit(compile_batch, problem, grid[todo], key["solver"], key["sensitivity"], batch_settings)
-            if todo.any() else None
-            for key, _, todo, batch_settings in batches
-        ]
+        compiling = [pool.submit(batch.prepare, problem, grid[batch.todo]) if batch.todo.any() else None
+                     for batch in batches]
         with tqdm(total=len(batches), desc=f"sweep {problem.label}", unit="batch", disable=not progress) as bar:
-            for (key, done, todo, _), compiled in zip(batches, compiling):
-                bar.set_postfix_str(f"{key['solver']} / {key['sensitivity']}")
+            for batch, compiled in zip(batches, compiling):
+                bar.set_postfix_str(f"{batch.key['solver']} / {batch.key['sensitivity']}")
+                done = batch.done
                 if compiled is not None:
-                    batch = compiled.result()()
-                    rows = batch_rows(key, grid[todo], batch, {name: values[todo] for name, values in exact.items()})
+                    todo = batch.todo
+                    rows = batch_rows(batch.key, grid[todo], compiled.result()(),
+                                      {name: values[todo] for name, values in exact.items()})
                     if checkpoint is not None:
                         checkpoint.append(rows)
                     done = pd.concat([done, rows], ignore_index=True) if len(done) else rows
-                frames.append(_in_grid_order(done, grid))
+                frames.append(in_grid_order(done, grid))
                 bar.update()
     finally:  # on an error or interrupt, compile nothing more than what is under way
         pool.shutdown(wait=False, cancel_futures=True)
     frame = pd.concat(frames, ignore_index=True)
     warn_far_from_exact(frame)
     return frame
+
+
+def _pairs(problem, backend, solvers, sensitivities, options: Options, device: str) -> list:
+    """``(solver, sensitivity choice, options for that solver)`` of every pair, every option error raised up front."""
+    solver_objects = _distinct([backend.solver(value) for value in _as_list(solvers, "solvers")], "solvers", solvers)
+    values = _as_list(sensitivities, "sensitivities")
+    t_span = problem.tspan[1] - problem.tspan[0]
+    per_solver = {solver.name: options.for_method(solver, t_span) for solver in solver_objects}
+    if options.dt is not None and all(o.dt is None for o in per_solver.values()):
+        fixed = [name for name in backend.solver_names() if not backend.solver(name).adaptive]
+        raise ValueError(
+            f"dt={options.dt!r} applies to the fixed-step solvers ({', '.join(fixed)}) only, and none of "
+            f"{[solver.name for solver in solver_objects]} is one: drop dt for adaptive steps, or pass adaptive=False "
+            "to make these solvers take fixed steps of dt."
+        )
+    pairs = []
+    for solver in solver_objects:
+        solver_options = per_solver[solver.name]
+        choices = [backends.sensitivity(backend, value, problem, solver, solver_options, device=device)
+                   for value in values]
+        _distinct([choice.algorithm for choice in choices], "sensitivities", sensitivities)
+        for choice in choices:
+            backend.check(problem, solver, choice.algorithm, solver_options, device)
+            pairs.append((solver, choice, solver_options))
+    return pairs
+
+
+def _as_list(value, kind: str) -> list:
+    values = [value] if isinstance(value, str) or not hasattr(value, "__iter__") else list(value)
+    if not values:
+        raise ValueError(f"{kind}={value!r} must be a name or a non-empty list of names.")
+    return values
+
+
+def _distinct(objects: list, kind: str, given) -> list:
+    names = [obj.name for obj in objects]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{kind}={given!r} names the same method twice ({names}); give each once.")
+    return objects
 
 
 def warn_far_from_exact(frame: pd.DataFrame) -> None:
@@ -171,47 +202,6 @@ def warn_far_from_exact(frame: pd.DataFrame) -> None:
     )
 
 
-def _step_sizes(solvers: list[str], backend: str, dt, adaptive: bool) -> dict[str, float | None]:
-    """The fixed step of each solver, ``None`` for adaptive steps (see :func:`sweep`'s ``dt``, ``adaptive``)."""
-    if not isinstance(adaptive, bool):
-        raise ValueError(f"adaptive={adaptive!r} must be True or False.")
-    fixed_only = _fixed_step_solvers(backend)
-    if not adaptive and dt is None:
-        raise ValueError("adaptive=False takes fixed steps of dt: give dt= as well (or drop adaptive=False).")
-    if dt is not None and adaptive and not any(solver in fixed_only for solver in solvers):
-        raise ValueError(
-            f"dt={dt!r} applies to the fixed-step solvers ({', '.join(fixed_only)}) only, and none of {solvers} is one: "
-            "drop dt for adaptive steps, or pass adaptive=False to make these solvers take fixed steps of dt."
-        )
-    return {
-        solver: (None if dt is None else float(dt)) if (solver in fixed_only or not adaptive) else None
-        for solver in solvers
-    }
-
-
-def _fixed_step_solvers(backend: str) -> list[str]:
-    if backend == "julia":
-        from ..julia_backend.names import FIXED_STEP_SOLVERS
-
-        return list(FIXED_STEP_SOLVERS)
-    from .. import solvers
-
-    return [name for name in solvers.names() if not solvers.get(name).adaptive]
-
-
-def _check_before_running(problem, pairs, backend, device, steps, **options) -> None:
-    """Raise every option error (fixed-step solver without dt, absent GPU, ...) before any batch runs."""
-    if backend == "julia":
-        from ..julia_backend.names import check_method
-
-        for solver, sensitivity in pairs:
-            check_method(solver, sensitivity, steps[solver], device)
-    for solver in dict.fromkeys(solver for solver, _ in pairs):
-        check_options(problem, solver, dt=steps[solver], **options)
-    if backend == "jax":
-        resolve_device(device)
-
-
 def check_stiffness(stiffness) -> np.ndarray:
     """The stiffness grid as a 1-D float64 array; ``ValueError`` unless positive, finite and distinct."""
     grid = np.atleast_1d(np.asarray(stiffness, dtype=np.float64))
@@ -222,52 +212,3 @@ def check_stiffness(stiffness) -> np.ndarray:
     if np.unique(grid).size != grid.size:
         raise ValueError(f"stiffness={stiffness!r} has repeated values; give each value once.")
     return grid
-
-
-def batch_rows(key: dict, stiffness: np.ndarray, batch: BatchResult, exact: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The gradient-frame rows of one batch.
-
-    ``exact`` maps flat parameter names to exact gradients at ``stiffness`` (empty when the
-    problem has no closed form).
-    """
-    share = batch.run_time_s / len(stiffness)
-    columns: dict[str, list] = {name: [] for name in GRADIENT_COLUMNS}
-    for i, (value, result) in enumerate(zip(stiffness, batch.results)):
-        for param, grad in result.flat_grad().items():
-            for name, entry in key.items():
-                columns[name].append(entry)
-            columns["stiffness"].append(float(value))
-            columns["param"].append(param)
-            columns["grad"].append(grad)
-            columns["abs_grad"].append(abs(grad))
-            columns["exact_grad"].append(float(exact[param][i]) if param in exact else np.nan)
-            columns["loss"].append(float(result.loss))
-            columns["status"].append(ReturnCode.from_value(result.status).name)
-            for name in COUNTER_COLUMNS:
-                columns[name].append(int(result.stats.get(name, NOT_REPORTED)))
-            columns["wall_time_s"].append(share)
-            columns["compile_time_s"].append(float(batch.compile_time_s))
-            columns["rel_error_exact"].append(np.nan)
-            columns["far_from_exact"].append(False)
-    rows = pd.DataFrame(columns)
-    rows["rel_error_exact"] = resume.rel_error_exact(rows)
-    rows["far_from_exact"] = resume.far_from_exact(rows["rel_error_exact"].to_numpy())
-    return rows
-
-
-def _exact_gradients(problem: Problem, grid: np.ndarray) -> dict[str, np.ndarray]:
-    """Flat parameter name -> closed-form gradient at every stiffness value ({} without a closed form)."""
-    exact = _xla.jit(jax.vmap(lambda s: problem.exact_loss_and_grad(problem.set_stiffness(problem.params, s))))
-    out = exact(jnp.asarray(grid))
-    if out is None:
-        return {}
-    _, grad = jax.device_get(out)
-    # Flattened like the solver gradients: array entries become "name[i]".
-    flat = [flatten_params({name: value[i] for name, value in grad.items()}) for i in range(grid.size)]
-    return {name: np.array([entry[name] for entry in flat]) for name in flat[0]}
-
-
-def _in_grid_order(rows: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
-    """``rows`` sorted by the position of their stiffness in ``grid``, parameter order kept."""
-    position = resume.positions(rows["stiffness"].to_numpy(), grid)
-    return rows.iloc[np.argsort(position, kind="stable")].reset_index(drop=True)

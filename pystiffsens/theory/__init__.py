@@ -8,11 +8,10 @@ for any A-stable method. This package computes it for every method pystiffsens h
 user-supplied tableaux and BDF orders.
 """
 
+from ..solvers.stability import BDFStability, OneStepStability, bdf
 from .asymptotics import decay_exponent, n_step_decay_exponent, numerical_decay_exponent, sector_decay_exponents
 from .checks import a_alpha_angle, is_a_stable, is_l_stable
 from .methods import method_names, stability_function
-from .multistep import BDFStability, bdf
-from .one_step import OneStepStability
 from .plots import plot_stability
 from .sensitivity import n_step_sensitivity
 from .summary import summary

@@ -1,9 +1,9 @@
 """Which stability theory belongs to which method.
 
-:func:`stability_function` accepts a solver name (``"ImplicitEuler"``, ``"Trapezoid"``,
-``"Rodas4"``, ``"Rodas5P"``, ``"KenCarp4"``, ``"BDF1"`` … ``"BDF5"``), a
-:class:`~pystiffsens.solvers.tableaux.ButcherTableau` or
-:class:`~pystiffsens.solvers.tableaux.RosenbrockTableau`, or an object this package built
+:func:`stability_function` accepts a solver (a name from ``pss.solvers.names()`` or a solver
+object, whose own ``stability()`` derives it from its coefficients), a fixed BDF order by
+name (``"BDF1"`` … ``"BDF5"``), a :class:`~pystiffsens.solvers.ButcherTableau` or
+:class:`~pystiffsens.solvers.RosenbrockTableau`, or a theory object
 (:func:`~pystiffsens.theory.bdf` for a BDF order).
 
 ``FBDF`` changes its order between 1 and 5 as it runs, so no single stability function
@@ -13,40 +13,32 @@ instead of silently picking one order.
 
 from __future__ import annotations
 
-import functools
-
+from .. import solvers
 from .._validation import choose
-from ..solvers import tableaux
-from .multistep import BDFStability, bdf
-from .one_step import OneStepStability
+from ..solvers.stability import BDFStability, OneStepStability, bdf
 
 Theory = OneStepStability | BDFStability
 
-_TABLEAUX = {
-    "ImplicitEuler": tableaux.IMPLICIT_EULER,
-    "Trapezoid": tableaux.TRAPEZOID,
-    "Rodas4": tableaux.RODAS4,
-    "Rodas5P": tableaux.RODAS5P,
-    "KenCarp4": tableaux.KENCARP4,
-}
-_BDF_ORDERS = {f"BDF{k}": k for k in range(1, 6)}
-_VARIABLE_ORDER = ("FBDF",)
+#: Fixed BDF orders the theory knows by name besides the solvers (BDF2 is also a solver).
+BDF_ORDERS = {f"BDF{k}": k for k in range(1, 6)}
+
+
+def _has_theory(solver) -> bool:
+    try:
+        solver.stability()
+    except ValueError:
+        return False
+    return True
 
 
 def method_names() -> list[str]:
-    """Names :func:`stability_function` resolves."""
-    return list(_TABLEAUX) + list(_BDF_ORDERS)
-
-
-@functools.cache
-def _named(name: str) -> Theory:
-    if name in _TABLEAUX:
-        return OneStepStability.from_tableau(_TABLEAUX[name])
-    return bdf(_BDF_ORDERS[name])
+    """Names :func:`stability_function` resolves to one stability function."""
+    named = [solver.name for solver in solvers.CATALOG if _has_theory(solver)]
+    return named + [name for name in BDF_ORDERS if name not in named]
 
 
 def stability_function(method) -> Theory:
-    """The stability theory of ``method``: a name, a tableau or a theory object.
+    """The stability theory of ``method``: a solver (name or object), a BDF order's name, a tableau or a theory object.
 
     Returns a :class:`~pystiffsens.theory.OneStepStability` (rational ``R(z)``) or a
     :class:`~pystiffsens.theory.BDFStability` (characteristic roots). Both offer ``R(z)``,
@@ -55,19 +47,17 @@ def stability_function(method) -> Theory:
     """
     if isinstance(method, (OneStepStability, BDFStability)):
         return method
-    if isinstance(method, (tableaux.ButcherTableau, tableaux.RosenbrockTableau)):
+    if isinstance(method, (solvers.ButcherTableau, solvers.RosenbrockTableau)):
         return OneStepStability.from_tableau(method)
-    if isinstance(method, str):
-        name = choose("method", method, method_names() + list(_VARIABLE_ORDER))
-        if name in _VARIABLE_ORDER:
-            exponents = ", ".join(f"BDF{k}: {bdf(k).decay_exponent:.4g}" for k in range(1, 6))
-            raise ValueError(
-                f"method={method!r} is variable-order BDF (orders 1 to 5), so no single stability "
-                f"function describes it; pass the order in use, one of {list(_BDF_ORDERS)} "
-                f"(decay exponents {exponents})."
-            )
-        return _named(name)
+    if isinstance(method, str) and method not in solvers.CATALOG:
+        return bdf(BDF_ORDERS[choose("method", method, method_names() + _variable_order_names())])
+    if isinstance(method, (str, solvers.AbstractSolver)):
+        return solvers.get(method).stability()
     raise ValueError(
-        f"method={method!r} must be a method name (one of {method_names()}), a ButcherTableau, "
+        f"method={method!r} must be a method name (one of {method_names()}), a solver object, a ButcherTableau, "
         "a RosenbrockTableau, or pystiffsens.theory.bdf(order) for a BDF order."
     )
+
+
+def _variable_order_names() -> list[str]:
+    return [solver.name for solver in solvers.CATALOG if not _has_theory(solver)]

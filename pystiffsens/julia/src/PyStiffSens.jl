@@ -6,8 +6,13 @@ solved with OrdinaryDiffEq and differentiated with SciMLSensitivity, one problem
 time or as ensembles over stiffness values (EnsembleThreads on CPU, DiffEqGPU kernels
 on CUDA through the PyStiffSensCUDAExt extension).
 
-Python reaches it through `pystiffsens.julia_backend`; Julia users call the same
+Python reaches it through `pystiffsens.backends.julia`; Julia users call the same
 functions directly, e.g. `gradient_problem(robertson(), "Rodas5P", "GaussAdjoint")`.
+Methods are named as their Julia types: solvers by OrdinaryDiffEq constructor
+(`solver_names()`: "Rodas4", "Rodas5P", "KenCarp4", "FBDF", "ImplicitEuler", "Trapezoid",
+"ABDF2"), or on `device = "cuda"` by DiffEqGPU kernel ("GPURodas4", "GPURodas5P");
+sensitivities by SciMLSensitivity type ("ForwardDiffSensitivity", "GaussAdjoint", ...).
+A `dt` keyword means fixed steps of `dt`; without one the steps are adaptive.
 """
 module PyStiffSens
 
@@ -38,6 +43,6 @@ include("ensemble.jl")
 export StiffProblem, state_like, parameters, with_params, with_stiffness
 export dahlquist, prothero_robinson, linear_modes, robertson, hires, pollution, van_der_pol, stiff_neural_ode,
     builtin_names
-export solve_problem, gradient_problem, gradient_ensemble, sweep
+export solve_problem, gradient_problem, gradient_ensemble, sweep, solver_names
 
 end

@@ -4,29 +4,32 @@
 # are weak dependencies: nothing installs them for CPU work, so they cannot constrain
 # the CPU resolve (pystiffsens adds them with juliapkg on the first device="cuda" call).
 #
-# DiffEqGPU's stiff kernels are GPURosenbrock23, GPURodas4, GPURodas5P, GPUKvaerno3 and
-# GPUKvaerno5 (Utkarsh et al., "Automated translation and accelerated solving of
-# differential equations on multiple GPU platforms", CMAME 419, 2024). Of the
-# pystiffsens solvers only Rodas4 and Rodas5P have a kernel of the same method, so only
-# they run on "cuda". Gradients there are forward mode: ForwardDiff duals carried
-# through the kernel, i.e. ForwardDiffSensitivity.
+# On "cuda" the solver is named by its DiffEqGPU kernel. DiffEqGPU's stiff kernels are
+# GPURosenbrock23, GPURodas4, GPURodas5P, GPUKvaerno3 and GPUKvaerno5 (Utkarsh et al.,
+# "Automated translation and accelerated solving of differential equations on multiple
+# GPU platforms", CMAME 419, 2024). Of pystiffsens's solvers only Rodas4 and Rodas5P have a
+# kernel of the same method, GPURodas4 and GPURodas5P (pystiffsens's catalog names them as
+# `solver.julia_gpu`, and Python sends that name on "cuda"), so only they run there.
+# Gradients there are forward mode: ForwardDiff duals carried through the kernel, i.e.
+# ForwardDiffSensitivity.
 
 const DEVICES = ("cpu", "cuda")
-const GPU_SOLVERS = ("Rodas4", "Rodas5P")
+const GPU_SOLVERS = ("GPURodas4", "GPURodas5P")
 const GPU_SENSITIVITIES = ("ForwardDiffSensitivity",)
 
 """
-    gpu_solve(prob, solver; rtol, atol, dt, max_steps) -> Dict
+    gpu_solve(prob, kernel; rtol, atol, dt, max_steps) -> Dict
 
-Solve `prob` in a DiffEqGPU kernel. Methods are added by the CUDA extension.
+Solve `prob` in the DiffEqGPU kernel named `kernel` (one of `GPU_SOLVERS`). Methods are
+added by the CUDA extension.
 """
 function gpu_solve end
 
 """
-    gpu_gradient_ensemble(prob, P, solver; rtol, atol, dt, max_steps) -> Vector{Dict}
+    gpu_gradient_ensemble(prob, P, kernel; rtol, atol, dt, max_steps) -> Vector{Dict}
 
-Forward-mode gradients for the parameter rows of `P` in one DiffEqGPU kernel launch.
-Methods are added by the CUDA extension.
+Forward-mode gradients for the parameter rows of `P` in one launch of the DiffEqGPU kernel
+named `kernel` (one of `GPU_SOLVERS`). Methods are added by the CUDA extension.
 """
 function gpu_gradient_ensemble end
 
@@ -34,17 +37,23 @@ function gpu_gradient_ensemble end
     check_device(device, solver, sensitivity = nothing)
 
 Throw unless `solver` (and `sensitivity`) can run on `device`, and, for "cuda", unless
-the CUDA extension is loaded.
+the CUDA extension is loaded. On "cuda" `solver` names a DiffEqGPU kernel (`GPU_SOLVERS`:
+"GPURodas4", "GPURodas5P"); on "cpu" an OrdinaryDiffEq algorithm ([`solver_names`](@ref)),
+checked when it is built ([`algorithm`](@ref)).
 """
 function check_device(device::AbstractString, solver::AbstractString, sensitivity = nothing)
     device in DEVICES || throw(ArgumentError("unknown device $(repr(device)); valid devices: $(join(DEVICES, ", "))"))
     device == "cuda" || return nothing
-    solver in GPU_SOLVERS || throw(
-        ArgumentError(
-            "solver $(repr(solver)) has no DiffEqGPU kernel; on device \"cuda\" use one of " *
-                "$(join(GPU_SOLVERS, ", ")) (GPURodas4, GPURodas5P) or run on device \"cpu\""
+    if !(solver in GPU_SOLVERS)
+        kernel = "GPU" * solver
+        hint = kernel in GPU_SOLVERS ? " (the kernel of $solver is $(repr(kernel)))" : ""
+        throw(
+            ArgumentError(
+                "solver $(repr(solver)) is not a DiffEqGPU kernel$hint; on device \"cuda\" use one of " *
+                    "$(join(GPU_SOLVERS, ", ")) or run on device \"cpu\""
+            )
         )
-    )
+    end
     sensitivity === nothing || sensitivity in GPU_SENSITIVITIES || throw(
         ArgumentError(
             "sensitivity $(repr(sensitivity)) cannot run inside a DiffEqGPU kernel; on device " *

@@ -4,9 +4,10 @@
     gradient_ensemble(prob, P, solver, sensitivity; rtol = 1e-6, atol = 1e-8, dt = nothing, max_steps = 100_000, device = "cpu") -> Vector{Dict}
 
 One [`gradient_dict`](@ref) per row of the parameter matrix `P` (rows in `prob`'s
-layout). On "cpu" the forward solves run as an `EnsembleProblem` with
-`EnsembleThreads()` (start Julia with several threads), each member differentiated in
-its thread; on "cuda" all rows run in one DiffEqGPU kernel.
+layout), with `solver` and `sensitivity` named as in [`gradient_problem`](@ref). On "cpu"
+the forward solves run as an `EnsembleProblem` with `EnsembleThreads()` (start Julia with
+several threads), each member differentiated in its thread; on "cuda" all rows run in one
+DiffEqGPU kernel.
 """
 function gradient_ensemble(
         prob::StiffProblem, P::AbstractMatrix, solver::AbstractString, sensitivity::AbstractString;
@@ -14,7 +15,7 @@ function gradient_ensemble(
     )
     size(P, 2) == length(prob.p) ||
         throw(ArgumentError("P has $(size(P, 2)) columns but the problem has $(length(prob.p)) parameter entries"))
-    check_step(solver, dt)
+    check_step(dt)
     check_device(device, solver, sensitivity)
     rows = Matrix{Float64}(P)
     device == "cuda" && return gpu_gradient_ensemble(prob, rows, solver; rtol, atol, dt, max_steps)

@@ -3,14 +3,16 @@
 """
     gradient_problem(prob, solver, sensitivity; rtol = 1e-6, atol = 1e-8, dt = nothing, max_steps = 100_000, device = "cpu") -> Dict
 
-Loss and gradient of `prob` with the pystiffsens solver and sensitivity names; see
-[`gradient_dict`](@ref).
+Loss and gradient of `prob`; see [`gradient_dict`](@ref). `solver` is named as in
+[`solve_problem`](@ref) (an OrdinaryDiffEq constructor on "cpu", a DiffEqGPU kernel on
+"cuda"); `sensitivity` is a SciMLSensitivity type name (`SENSITIVITIES`, e.g.
+"GaussAdjoint"; on "cuda" only "ForwardDiffSensitivity").
 """
 function gradient_problem(
         prob::StiffProblem, solver::AbstractString, sensitivity::AbstractString;
         rtol = 1.0e-6, atol = 1.0e-8, dt = nothing, max_steps = 100_000, device = "cpu"
     )
-    check_step(solver, dt)
+    check_step(dt)
     check_device(device, solver, sensitivity)
     if device == "cuda"
         return only(gpu_gradient_ensemble(prob, reshape(prob.p, 1, :), solver; rtol, atol, dt, max_steps))

@@ -1,6 +1,8 @@
-# Problems arriving from Python (pystiffsens.julia_backend). Everything crosses the
-# language boundary as plain values: strings, floats, flat Float64 vectors and lists of
-# integer shapes. Parameters arrive flattened column-major, the order `vec` uses.
+# Problems arriving from Python (pystiffsens/backends/julia). Everything crosses the
+# language boundary as plain values: strings, floats, flat Float64 vectors and tuples of
+# integer shapes. Parameters arrive flattened column-major, the order `vec` uses. A custom
+# problem arrives as the Julia source its Python Problem holds in
+# `implementations["julia"]`.
 
 """
     problem_from_arrays(name, u0, t0, t1, saveat, names, shapes, p) -> StiffProblem
@@ -38,7 +40,7 @@ function custom_module(source::AbstractString)
         get!(CUSTOM_MODULES, String(source)) do
             mod = Module(:PyStiffSensCustomProblem)
             Core.eval(mod, :(const state_like = $state_like))
-            Base.include_string(mod, String(source), "julia_rhs")
+            Base.include_string(mod, String(source), "implementations[\"julia\"]")
             isdefined(mod, :rhs) || throw(
                 ArgumentError(
                     "the Julia source of a custom problem must define `rhs(u, p, t)` " *

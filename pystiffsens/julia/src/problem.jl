@@ -12,7 +12,9 @@ A parameterised initial-value problem `u' = rhs(u, params, t)`, `u(t0) = u0`.
   - `loss(ts, ys, params)`: scalar loss of the states `ys[i]` saved at `ts[i] = saveat[i]`.
   - `knob`: the stiffness knob, a parameter name (`Symbol`), a function
     `(params, s) -> params`, or `nothing`.
-  - `saveat`: increasing times in `(t0, t1]`; the integrator steps onto each of them.
+  - `saveat`: strictly increasing times in `[t0, t1]`; the integrator steps onto each of
+    them. A first time equal to `t0` saves `u0` as the first state (see
+    [`saves_start`](@ref)).
   - `p`, `layout`: the parameters as one flat vector and its [`layout`](@ref).
 """
 struct StiffProblem{F, L, K, Lay <: NamedTuple}
@@ -31,13 +33,30 @@ struct StiffProblem{F, L, K, Lay <: NamedTuple}
         t0 < t1 || throw(ArgumentError("tspan = $((t0, t1)) must satisfy t0 < t1"))
         times = collect(Float64, saveat)
         isempty(times) && throw(ArgumentError("saveat must hold at least one time"))
-        (issorted(times; lt = <=) && first(times) > t0 && last(times) <= t1) ||
-            throw(ArgumentError("saveat = $times must be strictly increasing in (t0, t1] = ($t0, $t1]"))
+        (issorted(times; lt = <=) && first(times) >= t0 && last(times) <= t1) ||
+            throw(ArgumentError("saveat = $times must be strictly increasing in [t0, t1] = [$t0, $t1]"))
         parameter_count(lay) == length(p) ||
             throw(ArgumentError("the layout describes $(parameter_count(lay)) parameter entries but p has $(length(p))"))
         return new{F, L, K, Lay}(String(name), rhs, loss, knob, collect(Float64, u0), (t0, t1), times, collect(Float64, p), lay)
     end
 end
+
+"""
+    saves_start(prob) -> Bool
+
+Whether `prob.saveat` starts at `t0`, so that the first saved state is `u0`. Every CPU
+solve passes this as `save_start` (see [`solve_kwargs`](@ref)); GPU kernels are launched
+without `t0` and get `u0` put in front (PyStiffSensCUDAExt).
+"""
+saves_start(prob::StiffProblem) = first(prob.saveat) == prob.tspan[1]
+
+"""
+    saves_end(prob) -> Bool
+
+Whether `prob.saveat` ends at `t1`. Every CPU solve passes this as `save_end` (see
+[`solve_kwargs`](@ref)).
+"""
+saves_end(prob::StiffProblem) = last(prob.saveat) == prob.tspan[2]
 
 """
     parameters(prob) -> NamedTuple

@@ -1,5 +1,5 @@
 # Results as plain dictionaries of strings, numbers and Float64 arrays: what crosses
-# back into Python (pystiffsens.julia_backend.convert reads exactly these keys).
+# back into Python (pystiffsens/backends/julia/convert.py reads exactly these keys).
 
 """The SciML return code of `sol` as a word, e.g. "Success", "MaxIters"."""
 retcode_word(sol) = String(Symbol(sol.retcode))

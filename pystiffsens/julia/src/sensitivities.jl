@@ -1,5 +1,5 @@
-# Sensitivity names of pystiffsens -> SciMLSensitivity sensealgs, one for one and with
-# SciMLSensitivity's defaults (Ma et al., "A comparison of automatic differentiation and
+# SciMLSensitivity sensealgs by type name (the names pystiffsens uses too, and sends),
+# each with SciMLSensitivity's defaults (Ma et al., "A comparison of automatic differentiation and
 # continuous sensitivity analysis for derivatives of differential equation solutions",
 # IEEE HPEC 2021; SciMLSensitivity's "Choosing a sensitivity algorithm" page).
 #
@@ -34,7 +34,8 @@ const SENSITIVITIES = Dict{String, Function}(
     "GaussAdjoint" => () -> GaussAdjoint(),
 )
 
-"""SciMLSensitivity sensealgs that cannot differentiate the solvers here, with the reason."""
+"""SciMLSensitivity sensealgs that cannot differentiate the solvers here, with the reason
+(the same table as `UNSUPPORTED_SENSITIVITIES` in pystiffsens/backends/julia/names.py)."""
 const UNSUPPORTED_SENSITIVITIES = Dict{String, String}(
     "ReverseDiffAdjoint" =>
         "SciMLSensitivity's ReverseDiffAdjoint cannot differentiate solvers that build their Jacobians " *
@@ -44,7 +45,8 @@ const UNSUPPORTED_SENSITIVITIES = Dict{String, String}(
 """
     sensitivity_algorithm(name) -> SciMLSensitivity sensealg
 
-The sensealg for the pystiffsens sensitivity `name` (see the table at the top of this file).
+The SciMLSensitivity sensealg of type `name` (a key of `SENSITIVITIES`, e.g.
+"GaussAdjoint"), with its defaults; see the table at the top of this file.
 """
 function sensitivity_algorithm(name::AbstractString)
     haskey(UNSUPPORTED_SENSITIVITIES, name) && throw(

@@ -1,17 +1,21 @@
-# Solver names of pystiffsens -> OrdinaryDiffEq algorithms.
+# OrdinaryDiffEq algorithms by constructor name.
 #
-# The names are those of the JAX backend, and each maps onto the OrdinaryDiffEq method
-# of the same name, except BDF2:
+# The keys are the names of OrdinaryDiffEq's constructors, and they are what Python sends:
+# pystiffsens's solver catalog (pystiffsens/solvers/__init__.py) names, for each of its
+# methods, its OrdinaryDiffEq counterpart (`solver.julia`), and that name is the key here.
+# All are the method of the same name in pystiffsens, except one:
 #
-#   BDF2 -> ABDF2(): OrdinaryDiffEq's fixed-leading-coefficient BDF2 (Alberdi Celaya,
-#           Anza Aguirrezabala & Chatzipantelidis, Procedia Comput. Sci. 29, 2014). Its
-#           first step is implicit Euler and every later one BDF2, as in the JAX
-#           backend's BDF2; with a fixed dt the steps are those of classical BDF2.
+#   ABDF2: OrdinaryDiffEq's fixed-leading-coefficient BDF2 (Alberdi Celaya, Anza
+#          Aguirrezabala & Chatzipantelidis, Procedia Comput. Sci. 29, 2014), pystiffsens's
+#          "BDF2". Its first step is implicit Euler and every later one BDF2, as in
+#          pystiffsens's BDF2; with a fixed dt the steps are those of classical BDF2.
 #
-# ImplicitEuler, Trapezoid and BDF2 have no embedded error estimate in pystiffsens and
-# run with a fixed dt only (OrdinaryDiffEq's versions carry an adaptive controller,
-# which is switched off: `adaptive = false`). The other methods are adaptive, or fixed
-# step when a dt is given.
+# Fixed or adaptive steps are the caller's choice, not a property of a name here: with a
+# `dt` every method takes fixed steps of `dt` (`adaptive = false`), without one it takes
+# OrdinaryDiffEq's adaptive steps. OrdinaryDiffEq's ImplicitEuler, Trapezoid and ABDF2
+# carry error estimates, so they run adaptively too; pystiffsens treats them as fixed-step
+# reference methods and always passes a dt for them (Options.for_method in
+# pystiffsens/options.py decides).
 
 const SOLVERS = Dict{String, Function}(
     "Rodas4" => () -> Rodas4(),
@@ -20,34 +24,36 @@ const SOLVERS = Dict{String, Function}(
     "FBDF" => () -> FBDF(),
     "ImplicitEuler" => () -> ImplicitEuler(),
     "Trapezoid" => () -> Trapezoid(),
-    "BDF2" => () -> ABDF2(),
+    "ABDF2" => () -> ABDF2(),
 )
 
-"""Solvers that need a fixed step `dt`."""
-const FIXED_STEP_SOLVERS = ("ImplicitEuler", "Trapezoid", "BDF2")
+"""
+    solver_names() -> Vector{String}
+
+The OrdinaryDiffEq algorithms [`solve_problem`](@ref), [`gradient_problem`](@ref) and
+[`gradient_ensemble`](@ref) accept on device "cpu", by constructor name.
+"""
+solver_names() = sort!(collect(keys(SOLVERS)))
 
 """
     algorithm(name) -> OrdinaryDiffEq algorithm
 
-The algorithm for the pystiffsens solver `name` (see the table at the top of this file).
+The OrdinaryDiffEq algorithm whose constructor is called `name` (one of
+[`solver_names`](@ref), e.g. "Rodas5P" or "ABDF2"), with its default options.
 """
 function algorithm(name::AbstractString)
-    haskey(SOLVERS, name) ||
-        throw(ArgumentError("unknown solver $(repr(name)); valid names: $(join(sort!(collect(keys(SOLVERS))), ", "))"))
-    return SOLVERS[name]()
+    haskey(SOLVERS, name) && return SOLVERS[name]()
+    hint = startswith(name, "GPU") ? " ($(repr(name)) is a DiffEqGPU kernel: run it with device = \"cuda\")" : ""
+    throw(ArgumentError("unknown solver $(repr(name))$hint; valid names: $(join(solver_names(), ", "))"))
 end
 
 """
-    check_step(solver, dt)
+    check_step(dt)
 
-Throw unless `dt` suits `solver`: a fixed-step method needs a positive dt.
+Throw unless `dt` is `nothing` (adaptive steps) or a positive step (fixed steps of `dt`).
 """
-function check_step(solver::AbstractString, dt)
-    if dt === nothing
-        solver in FIXED_STEP_SOLVERS &&
-            throw(ArgumentError("solver $(repr(solver)) runs with a fixed step only; pass dt"))
-    elseif !(dt > 0)
+function check_step(dt)
+    dt === nothing || dt > 0 ||
         throw(ArgumentError("dt = $dt must be positive (or nothing for adaptive steps)"))
-    end
     return nothing
 end

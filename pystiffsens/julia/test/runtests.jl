@@ -20,9 +20,27 @@ end
     @test parameters(with_stiffness(pollution(), 3.0)).k == ifelse.(rates .> 1.0e3, 3 .* rates, rates)
 end
 
-@testset "fixed-step solvers need dt" begin
-    @test_throws ArgumentError solve_problem(dahlquist(), "ImplicitEuler")
-    @test solve_problem(dahlquist(), "ImplicitEuler"; dt = 0.01)["retcode"] == "Success"
+@testset "solvers are named by their OrdinaryDiffEq constructors, kernels by DiffEqGPU's" begin
+    @test Set(solver_names()) == Set(["Rodas4", "Rodas5P", "KenCarp4", "FBDF", "ImplicitEuler", "Trapezoid", "ABDF2"])
+    @test PyStiffSens.algorithm("ABDF2") isa PyStiffSens.ABDF2
+    @test_throws ArgumentError PyStiffSens.algorithm("BDF2")  # pystiffsens's name, not OrdinaryDiffEq's
+    @test_throws ArgumentError PyStiffSens.algorithm("GPURodas5P")  # a kernel, for device "cuda"
+    @test_throws ArgumentError solve_problem(dahlquist(), "GPURodas5P")
+    @test PyStiffSens.check_device("cpu", "Rodas5P") === nothing
+    @test_throws ArgumentError PyStiffSens.check_device("cuda", "Rodas5P")  # on "cuda": "GPURodas5P"
+    @test_throws ArgumentError PyStiffSens.check_device("cuda", "GPURodas5P", "GaussAdjoint")
+end
+
+@testset "a dt means fixed steps of dt, no dt the algorithm's adaptive steps" begin
+    lam, dt = 10.0, 0.01
+    fixed = solve_problem(dahlquist(; lam), "ImplicitEuler"; dt)
+    @test fixed["retcode"] == "Success"
+    @test only(fixed["ys"]) ≈ (1 / (1 + lam * dt))^100 rtol = 1.0e-6  # 100 implicit Euler steps
+    adaptive = solve_problem(dahlquist(; lam), "ImplicitEuler"; rtol = 1.0e-3, atol = 1.0e-8)
+    @test adaptive["retcode"] == "Success"
+    @test adaptive["stats"]["n_steps"] != fixed["stats"]["n_steps"]
+    @test solve_problem(dahlquist(; lam), "ABDF2"; dt)["retcode"] == "Success"
+    @test_throws ArgumentError solve_problem(dahlquist(), "Rodas5P"; dt = -0.1)
 end
 
 # ZygoteAdjoint is left out: Zygote cannot differentiate OrdinaryDiffEq's mutating
@@ -48,6 +66,54 @@ const FIRST_SAVED = PyStiffSens.custom_module("rhs(u, p, t) = state_like(u, -p.l
     @test r["retcode"] == "Success"
     @test r["loss"] ≈ exp(-lam * t1) rtol = 1.0e-6
     @test only(r["grad"]) ≈ -t1 * exp(-lam * t1) rtol = 1.0e-5
+end
+
+# A loss of the last saved state, saved before t1: with `t1` saved after it
+# (BacksolveAdjoint's own `save_end = true`), `ys[end]` would be u(t1).
+const LAST_SAVED = PyStiffSens.custom_module("rhs(u, p, t) = state_like(u, -p.lam * u[1])\nloss(ts, ys, p) = ys[end][1]\n")
+
+@testset "ys[end] is the state at saveat[end] < t1, $sensitivity" for sensitivity in CHECKED_SENSITIVITIES
+    lam, t1 = 10.0, 0.5
+    prob = PyStiffSens.custom_problem(LAST_SAVED, "decay", [1.0], 0.0, 1.0, [t1], ("lam",), ((),), [lam])
+    r = gradient_problem(prob, "Rodas5P", sensitivity; rtol = 1.0e-10, atol = 1.0e-12)
+    @test r["retcode"] == "Success"
+    @test r["loss"] ≈ exp(-lam * t1) rtol = 1.0e-6
+    @test only(r["grad"]) ≈ -t1 * exp(-lam * t1) rtol = 1.0e-5
+end
+
+# saveat may start at t0: the first saved state is then u0, for every sensealg (explicit
+# `save_start`, see `solve_kwargs`).
+const START_SAVED = PyStiffSens.custom_module(
+    "rhs(u, p, t) = state_like(u, -p.lam * u[1])\nloss(ts, ys, p) = ys[1][1] + 2 * ys[2][1]\n"
+)
+decay_from_start(saveat; lam = 10.0) =
+    PyStiffSens.custom_problem(START_SAVED, "decay", [1.0], 0.0, 1.0, saveat, ("lam",), ((),), [lam]; knob = :lam)
+
+@testset "saveat starting at t0 gives u0 as the first state, $sensitivity" for sensitivity in CHECKED_SENSITIVITIES
+    lam, t1 = 10.0, 0.5
+    r = gradient_problem(decay_from_start([0.0, t1, 1.0]; lam), "Rodas5P", sensitivity; rtol = 1.0e-10, atol = 1.0e-12)
+    @test r["retcode"] == "Success"
+    @test r["loss"] ≈ 1 + 2 * exp(-lam * t1) rtol = 1.0e-6
+    @test only(r["grad"]) ≈ -2 * t1 * exp(-lam * t1) rtol = 1.0e-5
+end
+
+@testset "saveat starting at t0: solutions, fixed steps, t0 alone, ensembles" begin
+    prob = decay_from_start([0.0, 0.5, 1.0])
+    for (solver, dt) in (("Rodas5P", nothing), ("ABDF2", 0.01))
+        s = solve_problem(prob, solver; dt, rtol = 1.0e-10, atol = 1.0e-12)
+        @test s["retcode"] == "Success"
+        @test s["ts"] == [0.0, 0.5, 1.0]
+        @test s["ys"][1, :] == [1.0]
+        @test s["ys"][2, 1] ≈ exp(-5.0) rtol = 5.0e-2  # ABDF2 with dt = 0.01: about 1 %
+    end
+    alone = solve_problem(decay_from_start([0.0]), "Rodas5P")
+    @test alone["retcode"] == "Success" && alone["ts"] == [0.0] && alone["ys"] == reshape([1.0], 1, 1)
+    @test_throws ArgumentError decay_from_start([-0.5, 1.0])
+    results = sweep(prob, [1.0, 10.0], "KenCarp4", "GaussAdjoint"; rtol = 1.0e-8, atol = 1.0e-10)
+    for (lam, r) in zip([1.0, 10.0], results)
+        @test r["retcode"] == "Success"
+        @test only(r["grad"]) ≈ -2 * 0.5 * exp(-lam * 0.5) rtol = 1.0e-4
+    end
 end
 
 @testset "ReverseDiffAdjoint is refused with the reason" begin

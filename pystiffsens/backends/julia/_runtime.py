@@ -41,7 +41,7 @@ ENV_OFFLINE = "PYTHON_JULIAPKG_OFFLINE"
 ENV_AUTO_INSTALL = "PYSTIFFSENS_JULIA_AUTO_INSTALL"
 _YES = ("yes", "true", "1")
 
-PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[2]
 #: The juliapkg.json that juliapkg finds in the installed pystiffsens package.
 JULIAPKG_JSON = PACKAGE_DIR / "juliapkg.json"
 #: The Julia package PyStiffSens, shipped as package data of pystiffsens.

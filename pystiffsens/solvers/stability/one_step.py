@@ -31,7 +31,7 @@ import dataclasses
 
 import numpy as np
 
-from ..solvers.tableaux import ButcherTableau, RosenbrockTableau
+from ..tableaux import ButcherTableau, RosenbrockTableau
 from . import _polynomial as poly
 
 

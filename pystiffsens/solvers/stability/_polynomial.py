@@ -54,7 +54,8 @@ def det_one_minus_z(matrix: list[list[Fraction]]) -> Poly:
 
 def add(p: Poly, q: Poly) -> Poly:
     n = max(len(p), len(q))
-    return tuple((p[i] if i < len(p) else 0) + (q[i] if i < len(q) else 0) for i in range(n))
+    zero = Fraction(0)
+    return tuple((p[i] if i < len(p) else zero) + (q[i] if i < len(q) else zero) for i in range(n))
 
 
 def scale(p: Poly, c) -> Poly:

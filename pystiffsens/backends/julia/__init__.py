@@ -6,15 +6,25 @@ packages (``pystiffsens/juliapkg.json``: the Julia package PyStiffSens shipped i
 on the first ``device="cuda"`` call. Without Julia every call raises
 :class:`JuliaNotFoundError` at once, saying what to install.
 
+Methods keep their pystiffsens names here (``solver="BDF2"``) and run as their Julia
+counterparts, which the solver catalog names (:mod:`pystiffsens.solvers`): ``solver.julia``,
+an OrdinaryDiffEq algorithm (``"ABDF2"`` for ``"BDF2"``), and on ``device="cuda"``
+``solver.julia_gpu``, a DiffEqGPU kernel (Rodas4 and Rodas5P only). Sensitivities are
+SciMLSensitivity's types of the same names, plus ``QuadratureAdjoint`` and
+``ZygoteAdjoint``; ``ReverseDiffAdjoint`` is refused (:mod:`.names`). With
+``sensitivity=None`` the choice is SciMLSensitivity's: ForwardDiffSensitivity up to 100
+states + parameters, GaussAdjoint above (ForwardDiffSensitivity on ``cuda``).
+
 Built-in problems run their Julia twins (``pystiffsens/julia/src/problems.jl``). A
-custom problem gives its right-hand side in Julia as ``Problem(..., julia_rhs=source)``;
-``source`` defines, at top level::
+custom problem gives its right-hand side in Julia as ``Problem(..., implementations={"julia": source})``;
+its ``params`` must be a dict of named real scalars and arrays. ``source`` defines, at top level::
 
     rhs(u, p, t)        # out of place; p is a NamedTuple of the named parameters
                         # (scalars as numbers, arrays with their shapes); return the
                         # derivative as state_like(u, du1, du2, ...) or as a vector
     loss(ts, ys, p)     # optional (required if the Problem has a custom loss);
-                        # ys[i] is the state at ts[i] = saveat[i]
+                        # ys[i] is the state at ts[i] = saveat[i] (ys[1] is y0
+                        # when saveat starts at t0)
 
 ``state_like`` returns a static vector inside GPU kernels and a ``Vector`` otherwise,
 so one definition serves every device and AD backend. See
@@ -22,19 +32,6 @@ so one definition serves every device and AD backend. See
 """
 
 from ._runtime import JuliaNotFoundError, find_julia
-from .api import gradient, gradient_ensemble, solve
-from .names import DEVICES, FIXED_STEP_SOLVERS, GPU_SENSITIVITIES, GPU_SOLVERS, SENSITIVITIES, SOLVERS
+from .backend import JuliaBackend
 
-__all__ = [
-    "JuliaNotFoundError",
-    "find_julia",
-    "solve",
-    "gradient",
-    "gradient_ensemble",
-    "SOLVERS",
-    "FIXED_STEP_SOLVERS",
-    "SENSITIVITIES",
-    "DEVICES",
-    "GPU_SOLVERS",
-    "GPU_SENSITIVITIES",
-]
+__all__ = ["JuliaBackend", "JuliaNotFoundError", "find_julia"]

@@ -1,9 +1,10 @@
 """Conversions across the language boundary, all in plain NumPy (testable without Julia).
 
 Going in, a :class:`~pystiffsens.Problem` becomes :class:`JuliaProblem`: a built-in name
-(or the Julia source of a custom right-hand side), the state, times and the parameters as
-one flat float64 vector, each parameter flattened column-major (Julia's ``vec`` order)
-with its name and shape. Coming back, the dictionaries built by
+(or the Julia source of a custom problem, ``problem.implementations["julia"]``), the state,
+the times (``saveat`` may start at ``t0``: Julia then returns ``y0`` as the first saved state)
+and the parameters as one flat float64 vector, each parameter flattened column-major
+(Julia's ``vec`` order) with its name and shape. Coming back, the dictionaries built by
 ``pystiffsens/julia/src/results.jl`` (keys ``retcode``, ``ts``, ``ys``, ``stats``; ``loss``,
 ``grad``, ``error``, ``gradient_time_s``) become :class:`~pystiffsens.results.Solution`
 and :class:`~pystiffsens.results.GradientResult`.
@@ -15,13 +16,15 @@ import dataclasses
 import functools
 import re
 from collections.abc import Mapping
+from typing import Any
 
+import jax
 import numpy as np
 
-from .. import problems
-from ..problem import Problem
-from ..results import STAT_NAMES, GradientResult, Solution
-from ..returncode import ReturnCode
+from ... import problems
+from ...problem import Problem
+from ...results import STAT_NAMES, GradientResult, Solution
+from ...returncode import ReturnCode
 
 _LOSS_DEFINITION = re.compile(r"^\s*(?:function\s+)?loss\s*\(", re.MULTILINE)
 _RHS_DEFINITION = re.compile(r"^\s*(?:function\s+)?rhs\s*\(", re.MULTILINE)
@@ -57,18 +60,21 @@ def _builtin_functions() -> dict:
 
 
 def problem_args(problem: Problem) -> JuliaProblem:
-    """The Julia call arguments of ``problem``.
+    """The Julia call arguments of ``problem``; ``ValueError`` for a problem Julia cannot take.
 
-    A built-in problem (its own right-hand side, no ``julia_rhs``) is named, and Julia
-    uses its twin in ``pystiffsens/julia/src/problems.jl``; its loss must be the built-in default. Any
-    other problem needs ``problem.julia_rhs`` (see :mod:`pystiffsens.julia_backend`), which
-    must define ``loss`` too when the problem has a custom loss.
+    A built-in problem (its own right-hand side, no ``implementations["julia"]``) is named,
+    and Julia uses its twin in ``pystiffsens/julia/src/problems.jl``; its loss must be the
+    built-in default. Any other problem needs ``problem.implementations["julia"]`` (see
+    :mod:`pystiffsens.backends.julia`), which must define ``loss`` too when the problem has a
+    custom loss. Parameters must be a dict of named real scalars and arrays (Julia receives
+    them as a NamedTuple).
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem={problem!r} must be a pss.Problem or one of {problems.names()}.")
+    _check_params(problem)
     names = tuple(problem.params)
     shapes = tuple(tuple(int(d) for d in np.shape(problem.params[name])) for name in names)
-    common = dict(
+    common: dict[str, Any] = dict(
         y0=np.asarray(problem.y0, dtype=np.float64),
         tspan=(float(problem.tspan[0]), float(problem.tspan[1])),
         saveat=np.asarray(problem.saveat, dtype=np.float64),
@@ -76,31 +82,54 @@ def problem_args(problem: Problem) -> JuliaProblem:
         param_shapes=shapes,
         params=flatten_params(problem.params, names),
     )
-    builtin = _builtin_functions().get(problem.rhs) if problem.julia_rhs is None else None
+    source = (problem.implementations or {}).get("julia")
+    builtin = _builtin_functions().get(problem.rhs) if source is None else None
     if builtin is not None:
         name, default_loss = builtin
         if problem.loss is not default_loss:
             raise ValueError(
                 f"backend='julia' computes the default loss of the built-in problem {name!r}; this one has "
-                f"loss={problem.loss!r}. Give the problem julia_rhs= Julia source defining rhs(u, p, t) "
-                "and loss(ts, ys, p), or use backend='jax'."
+                f"loss={problem.loss!r}. Give the problem implementations={{'julia': source}} with Julia source "
+                "defining rhs(u, p, t) and loss(ts, ys, p), or use backend='jax'."
             )
         return JuliaProblem(name=name, source=None, **common)
-    source = problem.julia_rhs
     if source is None:
         raise ValueError(
             f"problem {problem.label!r} is not a built-in, so backend='julia' needs its right-hand side in "
-            "Julia: pass julia_rhs= source defining `rhs(u, p, t)` (out of place, p a NamedTuple of the "
-            "parameters; see examples/julia_backend_custom_rhs.py), or use backend='jax'."
+            "Julia: pass implementations={'julia': source} with source defining `rhs(u, p, t)` (out of place, "
+            "p a NamedTuple of the parameters; see examples/julia_backend_custom_rhs.py), or use backend='jax'."
         )
-    if not isinstance(source, str) or not _RHS_DEFINITION.search(source):
-        raise ValueError(f"julia_rhs of problem {problem.label!r} must be Julia source defining `rhs(u, p, t)`.")
+    if not _RHS_DEFINITION.search(source):
+        raise ValueError(
+            f"implementations['julia'] of problem {problem.label!r} must be Julia source defining `rhs(u, p, t)`."
+        )
     if problem.loss is not None and not _LOSS_DEFINITION.search(source):
         raise ValueError(
             f"problem {problem.label!r} has a custom loss, which backend='julia' cannot run from Python; "
-            "define `loss(ts, ys, p)` in julia_rhs as well (ys[i] is the state at ts[i])."
+            "define `loss(ts, ys, p)` in implementations['julia'] as well (ys[i] is the state at ts[i])."
         )
     return JuliaProblem(name=problem.label, source=source, **common)
+
+
+def _check_params(problem: Problem) -> None:
+    """``ValueError`` unless ``problem.params`` is a dict of string names to real scalars or arrays."""
+    params = problem.params
+    advice = ("backend='julia' passes parameters as a NamedTuple of named arrays, so params must be a dict "
+              "from string names to real scalars or arrays")
+    if not isinstance(params, dict):
+        raise ValueError(
+            f"{advice}; problem {problem.label!r} has params of type {type(params).__name__}. Use backend='jax' "
+            "for other parameter pytrees, or give the problem a dict of its parameters."
+        )
+    for name, value in params.items():
+        if not isinstance(name, str):
+            raise ValueError(f"{advice}; problem {problem.label!r} has the key {name!r}.")
+        # Problem converts every real leaf to a float64 array; anything else is a nested pytree or structure.
+        if not isinstance(value, (np.ndarray, jax.Array)):
+            raise ValueError(
+                f"{advice}; parameter {name!r} of problem {problem.label!r} is a {type(value).__name__}. Use "
+                "backend='jax' for nested parameter pytrees, or flatten them into named arrays."
+            )
 
 
 def flatten_params(params: Mapping, names) -> np.ndarray:

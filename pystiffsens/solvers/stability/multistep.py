@@ -159,7 +159,7 @@ class BDFStability:
         zeta = np.exp(1j * np.atleast_1d(np.asarray(theta, dtype=np.float64)))
         return np.polynomial.polynomial.polyval(zeta, self.rho) / zeta**self.order
 
-    def _step_coefficients(self, m: int) -> tuple[float, np.ndarray]:
+    def _step_coefficients(self, m: int) -> tuple[Fraction, poly.Poly]:
         """``alpha_0`` and ``alpha_1..alpha_j`` of step ``m`` (order ``j = min(m, k)``),
         from ``sum_l alpha_l y_{m-l} = z y_m``."""
         descending = _rho(min(m, self.order))[::-1]

@@ -1,0 +1,173 @@
+"""Parameters as any pytree: the float arrays are differentiated, every other leaf is structure.
+
+A problem's ``params`` may be a dict of named arrays (the built-ins), nested dicts and lists,
+or a module object such as an equinox ``Module``. Its leaves that are real numbers or real
+arrays are *parameters*: converted to float64 and differentiated (as ``jax.grad`` treats
+them). Every other leaf (an activation function inside an equinox module, None, a bool) is
+static: part of the structure a compiled program is specialised to, like equinox's
+``eqx.partition(params, eqx.is_inexact_array)``.
+
+Entries are named for frames and reports by their path: ``k1``, ``k[3]``,
+``net.layers[0].weight[1,2]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_LOW_PRECISION = ("float16", "bfloat16", "float32")
+_warned_low_precision = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """The static part of a parameter pytree: its tree, its non-parameter leaves and the parameters' shapes.
+
+    Hashable, so it can key compiled programs; :meth:`merge` rebuilds the pytree from
+    parameter leaves (arrays or tracers).
+    """
+
+    treedef: Any
+    is_param: tuple[bool, ...]
+    static: tuple  # the non-parameter leaves, in order
+    shapes: tuple[tuple[int, ...], ...]
+
+    def merge(self, leaves):
+        """The pytree with ``leaves`` (one per parameter, in order) in the parameter positions."""
+        params, static = iter(leaves), iter(self.static)
+        return jax.tree_util.tree_unflatten(self.treedef, [next(params) if p else next(static) for p in self.is_param])
+
+    @property
+    def size(self) -> int:
+        """Number of scalar parameter entries."""
+        return int(sum(int(np.prod(shape, dtype=int)) for shape in self.shapes))
+
+    def fill(self, leaves, static_value=None):
+        """The pytree with ``leaves`` in the parameter positions and ``static_value`` in the others
+        (a gradient: None where nothing is differentiated, as ``equinox.filter_grad`` gives)."""
+        params = iter(leaves)
+        return jax.tree_util.tree_unflatten(
+            self.treedef, [next(params) if p else static_value for p in self.is_param]
+        )
+
+    def leaves_of(self, params) -> list:
+        """The parameter leaves of a pytree of this structure (traceable; no conversion)."""
+        flat = self.treedef.flatten_up_to(params)
+        return [leaf for leaf, p in zip(flat, self.is_param) if p]
+
+
+def _is_none(x) -> bool:
+    return x is None
+
+
+def split(params, what: str = "params") -> tuple[list, Structure]:
+    """``(parameter leaves as float64 arrays, structure)`` of a parameter pytree.
+
+    ``ValueError`` naming the entry for complex or non-finite values; float32 and lower
+    precision arrays are promoted to float64 with a warning (once per process).
+    """
+    try:
+        flat, treedef = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_none)
+    except TypeError as error:  # e.g. dict keys that cannot be sorted against each other
+        raise ValueError(f"{what} cannot be flattened as a pytree ({error}); use string keys for dicts.") from None
+    leaves, flags, static, shapes = [], [], [], []
+    for path, leaf in flat:
+        if _is_parameter(leaf, path, what):
+            value = _as_float64(leaf, path, what)
+            leaves.append(value)
+            shapes.append(tuple(value.shape))
+            flags.append(True)
+        else:
+            static.append(leaf)
+            flags.append(False)
+    structure = Structure(treedef, tuple(flags), tuple(static), tuple(shapes))
+    try:
+        hash(structure)
+    except TypeError:
+        bad = next(leaf for leaf in static if not _hashable(leaf))
+        raise ValueError(
+            f"{what} holds {bad!r}, which is neither a real number or array (a parameter) nor hashable "
+            "(structure a compiled program can depend on)."
+        ) from None
+    return leaves, structure
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _is_parameter(leaf, path, what: str) -> bool:
+    if isinstance(leaf, (str, bytes)):
+        raise ValueError(
+            f"{what}{jax.tree_util.keystr(path)}={leaf!r} must be a real number or array of real numbers "
+            "(other leaves, such as the activation function of a network, are kept as structure)."
+        )
+    if leaf is None or isinstance(leaf, (bool, np.bool_)):
+        return False
+    if isinstance(leaf, (int, float, np.integer, np.floating)):
+        return True
+    dtype = np.dtype(type(leaf)) if isinstance(leaf, complex) else getattr(leaf, "dtype", None)
+    if dtype is None:
+        return False
+    kind = np.dtype(dtype).kind
+    if kind == "c":
+        raise ValueError(
+            f"{what}{jax.tree_util.keystr(path)} is complex ({dtype}); pystiffsens differentiates real parameters: "
+            "pass the real and imaginary parts as two real entries."
+        )
+    return kind in "iuf" and hasattr(leaf, "shape")
+
+
+def _as_float64(leaf, path, what: str):
+    global _warned_low_precision
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is not None and str(dtype) in _LOW_PRECISION and not _warned_low_precision:
+        _warned_low_precision = True
+        warnings.warn(
+            f"{what}{jax.tree_util.keystr(path)} is {dtype}: pystiffsens computes in float64 and promotes it "
+            "(and any other lower-precision input; this warning is shown once).",
+            UserWarning,
+            stacklevel=4,
+        )
+    if not isinstance(leaf, jax.core.Tracer):
+        array = np.asarray(leaf, dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{what}{jax.tree_util.keystr(path)}={leaf!r} contains non-finite values.")
+    return jnp.asarray(leaf, dtype=jnp.float64)
+
+
+def promote(value, what: str):
+    """A float64 array of ``value`` (a state or times), with the one-time warning for lower precision."""
+    if np.iscomplexobj(value):
+        raise ValueError(f"{what} is complex; pystiffsens integrates real states.")
+    return _as_float64(value, (), what)
+
+
+def ordered_like(template, tree):
+    """``tree`` with its dicts in the key order of ``template``'s (JAX keeps dict keys sorted)."""
+    if isinstance(template, dict) and isinstance(tree, dict):
+        return {key: ordered_like(template[key], tree[key]) for key in template}
+    return tree
+
+
+def path_name(path) -> str:
+    """``a.b[0].c`` for a pytree path (``params`` for the root itself)."""
+    out = ""
+    for key in path:
+        if isinstance(key, jax.tree_util.DictKey):
+            out += ("." if out else "") + str(key.key)
+        elif isinstance(key, jax.tree_util.GetAttrKey):
+            out += ("." if out else "") + key.name
+        else:  # SequenceKey, FlattenedIndexKey
+            out += f"[{getattr(key, 'idx', key)}]"
+    return out or "params"

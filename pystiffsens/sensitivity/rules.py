@@ -1,0 +1,220 @@
+"""A solve as a differentiable JAX function: each sensitivity algorithm becomes JAX's derivative rule.
+
+:func:`solve` integrates and returns the states at the stops. Under ``jax.jvp``/``jax.grad``
+its derivative is the chosen algorithm's, through the two halves every algorithm has
+(:mod:`.base`):
+
+* forward-mode algorithms (``forward_mode = True``) define a ``jax.custom_jvp``: the forward
+  half computes the sensitivities ``S = d ys / d theta`` (and ``d ys / d y0`` when ``y0`` is
+  perturbed), the tangent is ``S @ d theta``. That tangent is linear in ``d theta`` with
+  ``S`` computed from primal values alone, so JAX also transposes it: ``jax.grad`` works
+  and contracts the cotangent with the same ``S`` (what ``ForwardDiffSensitivity`` means);
+* adjoints define a ``jax.custom_vjp``: the backward half maps the cotangents on the saved
+  states to cotangents on ``theta`` and ``y0`` (``jax.jvp`` is then refused, as for
+  diffrax's adjoints).
+
+A derivative through a failed solve (forward or backward) is NaN, never a silent number.
+Derivatives with respect to the times (``t0``, the saved times) and the tolerances are not
+defined here and raise ``ValueError``.
+
+Step records. An adjoint reads the forward solve's per-step records. With a fixed
+``saved_steps`` they are kept by the forward pass. With ``saved_steps=None`` their length
+follows the solve: the forward pass records nothing and the backward rule re-solves with
+records of :func:`~pystiffsens.memory.saved_step_lengths` entries, moving to the next
+length only when a solve filled them (:func:`ladder`), at the price of one more forward
+solve.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.custom_derivatives import SymbolicZero
+
+from ..integrate import any_lane, integrate
+from ..returncode import ReturnCode
+from .base import AbstractSensitivity, FlatProblem
+
+
+class Solved(NamedTuple):
+    """What :func:`solve` returns: states at the stops, status, counters and, when asked, the step records."""
+
+    ys: Any
+    status: Any
+    stats: dict
+    step_t: Any = None  # (saved_steps + 1,) times of the accepted steps, +inf past the last
+    step_y: Any = None  # (saved_steps + 1, n) states there, NaN past the last
+    n_steps: Any = None
+
+
+class Rule(NamedTuple):
+    """The static part of a differentiable solve (hashable; JAX's ``nondiff_argnums``)."""
+
+    rhs: Callable  # (t, y, theta) -> dy/dt, theta flat
+    solver: Any
+    algorithm: AbstractSensitivity
+    saved_steps: int | None  # records of the forward pass; None: sized to the solve in the backward rule
+    record_lengths: tuple[int, ...]  # the lengths tried when saved_steps is None
+    save_steps: int  # length of the step records returned (0: none)
+
+
+def steps_of(solver, traj, n: int):
+    """``(step_t, step_y)`` of a trajectory that recorded states (``y`` of each, first ``n`` components)."""
+    step_y = jax.vmap(solver.y_of)(traj.states)[:, :n]
+    valid = (jnp.arange(step_y.shape[0]) <= traj.n_steps)[:, None]
+    return traj.step_t, jnp.where(valid, step_y, jnp.nan)
+
+
+def _solved(rule: Rule, traj, ys, n: int) -> Solved:
+    if not rule.save_steps:
+        return Solved(ys, traj.status, traj.stats)
+    step_t, step_y = steps_of(rule.solver, traj, n)
+    return Solved(ys, traj.status, traj.stats, lax.stop_gradient(step_t), lax.stop_gradient(step_y), traj.n_steps)
+
+
+def _primal(rule: Rule, theta, y0, t0, ts, options) -> Solved:
+    traj = integrate(rule.rhs, rule.solver, y0, theta, t0=t0, stops=ts, options=options,
+                     saved_steps=rule.save_steps or None, record_states=bool(rule.save_steps))
+    return _solved(rule, traj, traj.ys, y0.shape[0])
+
+
+def solve(rule: Rule, theta, y0, t0, ts, options) -> Solved:
+    """Integrate from ``(t0, y0)`` through the stops ``ts``, differentiable in ``theta`` and ``y0`` by ``rule.algorithm``."""
+    t0, ts = jnp.asarray(t0, jnp.float64), jnp.asarray(ts, jnp.float64)
+    if rule.algorithm.forward_mode:
+        return _forward_mode(rule, theta, y0, t0, ts, options)
+    return _adjoint(rule, theta, y0, t0, ts, options)
+
+
+def _refuse_time_derivatives(rule: Rule, perturbed: dict) -> None:
+    bad = [name for name, flag in perturbed.items() if flag]
+    if bad:
+        raise ValueError(
+            f"pss.solve is differentiable in params and y0 only; a derivative with respect to {', '.join(bad)} was "
+            f"asked for (sensitivity={rule.algorithm.name!r}). Pass those as constants (e.g. with jax.lax.stop_gradient)."
+        )
+
+
+def _is_zero(tangent) -> bool:
+    return isinstance(tangent, SymbolicZero) or all(
+        isinstance(leaf, SymbolicZero) for leaf in jax.tree_util.tree_leaves(tangent, is_leaf=_symbolic)
+    )
+
+
+def _symbolic(x) -> bool:
+    return isinstance(x, SymbolicZero)
+
+
+def _float0_like(tree):
+    """Zero tangents for integer outputs (JAX's ``float0``) and for the step records."""
+    def zero(x):
+        x = jnp.asarray(x)
+        if jnp.issubdtype(x.dtype, jnp.inexact):
+            return jnp.zeros_like(x)
+        return np.zeros(x.shape, dtype=jax.dtypes.float0)
+
+    return jax.tree_util.tree_map(zero, tree)
+
+
+# ------------------------------------------------------------------ forward mode: custom_jvp
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _forward_mode(rule, theta, y0, t0, ts, options):
+    return _primal(rule, theta, y0, t0, ts, options)
+
+
+def _forward_mode_jvp(rule, primals, tangents):
+    theta, y0, t0, ts, options = primals
+    d_theta, d_y0, d_t0, d_ts, d_options = tangents
+    _refuse_time_derivatives(rule, {"t0": not _is_zero(d_t0), "saveat": not _is_zero(d_ts),
+                                    "the tolerances or dt": not _is_zero(d_options)})
+    wrt_y0 = not _is_zero(d_y0)
+    problem = FlatProblem(rule.rhs, t0, ts)
+    fwd = rule.algorithm.forward(problem, rule.solver, theta, y0, options, saved_steps=rule.save_steps or None,
+                                 wrt_y0=wrt_y0, record_states=bool(rule.save_steps))
+    # NaN sensitivities after a failure (in the primal values, so that the transposed rule is NaN too).
+    failed = fwd.status != ReturnCode.Success
+    S_theta, S_y0 = (None if S is None else jnp.where(failed, jnp.nan, S) for S in fwd.residual)
+    d_ys = jnp.zeros_like(fwd.ys)
+    if not _is_zero(d_theta):
+        d_ys = d_ys + jnp.einsum("knp,p->kn", S_theta, d_theta)
+    if wrt_y0:
+        d_ys = d_ys + jnp.einsum("knm,m->kn", S_y0, d_y0)
+    out = _solved(rule, fwd.trajectory, fwd.ys, y0.shape[0])
+    return out, _float0_like(out)._replace(ys=d_ys)
+
+
+_forward_mode.defjvp(_forward_mode_jvp, symbolic_zeros=True)
+
+
+# ------------------------------------------------------------------ adjoints: custom_vjp
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _adjoint(rule, theta, y0, t0, ts, options):
+    return _primal(rule, theta, y0, t0, ts, options)
+
+
+def _adjoint_fwd(rule, theta, y0, t0, ts, options):
+    perturbed = {"t0": t0.perturbed, "saveat": ts.perturbed,
+                 "the tolerances or dt": any(leaf.perturbed for leaf in jax.tree_util.tree_leaves(options))}
+    _refuse_time_derivatives(rule, perturbed)
+    theta, y0, t0, ts = theta.value, y0.value, t0.value, ts.value
+    options = jax.tree_util.tree_map(lambda leaf: leaf.value, options)
+    if rule.saved_steps is None:  # records sized in the backward rule
+        out = _primal(rule, theta, y0, t0, ts, options)
+        return out, (theta, y0, t0, ts, options, out.status, None)
+    problem = FlatProblem(rule.rhs, t0, ts)
+    fwd = rule.algorithm.forward(problem, rule.solver, theta, y0, options, saved_steps=rule.saved_steps,
+                                 record_states=bool(rule.save_steps))
+    out = _solved(rule, fwd.trajectory, fwd.ys, y0.shape[0])
+    return out, (theta, y0, t0, ts, options, fwd.status, fwd)
+
+
+def _adjoint_bwd(rule, residual, cotangent):
+    theta, y0, t0, ts, options, status, fwd = residual
+    g_ys = cotangent.ys
+    g_ys = jnp.zeros((ts.shape[0], y0.shape[0]), y0.dtype) if isinstance(g_ys, SymbolicZero) else g_ys
+    problem = FlatProblem(rule.rhs, t0, ts)
+    algorithm, solver = rule.algorithm, rule.solver
+
+    def run(length, forward=None):
+        forward = forward or algorithm.forward(problem, solver, theta, y0, options, saved_steps=length)
+        back = algorithm.backward(problem, solver, theta, y0, options, forward, g_ys, saved_steps=length)
+        full = forward.buffer_full | back.buffer_full
+        return (back.g_theta, back.g_y0, (back.status != ReturnCode.Success) | full), full
+
+    if fwd is not None:
+        g_theta, g_y0, failed = run(rule.saved_steps, fwd)[0]
+    else:
+        g_theta, g_y0, failed = ladder(run, rule.record_lengths)
+    failed = failed | (status != ReturnCode.Success)
+    nan = lambda x: jnp.where(failed, jnp.nan, x)
+    zeros = lambda x: jax.tree_util.tree_map(jnp.zeros_like, x)
+    return nan(g_theta), nan(g_y0), zeros(t0), zeros(ts), zeros(options)
+
+
+_adjoint.defvjp(_adjoint_fwd, _adjoint_bwd, symbolic_zeros=True)
+
+
+# ------------------------------------------------------------------ record lengths that follow the solve
+
+
+def ladder(run: Callable[[int], tuple[Any, Any]], lengths: tuple[int, ...]):
+    """``run(length)`` for the first of ``lengths`` whose records hold the solve.
+
+    ``run`` returns ``(result, full)``; while ``full`` (any lane of a batch) the next, longer
+    length runs instead (``lax.cond`` with an unbatched predicate, so under ``vmap`` only the
+    lengths some lane needs run). The last length's result is returned whatever it says.
+    """
+    result, full = run(lengths[0])
+    if len(lengths) == 1:
+        return result
+    return lax.cond(any_lane(jnp.any(full)), lambda: ladder(run, lengths[1:]), lambda: result)

@@ -1,0 +1,394 @@
+"""The front door: pss.solve as a differentiable JAX function, pytree parameters, saveat from t0, cached programs."""
+
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import ALL_SOLVERS
+
+import pystiffsens as pss
+from pystiffsens import memory
+
+FIXED_DT = {"ImplicitEuler": 1e-3, "Trapezoid": 1e-2, "BDF2": 1e-2}  # as tests/test_sensitivities.py
+# Short step records (two lengths) keep the compiled programs small; the automatic lengths are still used.
+OPTIONS = dict(rtol=1e-8, atol=1e-10, max_steps=2000)
+
+
+def _options(solver):
+    return {**OPTIONS, "dt": FIXED_DT.get(solver)}
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(tree[k]) for k in sorted(tree)])
+
+
+# ---------------------------------------------------------------- jax.grad through pss.solve
+
+
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
+@pytest.mark.parametrize("sensitivity", pss.sensitivity.names())
+def test_grad_through_solve_equals_gradient(solver, sensitivity):
+    """jax.grad of the problem's own loss through pss.solve is pss.gradient, for every solver and sensitivity."""
+    problem = pss.problems.get("linear_modes", lam=2.0)
+    options = _options(solver)
+
+    def loss(params):
+        sol = pss.solve(problem, solver, sensitivity=sensitivity, params=params, **options)
+        return problem.loss_fn(sol.ts, sol.ys, params)
+
+    value, grad = jax.jit(jax.value_and_grad(loss))(problem.params)
+    reference = pss.gradient(problem, solver, sensitivity, **options)
+    assert reference.success
+    assert float(value) == pytest.approx(reference.loss, rel=1e-12)
+    np.testing.assert_allclose(_flat(grad), _flat(reference.grad), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("sensitivity", ["ForwardDiffSensitivity", "ForwardSensitivity"])
+def test_forward_mode_rules_support_jvp_and_jacfwd(sensitivity):
+    problem = pss.problems.get("robertson", t_end=10.0)
+
+    def ys(params, y0):
+        return pss.solve(problem, "Rodas5P", sensitivity=sensitivity, params=params, y0=y0, **OPTIONS).ys[-1]
+
+    jac_params = jax.jacfwd(ys)(problem.params, problem.y0)
+    jac_reverse = jax.jacrev(ys)(problem.params, problem.y0)
+    for name in problem.params:
+        np.testing.assert_allclose(jac_params[name], jac_reverse[name], rtol=1e-10, atol=1e-20)
+    tangent = {"k1": 1.0, "k2": 0.0, "k3": 0.0}
+    _, along_k1 = jax.jvp(lambda p: ys(p, problem.y0), (problem.params,), (tangent,))
+    np.testing.assert_allclose(along_k1, jac_params["k1"], rtol=1e-10)
+    # y0 tangents: the columns d y(T) / d y0, against central differences of the solve.
+    jac_y0 = jax.jacfwd(ys, argnums=1)(problem.params, problem.y0)
+    step = 1e-6
+    column = (ys(problem.params, problem.y0 + jnp.array([step, 0, 0])) -
+              ys(problem.params, problem.y0 - jnp.array([step, 0, 0]))) / (2 * step)
+    np.testing.assert_allclose(jac_y0[:, 0], column, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("sensitivity", ["ReverseDiffAdjoint", "InterpolatingAdjoint", "GaussAdjoint"])
+def test_initial_state_cotangents_match_forward_mode(sensitivity):
+    problem = pss.problems.get("van_der_pol", mu=10.0, t_end=1.0)
+
+    def loss(y0, sensitivity):
+        sol = pss.solve(problem, "Rodas5P", sensitivity=sensitivity, y0=y0, saveat=[0.5, 1.0], **OPTIONS)
+        return jnp.sum(sol.ys ** 2)
+
+    reference = jax.grad(loss)(problem.y0, "ForwardDiffSensitivity")
+    tolerance = 1e-10 if sensitivity == "ReverseDiffAdjoint" else 1e-5  # continuous adjoints: O(tol) apart
+    np.testing.assert_allclose(jax.grad(loss)(problem.y0, sensitivity), reference, rtol=tolerance)
+
+
+def test_adjoints_refuse_jvp_and_time_derivatives_clearly():
+    problem = pss.problems.get("dahlquist")
+    solve = lambda p: pss.solve(problem, "Rodas5P", sensitivity="InterpolatingAdjoint", params=p).ys
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(solve, (problem.params,), ({"lam": 1.0},))
+    with pytest.raises(ValueError, match="differentiable in params and y0 only; .*saveat"):
+        jax.grad(lambda t: pss.solve(problem, "Rodas5P", sensitivity="forward", saveat=t[None]).ys.sum())(0.5)
+    with pytest.raises(ValueError, match="differentiable in params and y0 only; .*saveat"):
+        jax.grad(lambda t: pss.solve(problem, "Rodas5P", sensitivity="adjoint", saveat=t[None]).ys.sum())(0.5)
+
+
+def test_jit_and_vmap_pass_through_solve_and_match_single_calls():
+    problem = pss.problems.get("robertson", t_end=10.0)
+    k2 = jnp.array([3e5, 3e7, 3e9])
+    batched = jax.jit(jax.vmap(lambda k: pss.solve(problem, "Rodas5P", params={**problem.params, "k2": k},
+                                                       **OPTIONS)))(k2)
+    assert isinstance(batched, pss.Solution) and batched.ys.shape == (3, 1, 3)
+    for i, k in enumerate(k2):
+        single = pss.solve(problem, "Rodas5P", params={**problem.params, "k2": k}, **OPTIONS)
+        np.testing.assert_allclose(batched.ys[i], single.ys, rtol=1e-12)
+        assert int(batched.status[i]) == single.status and int(batched.stats["n_steps"][i]) == single.stats["n_steps"]
+    grads = jax.vmap(jax.grad(lambda k: pss.solve(problem, "Rodas5P", params={**problem.params, "k2": k},
+                                                   sensitivity="ReverseDiffAdjoint", **OPTIONS).ys[-1, 1]))(k2)
+    assert grads.shape == (3,) and np.all(np.isfinite(grads))
+
+
+def test_a_failed_solve_gives_nan_states_status_and_nan_derivatives():
+    problem = pss.problems.get("robertson")
+    for sensitivity in ("ForwardDiffSensitivity", "ReverseDiffAdjoint"):
+        def loss(params):
+            sol = pss.solve(problem, "Rodas5P", params=params, sensitivity=sensitivity, max_steps=20)
+            return sol.ys[-1, 0], sol.status
+
+        (value, status), grad = jax.value_and_grad(loss, has_aux=True)(problem.params)
+        assert int(status) == pss.ReturnCode.MaxIters and np.isnan(value)
+        assert all(np.isnan(g) for g in jax.tree_util.tree_leaves(grad))
+
+
+def test_saveat_may_start_at_t0():
+    problem = pss.problems.get("dahlquist", lam=3.0)
+    ts = jnp.linspace(0.0, 1.0, 5)
+    sol = pss.solve(problem, "Rodas5P", saveat=ts, rtol=1e-10, atol=1e-12)
+    assert sol.success
+    np.testing.assert_allclose(sol.ys[:, 0], np.exp(-3.0 * np.asarray(ts)), rtol=1e-8)
+    assert sol.ys[0, 0] == 1.0
+    # Its derivative with respect to y0 at t0 is 1, and every sensitivity agrees.
+    for sensitivity in ("ForwardDiffSensitivity", "ReverseDiffAdjoint", "InterpolatingAdjoint"):
+        grad = jax.grad(lambda y0: pss.solve(problem, "Rodas5P", y0=y0, saveat=ts, sensitivity=sensitivity,
+                                              rtol=1e-10, atol=1e-12).ys[:, 0].sum())(problem.y0)
+        np.testing.assert_allclose(grad, [np.exp(-3.0 * np.asarray(ts)).sum()], rtol=1e-6)
+    only_t0 = pss.solve(problem, "Rodas5P", saveat=[0.0])
+    assert only_t0.success and only_t0.ys[0, 0] == 1.0 and only_t0.stats["n_steps"] == 0
+    result = pss.gradient(problem.replace(saveat=ts), "Rodas5P", "InterpolatingAdjoint", rtol=1e-10, atol=1e-12)
+    exact = pss.gradient(problem.replace(saveat=ts), "Rodas5P", "ForwardDiffSensitivity", rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result.grad["lam"], exact.grad["lam"], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- parameters as any pytree
+
+
+def _nested_problem():
+    """Two decays with their rates in a nested dict and a list."""
+    def rhs(t, y, p):
+        return -jnp.stack([p["rates"]["fast"][0], p["rates"]["slow"]]) * y * p["scale"][1]
+
+    params = {"rates": {"fast": jnp.array([30.0]), "slow": 1.0}, "scale": [2.0, 1.0]}
+    return pss.Problem(rhs, y0=[1.0, 1.0], tspan=(0.0, 1.0), params=params, name="nested")
+
+
+def test_nested_parameters_and_their_names():
+    problem = _nested_problem()
+    result = pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-10, atol=1e-12)
+    assert set(result.flat_grad()) == {"rates.fast[0]", "rates.slow", "scale[0]", "scale[1]"}
+    assert result.grad["scale"][0] == 0.0  # the loss does not read it
+    expected = -np.exp(-1.0)  # d/d slow of exp(-slow), the slow mode's share of sum(y(1))
+    assert float(result.grad["rates"]["slow"]) == pytest.approx(expected, rel=1e-7)
+    through_solve = jax.grad(lambda p: pss.solve(problem, "Rodas5P", params=p, rtol=1e-10, atol=1e-12).ys.sum())(
+        problem.params)
+    np.testing.assert_allclose(through_solve["rates"]["fast"], result.grad["rates"]["fast"], rtol=1e-9)
+
+
+def test_equinox_neural_ode_trains_with_optax_through_solve():
+    """A stiff linear part plus an equinox MLP, trained for a few Adam steps through pss.solve."""
+    eqx = pytest.importorskip("equinox")
+    optax = pytest.importorskip("optax")
+
+    class Field(eqx.Module):
+        net: eqx.nn.MLP
+        log_rate: jax.Array
+
+        def __call__(self, y):
+            return -jnp.exp(self.log_rate) * y + self.net(y)
+
+    model = Field(eqx.nn.MLP(2, 2, 8, 1, activation=jnp.tanh, key=jax.random.PRNGKey(0)), jnp.array([0.0, 3.0]))
+    ts = jnp.linspace(0.0, 1.0, 6)
+    target = jnp.stack([jnp.exp(-ts), 0.5 * jnp.exp(-ts)], axis=1)
+    problem = pss.Problem(lambda t, y, m: m(y), y0=[1.0, 0.5], tspan=(0.0, 1.0), params=model, saveat=ts)
+    assert problem.parameters()[1].size == 2 + 2 * 8 + 8 + 8 * 2 + 2  # every float array, not the activation
+
+    def loss(m):
+        sol = pss.solve(problem, "KenCarp4", params=m, sensitivity="adjoint", rtol=1e-6, atol=1e-8, max_steps=1000)
+        return jnp.mean((sol.ys - target) ** 2)
+
+    optimizer = optax.adam(1e-2)
+    parameters, static = eqx.partition(model, eqx.is_inexact_array)
+    state = optimizer.init(parameters)
+
+    @jax.jit
+    def step(parameters, state):
+        value, grad = jax.value_and_grad(lambda q: loss(eqx.combine(q, static)))(parameters)
+        updates, state = optimizer.update(grad, state)
+        return optax.apply_updates(parameters, updates), state, value
+
+    losses = []
+    for _ in range(5):
+        parameters, state, value = step(parameters, state)
+        losses.append(float(value))
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    # The same gradient as pss.gradient of that loss.
+    trained = eqx.combine(parameters, static)
+    grad = eqx.filter_grad(loss)(trained)
+    reference = pss.gradient(problem.replace(loss=lambda ts, ys, m: jnp.mean((ys - target) ** 2)), "KenCarp4",
+                             "adjoint", params=trained, rtol=1e-6, atol=1e-8, max_steps=1000)
+    np.testing.assert_allclose(grad.log_rate, reference.grad.log_rate, rtol=1e-9)
+
+
+def test_params_of_another_structure_and_bad_leaves_are_refused():
+    problem = pss.problems.get("dahlquist")
+    with pytest.raises(ValueError, match="params has the structure .* give params of the problem's structure"):
+        pss.solve(problem, "Rodas5P", params={"lam": 1.0, "extra": 2.0})
+    with pytest.raises(ValueError, match=r"params\['lam'\] is complex"):
+        pss.solve(problem, "Rodas5P", params={"lam": 1.0 + 2j})
+    with pytest.raises(ValueError, match=r"params\['lam'\]=.*non-finite"):
+        pss.solve(problem, "Rodas5P", params={"lam": np.nan})
+
+
+def test_float32_inputs_are_promoted_with_one_warning():
+    code = """
+        import warnings, numpy as np, pystiffsens as pss
+        problem = pss.problems.get("dahlquist")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            a = pss.solve(problem, "Rodas5P", params={"lam": np.float32(10.0)}, save_steps=False)
+            b = pss.solve(problem, "Rodas5P", y0=np.ones(1, np.float32), save_steps=False)
+        print(len([w for w in caught if "float32" in str(w.message)]), a.ys.dtype, b.ys.dtype)
+        """
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "float64", "float64"]
+
+
+def test_global_float64_can_be_left_alone():
+    code = """
+        import jax, jax.numpy as jnp, pystiffsens as pss
+        print(jnp.ones(1).dtype)
+        sol = pss.solve("dahlquist", "Rodas5P", rtol=1e-10, atol=1e-12)
+        print(sol.ys.dtype, abs(sol.ys[-1, 0] - 4.5399929762484854e-05) < 1e-12)
+        print(pss.gradient("dahlquist", "Rodas5P").grad["lam"].dtype)
+        try:
+            jax.grad(lambda lam: pss.solve("dahlquist", params={"lam": lam}).ys[-1, 0])(10.0)
+        except RuntimeError as error:
+            print("refused" if "enable_x64" in str(error) else error)
+        with jax.enable_x64(True):
+            print(jax.grad(lambda lam: pss.solve("dahlquist", params={"lam": lam}).ys[-1, 0])(10.0).dtype)
+        """
+    env = {"PYSTIFFSENS_NO_GLOBAL_X64": "1", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True,
+                         env=env)
+    assert out.stdout.split() == ["float32", "float64", "True", "float64", "refused", "float64"]
+
+
+# ---------------------------------------------------------------- cached plans and programs
+
+
+def test_a_second_call_with_new_values_traces_nothing():
+    calls = []
+
+    def rhs(t, y, p):
+        calls.append(1)  # Python runs this only while JAX traces
+        return -p["lam"] * y + p["c"]
+
+    problem = pss.Problem(rhs, y0=[1.0], tspan=(0.0, 1.0), params={"lam": 5.0, "c": 1.0})
+    first = [pss.solve(problem, "Rodas5P"), pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint"),
+             pss.gradient(problem, "KenCarp4", "forward")]
+    traced = len(calls)
+    again = [pss.solve(problem, "Rodas5P", params={"lam": 7.0, "c": 2.0}, y0=[3.0], saveat=[0.5], rtol=1e-7),
+             pss.gradient(problem.replace(params={"lam": 9.0, "c": 0.5}), "Rodas5P", "ReverseDiffAdjoint"),
+             pss.gradient(problem, "KenCarp4", "forward", atol=1e-9)]
+    assert len(calls) == traced
+    assert all(result.success for result in first + again)
+    assert again[0].ys[0, 0] == pytest.approx(2.0 / 7.0 + (3.0 - 2.0 / 7.0) * np.exp(-3.5), rel=1e-5)
+
+
+def test_make_gradient_fn_records_follow_the_solve(monkeypatch):
+    """With max_saved_steps=None the program holds several record lengths and uses a longer one only when needed."""
+    problem = pss.problems.get("robertson", t_end=10.0)
+    options = dict(rtol=1e-7, atol=1e-10, max_steps=50_000)
+    reference = pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", max_saved_steps=5000, **options)
+    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", reference.stats["n_steps"] // 4)
+    fn = pss.make_gradient_fn(problem, "Rodas5P", "InterpolatingAdjoint", **options)
+    out = pss.jit(fn)(problem.params)
+    assert int(out["status"]) == pss.ReturnCode.Success and not bool(out["buffer_full"])
+    np.testing.assert_allclose(_flat(out["grad"]), _flat(reference.grad), rtol=1e-10)
+    assert "cond" in str(jax.make_jaxpr(fn)(problem.params))  # the lengths are branches, not one long buffer
+
+
+# ---------------------------------------------------------------- one catalog: a method of your own
+
+
+def _sdirk2():
+    """Alexander's two-stage L-stable SDIRK of order 2 (SIAM J. Numer. Anal. 14, 1977), fixed steps."""
+    gamma = 1.0 - 1.0 / np.sqrt(2.0)
+    return pss.solvers.ButcherTableau(
+        A=[[gamma, 0.0], [1.0 - gamma, gamma]], b=[1.0 - gamma, gamma], c=[gamma, 1.0], b_error=[0.0, 0.0],
+        dense=[[1.0 - gamma, 0.0], [gamma, 0.0]], order=2, embedded_order=0, name="SDIRK2test",
+        reference="R. Alexander, SIAM J. Numer. Anal. 14 (1977) 1006-1021.",
+    )
+
+
+@pytest.fixture
+def sdirk2():
+    """The method, registered under its name for the test."""
+    method = pss.solvers.register(pss.solvers.ESDIRK(_sdirk2()))
+    yield method
+    pss.solvers.CATALOG.unregister(method.name)
+
+
+def test_a_method_defined_here_works_through_solve_gradient_sweep_and_theory(sdirk2):
+    method = sdirk2
+    problem = pss.problems.get("dahlquist", lam=2.0)
+    sol = pss.solve(problem, method, dt=0.01, rtol=1e-10, atol=1e-12)
+    assert sol.solver == "SDIRK2test" and sol.ys[-1, 0] == pytest.approx(np.exp(-2.0), rel=1e-4)
+    for sensitivity in ("ForwardDiffSensitivity", "ReverseDiffAdjoint"):
+        result = pss.gradient(problem, method, sensitivity, dt=0.01)
+        assert result.grad["lam"] == pytest.approx(-np.exp(-2.0), rel=1e-3)
+    assert pss.theory.decay_exponent(method) == -2.0
+    assert pss.theory.stability_function(method).limit_at_infinity == pytest.approx(0.0, abs=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # one step of a stiff problem is far from exact
+        frame = pss.sweep("dahlquist", [1e1, 1e2, 1e3], [method, "ImplicitEuler"], "forward", dt=1.0, progress=False)
+    assert list(frame["solver"].unique()) == ["SDIRK2test", "ImplicitEuler"]
+    fits = pss.fit_decay(frame).set_index("solver")
+    assert fits.loc["SDIRK2test", "theory_exponent"] == -2.0 == fits.loc["ImplicitEuler", "theory_exponent"]
+    assert fits.loc["SDIRK2test", "theory_n_step_exponent"] == pss.theory.n_step_decay_exponent(method, 1)
+    # Registered, it is found by any spelling of its name, like a built-in, and the name is taken.
+    assert pss.solvers.get("sdirk2TEST") is method and "SDIRK2test" in pss.solvers.names()
+    assert pss.solve(problem, "sdirk2test", dt=0.01).ys[-1, 0] == sol.ys[-1, 0]
+    with pytest.raises(ValueError, match="already registered"):
+        pss.solvers.register(pss.solvers.ESDIRK(_sdirk2()))
+
+
+def test_every_fact_is_carried_by_the_method():
+    for solver in pss.solvers.CATALOG:
+        assert solver.name in pss.solvers.names() and isinstance(solver.adaptive, bool)
+        assert solver.julia is not None  # every built-in has an OrdinaryDiffEq counterpart
+    assert [s.name for s in pss.solvers.CATALOG if s.julia_gpu] == ["Rodas4", "Rodas5P"]
+    assert pss.solvers.fixed_step_names() == ["ImplicitEuler", "Trapezoid", "BDF2"]
+    shapes = memory.Shapes(n=3, P=3, n_stops=1, state=24, dense=120, saved_steps=100)
+    for algorithm in pss.sensitivity.CATALOG:
+        assert memory.total(algorithm, shapes) > 0  # each estimates its own memory
+    with pytest.raises(ValueError, match="variable-order BDF"):
+        pss.theory.decay_exponent("FBDF")
+
+
+def test_no_import_cycles():
+    """No module of the package imports, directly or through others, a module that imports it back."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(pss.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = (path, parts[-1] == "__init__")
+    graph = {}
+    for name, (path, is_package) in modules.items():
+        package = name if is_package else name.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package
+                for _ in range(node.level - 1):
+                    base = base.rsplit(".", 1)[0]
+                source = (base + ("." + node.module if node.module else "")) if node.level else (node.module or "")
+                for alias in node.names:
+                    for candidate in (f"{source}.{alias.name}", source):
+                        if candidate in modules:
+                            targets.add(candidate)
+                            break
+            elif isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names if alias.name in modules)
+        # A module importing its own package's __init__ (or a parent's) is the package being
+        # initialised, not a cycle of modules.
+        graph[name] = {t for t in targets if not name.startswith(t + ".")}
+
+    def cycle_from(start):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    return path
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+        return None
+
+    cycles = [cycle_from(name) for name in graph]
+    assert not any(cycles), next(c for c in cycles if c)
