@@ -181,7 +181,7 @@ def make_gradient_fn(
     attribute names the choice.
 
     Step records follow the solve here too: with ``max_saved_steps=None`` the program
-    holds the record lengths of :func:`pystiffsens.memory.saved_step_lengths` and runs a
+    holds two record lengths (:func:`pystiffsens.memory.program_lengths`) and runs the
     longer one only when a solve filled the shorter (``lax.cond``), so its time does not
     grow with ``max_steps``; ``"buffer_full"`` is True only when the last length was full.
     Raises ``ValueError`` at once when the estimated memory of ``batch_size`` lanes at the
@@ -199,7 +199,7 @@ def make_gradient_fn(
     if options.max_saved_steps is not None:
         lengths: tuple[int, ...] = (options.max_saved_steps,)
     elif algorithm.records:
-        lengths = backend.record_lengths(spec, inp, options)
+        lengths = backend.record_lengths(spec, inp, options, in_program=True)
     else:
         lengths = (options.max_steps,)
     shapes = backend.programs.shapes(spec, inp, lengths[-1])

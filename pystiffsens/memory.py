@@ -2,26 +2,19 @@
 
 :func:`check` estimates what a sensitivity algorithm will allocate for a problem and
 raises a ``ValueError`` *before anything runs* when that exceeds the memory limit, naming
-the estimate and the algorithms that fit. ``pss.gradient`` and sweep batches check twice:
-with the estimate below before compiling, and with the size XLA plans for the compiled
-program (:func:`check_compiled`, ``Compiled.memory_analysis()``) before running it.
+the estimate and the algorithms that fit. ``pss.gradient``, ``pss.solve`` with step records
+and sweep batches check twice, when a program is first compiled and again on every call
+against the limit then in force: the estimate (:func:`check`), and the size XLA plans for the
+compiled program (:func:`compiled_bytes`, ``Compiled.memory_analysis()``).
 
-The estimate, in float64 words (8 bytes), for ``n`` states, ``P`` parameters and step
-buffers of ``S = max_saved_steps`` entries (default ``max_steps``):
-
-* one step of an implicit solver on a system of size ``m``: about ``6 m^2`` (Jacobian,
-  iteration matrix, LU factors and their temporaries) plus ``64 m`` (stages),
-* ``ForwardDiffSensitivity``: every working array carries ``P`` tangents, and the tangent
-  of the Jacobian is itself a Jacobian: about ``20 (1 + P) n^2``,
-* ``ForwardSensitivity``: a step on the augmented system, ``m = n (1 + P)``,
-* ``ReverseDiffAdjoint``: a step plus ``S + 1`` solver states (with ``checkpoints=C``:
-  ``C`` snapshots plus one segment of ``ceil(S / C)`` states),
-* ``InterpolatingAdjoint``/``GaussAdjoint``: a step plus ``S`` dense outputs (GaussAdjoint
-  also keeps the backward dense output), ``BacksolveAdjoint``: a step on ``2n`` states.
-
-The constants were fitted to XLA's own plans (``memory_analysis``) on dense test systems;
-the right-hand side's own temporaries are not modelled, which is what the second,
-compiled check is for.
+Each sensitivity algorithm estimates its own memory (its ``memory(shapes)``, in
+:mod:`pystiffsens.sensitivity`), for ``n`` states, ``P`` parameters and step records of
+``S = max_saved_steps`` entries, from the cost of one implicit step on ``m`` unknowns
+(:func:`pystiffsens.sensitivity.base.step_bytes`): forward mode carries ``P`` tangents,
+ForwardSensitivity integrates ``m = n (1 + P)`` unknowns, the adjoints add their ``S``
+records. The constants were fitted to XLA's own plans on dense test systems; the
+right-hand side's own temporaries are not modelled, which is what the second, compiled
+check is for.
 
 Step buffers sized to the solve
 -------------------------------
@@ -29,11 +22,13 @@ Allocating buffers of ``max_steps`` entries costs time as well as memory (a batc
 ROBER gradients with InterpolatingAdjoint: 79 ms with 1 000-entry buffers, 281 ms with
 100 000), although a solve rarely takes more than a few thousand steps. So where the
 computation can be rerun, the buffers start short and grow: ``pss.gradient``, sweep batches
-and ``pss.solve(save_steps=True)`` with the default ``max_saved_steps=None`` start at
+and ``pss.solve`` with step records, with the default ``max_saved_steps=None``, start at
 :func:`first_saved_steps` entries and, when a recording solve stops because its buffers are
 full (:attr:`~pystiffsens.integrate.Trajectory.buffer_full`), run again with buffers
-:data:`GROWTH` times longer, up to ``max_steps``. A fixed-step solve starts with the number
-of steps it will take.
+:data:`GROWTH` times longer, up to ``max_steps`` (:func:`saved_step_lengths`). A fixed-step
+solve starts with the number of steps it will take. A program that cannot be rerun from
+Python (``pss.make_gradient_fn``, ``jax.grad`` through ``pss.solve``) holds two lengths and
+uses the longer only when needed (:func:`program_lengths`).
 
 The limit is, in this order: the ``memory_limit=`` keyword (bytes, or a string such as
 ``"8GB"``), the environment variable ``PYSTIFFSENS_MEMORY_LIMIT`` (same forms), the memory
@@ -151,6 +146,18 @@ def saved_step_lengths(first: int, max_steps: int) -> tuple[int, ...]:
         grown = GROWTH * lengths[-1]
         lengths.append(int(max_steps if 2 * grown > max_steps else grown))
     return tuple(lengths)
+
+
+def program_lengths(first: int, max_steps: int) -> tuple[int, ...]:
+    """The record lengths one compiled program holds when it cannot be rerun from Python.
+
+    ``pss.make_gradient_fn`` and ``jax.grad`` through ``pss.solve`` put each length in a
+    branch of the program (``lax.cond``) and run the longer only when a solve filled the
+    shorter. Every branch is compiled, so there are two: ``first`` and ``max_steps``; a
+    solve longer than ``first`` steps pays for records ``max_steps`` long.
+    """
+    first = int(min(first, max_steps))
+    return (first,) if first >= max_steps else (first, int(max_steps))
 
 
 def candidates(saved_steps: int) -> list:

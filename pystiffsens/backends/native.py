@@ -80,7 +80,7 @@ class Programs:
 
     A program is compiled on its first call, after its estimated memory is checked against
     the limit (:func:`pystiffsens.memory.check`), and XLA's plan of it is checked before it
-    first runs (:func:`pystiffsens.memory.check_compiled`); both numbers are kept, and every
+    first runs (:func:`pystiffsens.memory.compiled_bytes`); both numbers are kept, and every
     call compares them with the limit in force. Programs of built-in problems are also kept
     on disk as traced programs (:mod:`pystiffsens._program_cache`).
     """
@@ -208,40 +208,30 @@ class JaxBackend(Backend):
             step_ys=None if step_y is None else np.asarray(step_y)[: n + 1],
         )
 
-    def record_lengths(self, spec, inp: Inputs, options) -> tuple[int, ...]:
-        """The record lengths a solve may take: ``max_saved_steps``, or from the first automatic length up
-        (:func:`pystiffsens.memory.first_saved_steps`, :func:`pystiffsens.memory.saved_step_lengths`)."""
+    def record_lengths(self, spec, inp: Inputs, options, *, in_program: bool = False) -> tuple[int, ...]:
+        """The record lengths a computation may take: ``max_saved_steps`` when given, else from the first
+        automatic length (:func:`pystiffsens.memory.first_saved_steps`) up, every length a rerun may take
+        (:func:`pystiffsens.memory.saved_step_lengths`) or, for one program that holds them all
+        (``in_program``), :func:`pystiffsens.memory.program_lengths`."""
         if options.max_saved_steps is not None:
             return (options.max_saved_steps,)
         shapes = self.programs.shapes(spec, inp, options.max_steps)
-        step_bytes = max(shapes.state, shapes.dense)
-        t_span = float(inp.ts[-1] - inp.t0) if options.dt is not None else 0.0
-        first = memory.first_saved_steps(options.max_steps, step_bytes, t_span=t_span, dt=options.dt,
-                                         n_stops=inp.ts.shape[0])
-        return memory.saved_step_lengths(first, options.max_steps)
+        concrete = not any(isinstance(x, jax.core.Tracer) for x in (inp.ts, inp.t0, options.dt))
+        t_span = float(np.asarray(inp.ts)[-1] - inp.t0) if options.dt is not None and concrete else 0.0
+        first = memory.first_saved_steps(options.max_steps, max(shapes.state, shapes.dense), t_span=t_span,
+                                         dt=options.dt if concrete else None, n_stops=inp.ts.shape[0])
+        lengths = memory.program_lengths if in_program else memory.saved_step_lengths
+        return lengths(first, options.max_steps)
 
     def _traced_solve(self, problem, inp: Inputs, solver, options, value, save_steps, device) -> Solution:
         choice = value if isinstance(value, Choice) else self.sensitivity(value, problem, solver, options, device=device)
         spec = programs.Spec(problem.rhs, inp.structure, solver, choice.algorithm)
-        lengths: tuple[int, ...]
-        if options.max_saved_steps is not None:
-            lengths = (options.max_saved_steps,)
-        else:
-            step_bytes = self._traced_step_bytes(spec, inp)
-            first = memory.first_saved_steps(options.max_steps, step_bytes, t_span=0.0, dt=None,
-                                             n_stops=inp.ts.shape[0])
-            lengths = memory.saved_step_lengths(first, options.max_steps)
+        lengths = self.record_lengths(spec, inp, options, in_program=True)
         save = (options.max_saved_steps or options.max_steps) if save_steps else 0
         solved = programs.traced_solve(spec, inp.leaves, inp.y0, inp.t0, inp.ts, options, save_steps=save,
                                        record_lengths=lengths)
         return Solution(ts=inp.ts, ys=solved.ys, status=solved.status, stats=solved.stats, solver=solver.name,
                         backend=self.name, device=device, step_ts=solved.step_t, step_ys=solved.step_y)
-
-    @staticmethod
-    def _traced_step_bytes(spec, inp: Inputs) -> int:
-        problem, theta, _ = spec.flat(inp.leaves, inp.t0, inp.ts)
-        shapes = memory.shapes(problem.rhs, spec.solver, inp.y0, theta, inp.ts.shape[0], 1)
-        return max(shapes.state, shapes.dense)
 
     # -- gradients
     def gradient(self, problem, solver, sensitivity: Choice, options, *, params=None, device="cpu",

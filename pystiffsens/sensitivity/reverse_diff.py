@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ..integrate import integrate, integrate_from, while_any
+from ..integrate import branch_if_records_large, integrate, integrate_from, while_any
 from .base import (
     STEP_VECTORS,
     WORD,
@@ -94,15 +94,22 @@ class ReverseDiffAdjoint(AbstractSensitivity):
             """Adjoint through accepted steps ``n_steps - 1, ..., 0`` of ``steps`` (a Trajectory or Segment)."""
             state_at = lambda i: jax.tree_util.tree_map(lambda b: b[i], steps.states)
 
-            def body(carry):
+            def update(carry, row):
                 i, lam, g_th = carry
-                stop = steps.step_stop[i]
-                injected = y_cotangent(state_at(i + 1), g_ys[jnp.maximum(stop, 0)])
+                stop = row["stop"]
+                injected = y_cotangent(row["end"], row["g_y"])
                 lam = jax.tree_util.tree_map(lambda a, b: a + jnp.where(stop >= 0, b, 0.0), lam, injected)
-                diff, controls = _split(solver, state_at(i))
-                _, pull = jax.vjp(lambda d, th: step_map(d, th, controls, steps.step_t[i], steps.step_h[i]), diff, theta)
+                diff, controls = _split(solver, row["start"])
+                _, pull = jax.vjp(lambda d, th: step_map(d, th, controls, row["t"], row["h"]), diff, theta)
                 lam_before, g_step = pull(lam)
                 return i - 1, lam_before, g_th + g_step
+
+            def body(carry):
+                i = carry[0]
+                stop = steps.step_stop[i]
+                row = dict(start=state_at(i), end=state_at(i + 1), t=steps.step_t[i], h=steps.step_h[i], stop=stop,
+                           g_y=g_ys[jnp.maximum(stop, 0)])
+                return branch_if_records_large(update, carry, row, steps.states, i >= 0)
 
             _, lam, g_th = while_any(lambda c: c[0] >= 0, body, (n_steps - 1, lam, g_th))
             return lam, g_th

@@ -20,7 +20,7 @@ defined here and raise ``ValueError``.
 Step records. An adjoint reads the forward solve's per-step records. With a fixed
 ``saved_steps`` they are kept by the forward pass. With ``saved_steps=None`` their length
 follows the solve: the forward pass records nothing and the backward rule re-solves with
-records of :func:`~pystiffsens.memory.saved_step_lengths` entries, moving to the next
+records of the lengths of :func:`~pystiffsens.memory.program_lengths`, moving to the next
 length only when a solve filled them (:func:`ladder`), at the price of one more forward
 solve.
 """
