@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts: machine description, interleaved timing,
-error metrics, scipy Radau references and Markdown tables."""
+error metrics, scipy Radau references, the compiled program of ``pss.solve`` and
+Markdown tables."""
 
 from __future__ import annotations
 
@@ -148,6 +149,40 @@ def numpy_rhs(rhs, params):
     f = jax.jit(lambda t, y: rhs(t, y, params))
     j = jax.jit(jax.jacfwd(lambda t, y: rhs(t, y, params), argnums=1))
     return (lambda t, y: np.asarray(f(t, y))), (lambda t, y: np.asarray(j(t, y)))
+
+
+def solve_program(problem, solver, *, rtol, atol, dt=None, max_steps, saved_steps=None):
+    """The compiled program ``pss.solve`` runs (:func:`pystiffsens.programs.solve`), jitted here with ``pss.jit``.
+
+    Returns ``(fn, args, saved)``: ``fn(*args)`` is ``(ys, info, step_t, step_y)`` with ``info``
+    the counters of :data:`pystiffsens.programs.INFO` (see :func:`solve_info`). ``saved_steps``
+    is the length of its per-step records: None, the length ``pss.solve`` settles at for
+    this problem (the first of the backend's record lengths that holds the solve, found by
+    one ``pss.solve`` call); 0, none (the bare loop, what ``pss.solve(..., save_steps=False)``
+    runs); an integer, that length. Nothing is compiled until ``fn`` is first called.
+    """
+    import pystiffsens as pss
+    from pystiffsens import programs
+    from pystiffsens.backends.native import inputs
+
+    backend = pss.backends.default()
+    so = backend.solver(solver)
+    options = pss.Options(rtol=rtol, atol=atol, dt=dt, max_steps=max_steps).for_method(
+        so, problem.tspan[1] - problem.tspan[0])
+    inp = inputs(problem)
+    spec = programs.Spec(problem.rhs, inp.structure, so)
+    if saved_steps is None:
+        lengths = backend.record_lengths(spec, inp, options)
+        steps = pss.solve(problem, so, rtol=rtol, atol=atol, dt=dt, max_steps=max_steps).stats["n_steps"]
+        saved_steps = next((length for length in lengths if steps < length), lengths[-1])
+    return pss.jit(programs.solve(spec, saved_steps)), inp.args(options), saved_steps
+
+
+def solve_info(info) -> dict:
+    """``{"status", "n_steps", ..., "buffer_full"}`` (ints) of a solve program's ``info`` vector."""
+    from pystiffsens.programs import INFO
+
+    return {name: int(value) for name, value in zip(INFO, np.asarray(info))}
 
 
 def fmt(x, spec=".3g"):

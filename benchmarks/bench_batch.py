@@ -9,9 +9,11 @@ sensitivity algorithm:
 
 * **lanes**: the sum over the B values of one compiled single call each
   (``pss.jit(pss.make_gradient_fn(..., max_saved_steps=S))``, the call's median over the
-  rounds, ``S`` the first step-buffer length the batch uses, ``pss.memory.INITIAL_SAVED_STEPS``),
-  against one run of the batch (``pystiffsens.study.batch.compile_batch``, the vmapped sweep
-  batch), both with ``max_steps=100_000``. Target: batch / lanes <= 1.5.
+  rounds, ``S`` the first step-record length the batch uses, the JAX backend's
+  ``record_lengths(...)[0]``, or ``max_steps`` for the algorithms that record nothing),
+  against one run of the batch (the vmapped sweep batch,
+  ``pss.backends.get("jax").gradient_batch(...)``, its ``BatchResult.run_time_s``), both
+  with ``max_steps=100_000``. Target: batch / lanes <= 1.5.
 * **max_steps**: the batch with ``max_steps`` = 1e3, 1e4 and 1e5. Target: within 10 %
   between 1e3 and 1e5 (for the lanes that succeed at 1e3; a lane that fails at 1e3 and
   goes on at 1e5 takes more steps, which is no buffer cost).
@@ -38,7 +40,8 @@ import _common as C  # noqa: E402
 import jax  # noqa: E402
 
 import pystiffsens as pss  # noqa: E402  (enables float64)
-from pystiffsens.study.batch import Settings, compile_batch  # noqa: E402
+from pystiffsens import programs  # noqa: E402
+from pystiffsens.backends.native import inputs  # noqa: E402
 
 SOLVER = "Rodas5P"
 RTOL, ATOL = 1e-8, 1e-10
@@ -54,9 +57,28 @@ def grid(b: int) -> np.ndarray:
     return np.logspace(5, 9, b)
 
 
+def options(max_steps: int):
+    """(solver object, the options it runs with) of every batch and lane."""
+    solver = pss.backends.get("jax").solver(SOLVER)
+    return solver, pss.Options(rtol=RTOL, atol=ATOL, max_steps=max_steps).for_method(solver)
+
+
+def first_saved_steps(sensitivity: str) -> int:
+    """The step-record length a batch with ``max_steps=MAX_STEPS[-1]`` starts with (its first program;
+    ``max_steps`` for an algorithm that records nothing, as the batch passes it)."""
+    p = problem()
+    solver, opts = options(MAX_STEPS[-1])
+    if not pss.sensitivity.get(sensitivity).records:
+        return opts.max_steps
+    inp = inputs(p)
+    return pss.backends.default().record_lengths(programs.Spec(p.rhs, inp.structure, solver), inp, opts)[0]
+
+
 def batch_run(sensitivity: str, b: int, max_steps: int):
-    settings = Settings(backend="jax", device="cpu", rtol=RTOL, atol=ATOL, dt=None, max_steps=max_steps)
-    run = compile_batch(problem(), grid(b), SOLVER, sensitivity, settings)
+    backend = pss.backends.get("jax")
+    solver, opts = options(max_steps)
+    choice = pss.backends.Choice(pss.sensitivity.get(sensitivity))
+    run = backend.gradient_batch(problem(), grid(b), solver, choice, opts, "cpu")  # compiles the first program
     first = run()  # also the rerun of lanes whose step buffers filled, compiled once here
     statuses = sorted({r.status.name for r in first.results})
     steps = [r.stats["n_steps"] for r in first.results]
@@ -66,7 +88,7 @@ def batch_run(sensitivity: str, b: int, max_steps: int):
 def lane_calls(sensitivity: str, b: int):
     p = problem()
     fn = pss.jit(pss.make_gradient_fn(p, SOLVER, sensitivity, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS[-1],
-                                      max_saved_steps=pss.memory.INITIAL_SAVED_STEPS))
+                                      max_saved_steps=first_saved_steps(sensitivity)))
     calls = {}
     for i, s in enumerate(grid(b)):
         params = p.set_stiffness(p.params, s)

@@ -21,7 +21,12 @@ Programs: ``pss.make_gradient_fn(problem, solver, sensitivity)`` of ROBER, loss 
 * adaptive solvers on [0, 1e5]; fixed-step solvers on [0, 1e-2] with dt = 1e-4 (ROBER's
   initial layer needs dt <= 1e-4 for Newton to converge);
 * **single**: one call at the built-in parameters; **batch**: the vmapped sweep of k2 over
-  ``logspace(5, 9, 32)`` (adaptive solvers only), as a sweep batch runs it.
+  ``logspace(5, 9, 32)`` (adaptive solvers only), ``jax.vmap`` of the same function.
+
+The step records are ``make_gradient_fn``'s default (``max_saved_steps=None``: the program
+holds a ``lax.cond`` ladder of record lengths, :func:`pystiffsens.memory.saved_step_lengths`);
+``--max-saved-steps N`` compiles one length instead (``N = 100000`` is the single
+``max_steps``-long record of the programs before the ladder).
 """
 
 from __future__ import annotations
@@ -61,12 +66,13 @@ def variants() -> dict:
     return {"elemental": elemental, "fusion": fusion}
 
 
-def program(solver: str, sensitivity: str, kind: str):
+def program(solver: str, sensitivity: str, kind: str, max_saved_steps: int | None = None):
     """(function, argument) of one benchmark program."""
     fixed = solver in FIXED
     problem = pss.problems.get("robertson", t_end=1e-2 if fixed else 1e5)
     fn = pss.make_gradient_fn(problem, solver, sensitivity, rtol=RTOL, atol=ATOL, dt=1e-4 if fixed else None,
-                              max_steps=MAX_STEPS, batch_size=BATCH if kind == "batch" else 1)
+                              max_steps=MAX_STEPS, max_saved_steps=max_saved_steps,
+                              batch_size=BATCH if kind == "batch" else 1)
     if kind == "single":
         return fn, problem.params
     return jax.vmap(lambda s: fn(problem.set_stiffness(problem.params, s))), jnp.asarray(np.logspace(5, 9, BATCH))
@@ -81,8 +87,8 @@ def rel_diff(a, b) -> float:
     return C.max_rel_err(a[finite], b[finite], floor=0.0) if finite.any() else 0.0
 
 
-def measure(solver, sensitivity, kind, options, order, rounds) -> dict:
-    fn, arg = program(solver, sensitivity, kind)
+def measure(solver, sensitivity, kind, options, order, rounds, max_saved_steps=None) -> dict:
+    fn, arg = program(solver, sensitivity, kind, max_saved_steps)
     start = time.perf_counter()
     lowered = jax.jit(fn).lower(arg)
     lower_s = time.perf_counter() - start
@@ -137,6 +143,8 @@ def main(argv=None):
     parser.add_argument("--sensitivities", nargs="+", default=pss.sensitivity.names())
     parser.add_argument("--no-batch", action="store_true", help="single calls only")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--max-saved-steps", type=int, default=None,
+                        help="one step-record length instead of make_gradient_fn's default ladder")
     parser.add_argument("--csv", default=os.path.join(C.ROOT, "benchmarks", "results", "compile.csv"))
     args = parser.parse_args(argv)
 
@@ -148,7 +156,7 @@ def main(argv=None):
     rows = []
     for i, (solver, sensitivity, kind) in enumerate(cases):
         order = ["elemental", "fusion"] if i % 2 == 0 else ["fusion", "elemental"]
-        rows.append(measure(solver, sensitivity, kind, options, order, args.rounds))
+        rows.append(measure(solver, sensitivity, kind, options, order, args.rounds, args.max_saved_steps))
         r = rows[-1]
         C.progress(f"[{i + 1}/{len(cases)}] {solver} {sensitivity} {kind}: compile {r['compile_elemental_s']:.1f} / "
                    f"{r['compile_fusion_s']:.1f} s, run {1e3 * r['run_elemental_s']:.1f} / {1e3 * r['run_fusion_s']:.1f} ms")
@@ -159,6 +167,8 @@ def main(argv=None):
         writer.writerows(rows)
     print("\n".join(C.machine_info()))
     print(f"- options: elemental = {options['elemental']}; fusion = {options['fusion']}")
+    print(f"- step records: max_saved_steps={args.max_saved_steps} "
+          f"({'the default ladder of record lengths' if args.max_saved_steps is None else 'one length'})")
     print(f"- caches: PYSTIFFSENS_NO_COMPILATION_CACHE={os.environ['PYSTIFFSENS_NO_COMPILATION_CACHE']}\n")
     print(report(rows))
     print(f"\nCSV: {os.path.relpath(args.csv, C.ROOT)}")

@@ -11,8 +11,9 @@ Markdown on stdout, progress on stderr; about 2-3 minutes on 2 shared cores. Opt
 What is timed (after compilation, median of interleaved rounds)
 ---------------------------------------------------------------
 * pystiffsens: ``pss.gradient(problem, "Rodas5P", algorithm, rtol=1e-8, atol=1e-10)``
-  (loss and gradient, the jitted function is cached per problem structure); "compile" =
-  first call minus the median call.
+  (loss and gradient: the whole call, whose compiled program the JAX backend keeps per
+  problem structure, ``pystiffsens.backends.native``); "compile" = first call minus the
+  median call.
 * CasADi: one call of an MX function returning the loss and its gradient through
   ``casadi.integrator('F', 'cvodes', ...)``: forward mode = ``jtimes(L, p, I, False)``
   (3 forward directions: CVODES integrates the forward sensitivity equations), adjoint
@@ -40,9 +41,6 @@ from bench_solvers import casadi_integrator, diffrax_kencarp4_works, diffrax_sol
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import pystiffsens as pss  # noqa: E402
-from pystiffsens.gradient import _compiled  # noqa: E402
-from pystiffsens.integrate import integrate  # noqa: E402
-from pystiffsens.solve import _compiled_solve  # noqa: E402
 
 RTOL, ATOL = 1e-8, 1e-10
 MAX_STEPS = 100_000
@@ -190,21 +188,21 @@ def diffrax_row(name, problem):
 
 # ----------------------------------------------------------------------------- memory
 def memory_section(t_end=13.0, max_steps=10_000):
-    """Compiled memory (XLA buffer assignment) of the forward solve and the gradients."""
+    """Compiled memory (XLA buffer assignment) of the forward solve and the gradients.
+
+    Every program records ``max_steps`` steps (``max_saved_steps=max_steps``), so the
+    records are of one length in all of them.
+    """
     problem = pss.problems.get("van_der_pol", mu=1e3, t_end=t_end)
-    so = pss.solvers.get(SOLVER)
-    y0, stops, params = jnp.asarray(problem.y0), jnp.asarray(problem.saveat), problem.params
-    rhs, t0 = problem.rhs, problem.tspan[0]
+    tol = dict(rtol=RTOL, atol=ATOL, max_steps=max_steps)
     fns = {
-        "forward solve, as pss.solve (per-step state recording)": (
-            _compiled_solve(rhs, so, t0, max_steps, False), (y0, params, stops, RTOL, ATOL, 0.0)),
-        "forward solve, bare loop (no recording)": (
-            pss.jit(lambda y, p, s, r, a: integrate(rhs, so, y, p, t0=t0, stops=s, rtol=r, atol=a, max_steps=max_steps)),
-            (y0, params, stops, RTOL, ATOL)),
+        "forward solve, as pss.solve (per-step state recording)":
+            C.solve_program(problem, SOLVER, **tol, saved_steps=max_steps)[:2],
+        "forward solve, bare loop (no recording)": C.solve_program(problem, SOLVER, **tol, saved_steps=0)[:2],
     }
     for alg in ("ReverseDiffAdjoint", "ForwardDiffSensitivity"):
         fns[f"gradient, {alg}"] = (
-            _compiled(problem, so, pss.sensitivity.get(alg), False, max_steps), (params, RTOL, ATOL, 0.0))
+            pss.jit(pss.make_gradient_fn(problem, SOLVER, alg, **tol, max_saved_steps=max_steps)), (problem.params,))
     rows, totals = [], {}
     for name, (fn, args) in fns.items():
         C.progress(f"memory: {name}")
@@ -213,8 +211,11 @@ def memory_section(t_end=13.0, max_steps=10_000):
         comp = time.perf_counter() - t
         m = compiled.memory_analysis()
         out, run_s, _ = C.first_call(lambda: jax.block_until_ready(compiled(*args)))
-        stats = out.stats if hasattr(out, "stats") else out["stats"]
-        status = out.status if hasattr(out, "status") else out["status"]
+        if isinstance(out, dict):  # a gradient
+            stats, status = out["stats"], out["status"]
+        else:  # a solve: (ys, info, step_t, step_y)
+            stats = C.solve_info(out[1])
+            status = stats["status"]
         total = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
         totals[name] = total
         mib = lambda b: f"{b / 2**10:.0f}"
@@ -300,9 +301,11 @@ def main(argv=None):
         C.banner(f"Memory: Van der Pol mu=1e3 on [0, {vdp.tspan[1]:g}], {SOLVER}, rtol={RTOL:g}, max_steps={ms}")
         print(C.markdown_table(["compiled function", "arguments KiB", "outputs KiB", "temp KiB",
                                 "total KiB", "steps acc/rej", "status", "compile s", "one run ms"], mrows))
-        print("\n- XLA's compiled memory analysis (`jax.jit(f).lower(...).compile().memory_analysis()`): buffers "
-              "sized by max_steps at compile time; total = arguments + outputs + temp - aliased. It is the "
-              "device-buffer footprint of one call, not the Python process RSS.")
+        print("\n- XLA's compiled memory analysis (`jax.jit(f).lower(...).compile().memory_analysis()`): per-step "
+              "records of max_steps entries (`max_saved_steps=max_steps`) sized at compile time; total = arguments + "
+              "outputs + temp - aliased. It is the device-buffer footprint of one call, not the Python process RSS. "
+              "pss.solve program (`pystiffsens.programs.solve`), compiled by `pss.jit`; gradients: "
+              "`pss.jit(pss.make_gradient_fn(..., max_saved_steps=max_steps))`.")
 
     C.banner("Targets")
     verdict = lambda ok: "**met**" if ok else "**not met**"

@@ -50,10 +50,10 @@ def one_run(setup: str, statement: str) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=11)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print("\n".join(C.machine_info()))
     print(f"- ml_dtypes {C._version('ml_dtypes')}, {args.rounds} rounds\n")
     runs: dict[str, list[dict]] = {name: [] for name in STATEMENTS}

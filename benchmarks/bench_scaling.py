@@ -13,7 +13,7 @@ Families (one clean size knob each; Rodas5P for every pystiffsens row)
 ------------------------------------------------------------------------
 * **batch** B = 1..256: ROBER on [0, 1e5], loss sum(y(T)) + 1e4*y2(T), gradient w.r.t. (k1,
   k2, k3), rtol 1e-8 / atol 1e-10, k2 on ``logspace(5, 9, B)`` (B = 1: k2 = 1e7). pystiffsens:
-  one ``pystiffsens.study.batch.compile_batch(...)`` run (the vmapped sweep batch);
+  one run of the vmapped sweep batch (``pss.backends.get("jax").gradient_batch(...)``);
   CVODES: a Python loop of B gradient calls; diffrax: ``jax.jit(jax.vmap(value_and_grad))``.
   B = 32 is the issue's grid: the throughput target compares it with the CVODES loop.
 * **params** P ~ 10..10^4: the stiff neural ODE y' = -lam diag(0, 1, 0.01) y + MLP(y),
@@ -30,18 +30,20 @@ reported separately, with pystiffsens's persistent caches off
 (``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` unless set otherwise), so it is a fresh compilation
 each time. pystiffsens single calls: ``pss.jit(pss.make_gradient_fn(...))``, lowered and
 compiled ahead (compile = ``lower(...).compile()``, tracing included), then the compiled
-executable with ``block_until_ready``. Batches: ``BatchResult.run_time_s`` and
-``compile_time_s`` of ``compile_batch``. CasADi: ``casadi.integrator('F', 'cvodes', ...)``
-with an MX function returning the loss and its gradient: forward = ``jtimes(L, p, I_P,
-False)`` (P forward sensitivity directions), adjoint = ``jtimes(L, p, 1, True)`` (CVODES
-adjoint with checkpoints); compile = building the functions plus first call minus the
+executable with ``block_until_ready``; its step records are the default of
+``make_gradient_fn`` (``max_saved_steps=None``: a ``lax.cond`` ladder of record lengths).
+Batches: ``BatchResult.run_time_s`` of the batch's ``run()``, and the wall time of
+``gradient_batch(...)`` (tracing and compiling its first program) as compile time.
+CasADi: ``casadi.integrator('F', 'cvodes', ...)`` with an MX function returning the loss
+and its gradient: forward = ``jtimes(L, p, I_P, False)`` (P forward sensitivity
+directions), adjoint = ``jtimes(L, p, 1, True)`` (CVODES adjoint with checkpoints); compile = building the functions plus first call minus the
 fastest call. diffrax: Kvaerno5 + RecursiveCheckpointAdjoint, ``jax.jit(value_and_grad)``.
 
 Bounded cost: before each size a method's run and compile time are predicted from its two
 previous sizes (time ~ size^k with k >= 1 for the run); a case predicted over ``--cap`` (run)
 or ``--compile-cap`` seconds is skipped, as is any JAX case whose compiled memory (XLA memory
-analysis; for batches of B >= 8, B times the one-lane footprint) exceeds ``--mem-cap-gib``. Skips are rows
-of the CSV with the reason. Exponents: least-squares slope of log(min time) on log(size)
+analysis; for batches of B >= 8, B times the footprint of one lane with ``max_steps``-long
+records) exceeds ``--mem-cap-gib``. Skips are rows of the CSV with the reason. Exponents: least-squares slope of log(min time) on log(size)
 over the successful sizes (all of them, and the largest three).
 """
 
@@ -70,8 +72,6 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import pystiffsens as pss  # noqa: E402  (enables float64)
 from pystiffsens import _compilation_cache  # noqa: E402
-from pystiffsens.study.batch import Settings as BatchSettings  # noqa: E402
-from pystiffsens.study.batch import compile_batch
 
 SOLVER = "Rodas5P"
 MAX_STEPS = 100_000
@@ -276,10 +276,12 @@ PREFLIGHT_B = 8  # smaller batches are run without the memory preflight (one lan
 
 
 def batch_lane_memory(case: Case, algorithm: str) -> float:
-    """Compiled memory of a one-lane batch (the composition compile_batch jits), cached per algorithm."""
+    """Compiled memory of a one-lane vmapped gradient with ``max_steps``-long records (the longest a batch
+    reruns a lane with), cached per algorithm."""
     if algorithm not in _BATCH_LANE_MEMORY:
         p = case.problem
-        f = pss.make_gradient_fn(p, SOLVER, algorithm, rtol=case.rtol, atol=case.atol, max_steps=MAX_STEPS)
+        f = pss.make_gradient_fn(p, SOLVER, algorithm, rtol=case.rtol, atol=case.atol, max_steps=MAX_STEPS,
+                                 max_saved_steps=MAX_STEPS)
         batched = pss.jit(jax.vmap(lambda s: f(p.set_stiffness(p.params, s))))
         _BATCH_LANE_MEMORY[algorithm] = _memory(batched.lower(jnp.ones(1)).compile())
     return _BATCH_LANE_MEMORY[algorithm]
@@ -290,9 +292,12 @@ def prepare_pss_batch(case: Case, algorithm: str, mem_cap: float) -> Prepared:
     if case.size >= PREFLIGHT_B:
         mem = case.size * batch_lane_memory(case, algorithm)
         _check_memory(mem, mem_cap, f"predicted memory (B x the B = 1 footprint {mem / case.size / 2**20:.0f} MiB)")
-    settings = BatchSettings(backend="jax", device="cpu", rtol=case.rtol, atol=case.atol, dt=None, max_steps=MAX_STEPS)
+    backend = pss.backends.get("jax")
+    solver = backend.solver(SOLVER)
+    options = pss.Options(rtol=case.rtol, atol=case.atol, max_steps=MAX_STEPS).for_method(solver)
+    choice = pss.backends.Choice(pss.sensitivity.get(algorithm))
     t = time.perf_counter()
-    run_batch = compile_batch(case.problem, case.grid, SOLVER, algorithm, settings)  # traces and compiles
+    run_batch = backend.gradient_batch(case.problem, case.grid, solver, choice, options, "cpu")  # traces and compiles
     compile_s = time.perf_counter() - t
 
     def run():
@@ -505,6 +510,7 @@ def run_family(family, sizes, args, done=lambda rows: None):
         rows += size_rows
         done(size_rows)
         jax.clear_caches()
+        pss.backends.default().programs.clear()  # the batches' compiled programs
     return rows
 
 

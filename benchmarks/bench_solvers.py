@@ -8,10 +8,12 @@ minutes on 2 shared cores. Options: ``--problems ROBER HIRES``, ``--no-fixed``,
 
 What is timed
 -------------
-* pystiffsens: the jitted function ``pss.solve`` runs (``_compiled_solve``: the
-  integration loop with per-step state recording into ``max_steps`` buffers), called with
-  ``block_until_ready``; the "pss.solve()" column is the whole API call (adds the
-  conversion of the recorded steps to NumPy). "compile" = first call minus the median call.
+* pystiffsens: the compiled program ``pss.solve`` runs (``pystiffsens.programs.solve``:
+  the integration loop with per-step state recording into records of the length
+  ``pss.solve`` settles at for the problem, ``pss.jit``-compiled here by
+  ``_common.solve_program``), called with ``block_until_ready``; the "pss.solve()" column
+  is the whole API call (adds argument checks, the program lookup and the conversion of
+  the recorded steps to NumPy). "compile" = first call minus the median call.
 * CasADi: ``F(x0=..., p=...)`` of ``casadi.integrator('F', 'cvodes', ...)`` (BDF, Newton,
   CasADi's default dense linear solver, exact Jacobian by CasADi AD); "compile" = building
   the integrator plus the first call minus the median call (no code generation).
@@ -36,8 +38,6 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import pystiffsens as pss  # noqa: E402  (enables float64)
-from pystiffsens.integrate import integrate  # noqa: E402
-from pystiffsens.solve import _compiled_solve  # noqa: E402
 
 RTOL, ATOL = 1e-8, 1e-10
 MAX_STEPS = 100_000
@@ -144,21 +144,16 @@ class Row:
 
 
 def pss_row(problem, solver, dt, tol=(RTOL, ATOL), method=None, record=True):
-    so = pss.solvers.get(solver)
-    args = (jnp.asarray(problem.y0), problem.params, jnp.asarray(problem.saveat), tol[0], tol[1], 0.0 if dt is None else dt)
-    if record:
-        run = _compiled_solve(problem.rhs, so, problem.tspan[0], MAX_STEPS, dt is not None)
-    else:  # the bare loop: no per-step state buffers
-        rhs, t0 = problem.rhs, problem.tspan[0]
-        run = pss.jit(lambda y0, p, stops, r, a, h: integrate(
-            rhs, so, y0, p, t0=t0, stops=stops, rtol=r, atol=a, dt=None, max_steps=MAX_STEPS))
+    # record: the records pss.solve keeps by default; else the bare loop (pss.solve(..., save_steps=False))
+    run, args, _ = C.solve_program(problem, solver, rtol=tol[0], atol=tol[1], dt=dt, max_steps=MAX_STEPS,
+                                   saved_steps=None if record else 0)
     call = lambda: jax.block_until_ready(run(*args))
     first = C.first_call(call)
 
-    def extract(traj):
-        s = {k: int(v) for k, v in traj.stats.items()}
-        return (np.asarray(traj.ys)[-1], f"{s['n_steps']}/{s['n_rejected']}", s["n_f"], f"{s['n_jac']}/{s['n_lu']}",
-                pss.ReturnCode(int(traj.status)).name)
+    def extract(out):
+        ys, info = out[0], C.solve_info(out[1])
+        return (np.asarray(ys)[-1], f"{info['n_steps']}/{info['n_rejected']}", info["n_f"],
+                f"{info['n_jac']}/{info['n_lu']}", pss.ReturnCode(info["status"]).name)
 
     api = None
     if record:

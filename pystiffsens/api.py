@@ -7,6 +7,7 @@ backend (:mod:`pystiffsens.backends`). Nothing here depends on which backend run
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax.numpy as jnp
@@ -188,7 +189,7 @@ def make_gradient_fn(
     longest length exceeds the limit (:mod:`pystiffsens.memory`). Other parameters as
     :func:`gradient`.
     """
-    backend = backends.native()
+    backend = backends.default()
     problem = resolve_problem(problem)
     solver = backend.solver(solver)
     options = _options(problem, solver, rtol, atol, dt, adaptive, max_steps, max_saved_steps)
@@ -220,11 +221,23 @@ def make_gradient_fn(
 
 
 def _options(problem: Problem, solver, rtol, atol, dt, adaptive, max_steps, max_saved_steps) -> Options:
-    """The validated options ``solver`` runs ``problem`` with (``dt`` None exactly for adaptive steps)."""
-    given = Options(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive, max_steps=max_steps,
-                    max_saved_steps=max_saved_steps)
-    options = given.for_method(solver, problem.tspan[1] - problem.tspan[0])
-    if given.dt is not None and options.dt is None:
+    """The validated options ``solver`` runs ``problem`` with (``dt`` None exactly for adaptive steps).
+
+    Validated once per combination of values (repeated calls with the same options reuse it).
+    """
+    given = (rtol, atol, dt, adaptive, max_steps, max_saved_steps)
+    try:
+        return _options_for(solver, problem.tspan[1] - problem.tspan[0], given)
+    except TypeError:  # unhashable values (array tolerances): no reuse
+        return _options_for.__wrapped__(solver, problem.tspan[1] - problem.tspan[0], given)
+
+
+@functools.lru_cache(maxsize=256)
+def _options_for(solver, t_span: float, given: tuple) -> Options:
+    rtol, atol, dt, adaptive, max_steps, max_saved_steps = given
+    options = Options(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive, max_steps=max_steps,
+                      max_saved_steps=max_saved_steps).for_method(solver, t_span)
+    if dt is not None and options.dt is None:
         raise ValueError(
             f"dt={dt!r} is not used: solver={solver.name!r} takes adaptive steps with adaptive=True. Drop dt, or "
             "pass adaptive=False for fixed steps of dt."

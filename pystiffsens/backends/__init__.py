@@ -23,8 +23,8 @@ def names() -> list[str]:
     return list(_BACKENDS)
 
 
-def native() -> JaxBackend:
-    """The native (JAX) backend, which alone also builds JAX functions (``pss.make_gradient_fn``)."""
+def default() -> JaxBackend:
+    """The default, native (JAX) backend, which alone also builds JAX functions (``pss.make_gradient_fn``)."""
     backend = _BACKENDS["jax"]
     assert isinstance(backend, JaxBackend)
     return backend
@@ -54,4 +54,4 @@ def sensitivity(backend: Backend, value, problem, solver, options, **kwargs) -> 
         raise
 
 
-__all__ = ["Backend", "BatchResult", "Choice", "JaxBackend", "JuliaBackend", "get", "names", "native", "sensitivity"]
+__all__ = ["Backend", "BatchResult", "Choice", "JaxBackend", "JuliaBackend", "default", "get", "names", "sensitivity"]

@@ -105,7 +105,9 @@ class Programs:
         ``estimate`` is the planned memory in bytes of ``algorithm`` (None: a solve's step
         records) for ``shapes``.
         """
-        key = (kind, spec, static, tuple(np.shape(leaf) for leaf in jax.tree_util.tree_leaves(args)), device)
+        # The parameter shapes are in spec.structure and the options in static; the other arguments'
+        # shapes (y0, t0, saved times, a batch's stiffness values) complete the signature.
+        key = (kind, spec, static, *(np.shape(a) for i, a in enumerate(args) if i not in (0, 4)), device)
         entry = self._compiled.get(key)
         check = dict(batch=batch, memory_limit=memory_limit, device=device)
         if entry is None:
