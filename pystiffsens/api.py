@@ -12,7 +12,7 @@ import warnings
 
 import jax.numpy as jnp
 
-from . import _x64, backends, memory, problems, programs
+from . import _params, _x64, backends, memory, problems, programs
 from .backends.native import inputs
 from .options import Options
 from .problem import Problem
@@ -197,12 +197,7 @@ def make_gradient_fn(
     algorithm = choice.algorithm
     inp = inputs(problem)
     spec = programs.Spec(problem.rhs, inp.structure, solver, algorithm, problem.loss_fn)
-    if options.max_saved_steps is not None:
-        lengths: tuple[int, ...] = (options.max_saved_steps,)
-    elif algorithm.records:
-        lengths = backend.record_lengths(spec, inp, options, in_program=True)
-    else:
-        lengths = (options.max_steps,)
+    lengths = backend.record_lengths(spec, inp, options, in_program=True)
     shapes = backend.programs.shapes(spec, inp, lengths[-1])
     memory.check(algorithm, shapes, batch=batch_size, memory_limit=memory_limit)
     run = programs.gradient(spec, lengths)
@@ -212,7 +207,7 @@ def make_gradient_fn(
     def gradient_fn(params):
         leaves = [jnp.asarray(leaf, jnp.float64) for leaf in structure.leaves_of(params)]
         out = run(leaves, y0, t0, ts, options)
-        return {**out, "grad": structure.fill(out["grad"])}
+        return {**out, "grad": _params.ordered_like(problem.params, structure.fill(out["grad"]))}
 
     gradient_fn.sensitivity = algorithm.name  # type: ignore[attr-defined]
     gradient_fn.algorithm = algorithm  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ caller's ``jax.jit`` compiles it and its ``jax.grad`` runs the chosen sensitivit
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 from collections.abc import Callable
@@ -81,12 +82,17 @@ class Programs:
     A program is compiled on its first call, after its estimated memory is checked against
     the limit (:func:`pystiffsens.memory.check`), and XLA's plan of it is checked before it
     first runs (:func:`pystiffsens.memory.compiled_bytes`); both numbers are kept, and every
-    call compares them with the limit in force. Programs of built-in problems are also kept
-    on disk as traced programs (:mod:`pystiffsens._program_cache`).
+    call compares them with the limit in force. The :data:`KEPT` most recently used programs
+    are kept (a new ``rhs`` function each call would otherwise keep every program it made).
+    Programs of built-in problems are also kept on disk as traced programs
+    (:mod:`pystiffsens._program_cache`).
     """
 
+    #: Compiled programs kept in memory, least recently used dropped first.
+    KEPT = 256
+
     def __init__(self):
-        self._compiled: dict = {}
+        self._compiled: collections.OrderedDict = collections.OrderedDict()
         self._shapes: dict = {}
 
     def shapes(self, spec: programs.Spec, inp: Inputs, saved_steps: int) -> memory.Shapes:
@@ -108,16 +114,21 @@ class Programs:
         # The parameter shapes are in spec.structure and the options in static; the other arguments'
         # shapes (y0, t0, saved times, a batch's stiffness values) complete the signature.
         key = (kind, spec, static, *(np.shape(a) for i, a in enumerate(args) if i not in (0, 4)), device)
-        entry = self._compiled.get(key)
         check = dict(batch=batch, memory_limit=memory_limit, device=device)
-        if entry is None:
+        # A plain solve (estimate 0: no records) allocates nothing that grows with the steps.
+        if estimate:
             memory.check_bytes(estimate, algorithm, shapes, **check)
+        entry = self._compiled.get(key)
+        if entry is None:
             with jax.default_device(device):
                 compiled = _program_cache.compile_cached(_xla.jit(build()), args, (kind, spec, static), device)
             entry = self._compiled[key] = (compiled, memory.compiled_bytes(compiled))
+            if len(self._compiled) > self.KEPT:
+                self._compiled.popitem(last=False)
+        else:
+            self._compiled.move_to_end(key)
         compiled, planned = entry
-        if estimate:  # a plain solve (no records) allocates nothing that grows with the steps
-            memory.check_bytes(estimate, algorithm, shapes, **check)
+        if estimate:
             memory.check_bytes(planned, algorithm, shapes, how="(as XLA plans it)", **check)
         return compiled
 
@@ -214,7 +225,10 @@ class JaxBackend(Backend):
         """The record lengths a computation may take: ``max_saved_steps`` when given, else from the first
         automatic length (:func:`pystiffsens.memory.first_saved_steps`) up, every length a rerun may take
         (:func:`pystiffsens.memory.saved_step_lengths`) or, for one program that holds them all
-        (``in_program``), :func:`pystiffsens.memory.program_lengths`."""
+        (``in_program``), :func:`pystiffsens.memory.program_lengths`. An algorithm that records
+        nothing (forward mode, BacksolveAdjoint) has one length, which sizes nothing."""
+        if spec.algorithm is not None and not spec.algorithm.records:
+            return (options.max_steps,)
         if options.max_saved_steps is not None:
             return (options.max_saved_steps,)
         shapes = self.programs.shapes(spec, inp, options.max_steps)
@@ -243,8 +257,7 @@ class JaxBackend(Backend):
         algorithm = sensitivity.algorithm
         spec = programs.Spec(problem.rhs, inp.structure, solver, algorithm, problem.loss_fn)
         args = inp.args(options)
-        lengths = self.record_lengths(spec, inp, options) if algorithm.records else (options.max_steps,)
-        for saved in lengths:
+        for saved in self.record_lengths(spec, inp, options):
             shapes = self.programs.shapes(spec, inp, saved)
             run = self.programs.get("gradient", spec, lambda: programs.packed(programs.gradient(spec, (saved,))),
                                     args, dev, static=(saved, options.static), algorithm=algorithm, shapes=shapes,
@@ -266,7 +279,7 @@ class JaxBackend(Backend):
         algorithm = sensitivity.algorithm
         spec = programs.Spec(problem.rhs, inp.structure, solver, algorithm, problem.loss_fn, problem.stiffness)
         values = jax.device_put(jnp.asarray(stiffness, dtype=jnp.float64), dev)
-        lengths = self.record_lengths(spec, inp, options) if algorithm.records else (options.max_steps,)
+        lengths = self.record_lengths(spec, inp, options)
         compile_time: dict[tuple[int, int], float] = {}
 
         def compiled(saved, lanes):
