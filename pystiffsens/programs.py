@@ -22,11 +22,10 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import _params
-from .integrate import integrate
 from .results import STAT_NAMES
 from .returncode import ReturnCode
 from .sensitivity.base import AbstractSensitivity, FlatProblem, combine_status
-from .sensitivity.rules import Rule, ladder, steps_of
+from .sensitivity.rules import Rule, ladder, primal
 from .sensitivity.rules import solve as differentiable_solve
 from .solvers.base import AbstractSolver
 
@@ -67,13 +66,9 @@ def solve(spec: Spec, save_steps: int) -> Callable:
 
     def run(leaves, y0, t0, ts, options):
         problem, theta, _ = spec.flat(leaves, t0, ts)
-        traj = integrate(problem.rhs, spec.solver, y0, theta, t0=t0, stops=ts, options=options,
-                         saved_steps=save_steps or None, record_states=bool(save_steps))
-        info = jnp.stack([traj.status, *(traj.stats[name] for name in STAT_NAMES), traj.buffer_full]).astype(jnp.int32)
-        if not save_steps:
-            return traj.ys, info, None, None
-        step_t, step_y = steps_of(spec.solver, traj, y0.shape[0])
-        return traj.ys, info, step_t, step_y
+        out = primal(problem.rhs, spec.solver, theta, y0, t0, ts, options, save_steps)
+        info = jnp.stack([out.status, *(out.stats[name] for name in STAT_NAMES), out.buffer_full]).astype(jnp.int32)
+        return out.ys, info, out.step_t, out.step_y
 
     return run
 

@@ -50,7 +50,7 @@ class Solved(NamedTuple):
     stats: dict
     step_t: Any = None  # (saved_steps + 1,) times of the accepted steps, +inf past the last
     step_y: Any = None  # (saved_steps + 1, n) states there, NaN past the last
-    n_steps: Any = None
+    buffer_full: Any = False  # the solve stopped because the step records were full
 
 
 class Rule(NamedTuple):
@@ -71,17 +71,23 @@ def steps_of(solver, traj, n: int):
     return traj.step_t, jnp.where(valid, step_y, jnp.nan)
 
 
-def _solved(rule: Rule, traj, ys, n: int) -> Solved:
-    if not rule.save_steps:
+def solved(solver, traj, ys, n: int, save_steps: int) -> Solved:
+    """The :class:`Solved` of a trajectory (with its step records when ``save_steps``; they carry no derivative)."""
+    if not save_steps:
         return Solved(ys, traj.status, traj.stats)
-    step_t, step_y = steps_of(rule.solver, traj, n)
-    return Solved(ys, traj.status, traj.stats, lax.stop_gradient(step_t), lax.stop_gradient(step_y), traj.n_steps)
+    step_t, step_y = steps_of(solver, traj, n)
+    return Solved(ys, traj.status, traj.stats, lax.stop_gradient(step_t), lax.stop_gradient(step_y), traj.buffer_full)
+
+
+def primal(rhs, solver, theta, y0, t0, ts, options, save_steps: int) -> Solved:
+    """A plain solve, recording ``save_steps`` steps (0: none); what a solve is when not differentiated."""
+    traj = integrate(rhs, solver, y0, theta, t0=t0, stops=ts, options=options, saved_steps=save_steps or None,
+                     record_states=bool(save_steps))
+    return solved(solver, traj, traj.ys, y0.shape[0], save_steps)
 
 
 def _primal(rule: Rule, theta, y0, t0, ts, options) -> Solved:
-    traj = integrate(rule.rhs, rule.solver, y0, theta, t0=t0, stops=ts, options=options,
-                     saved_steps=rule.save_steps or None, record_states=bool(rule.save_steps))
-    return _solved(rule, traj, traj.ys, y0.shape[0])
+    return primal(rule.rhs, rule.solver, theta, y0, t0, ts, options, rule.save_steps)
 
 
 def solve(rule: Rule, theta, y0, t0, ts, options) -> Solved:
@@ -147,7 +153,7 @@ def _forward_mode_jvp(rule, primals, tangents):
         d_ys = d_ys + jnp.einsum("knp,p->kn", S_theta, d_theta)
     if wrt_y0:
         d_ys = d_ys + jnp.einsum("knm,m->kn", S_y0, d_y0)
-    out = _solved(rule, fwd.trajectory, fwd.ys, y0.shape[0])
+    out = solved(rule.solver, fwd.trajectory, fwd.ys, y0.shape[0], rule.save_steps)
     return out, _float0_like(out)._replace(ys=d_ys)
 
 
@@ -174,7 +180,7 @@ def _adjoint_fwd(rule, theta, y0, t0, ts, options):
     problem = FlatProblem(rule.rhs, t0, ts)
     fwd = rule.algorithm.forward(problem, rule.solver, theta, y0, options, saved_steps=rule.saved_steps,
                                  record_states=bool(rule.save_steps))
-    out = _solved(rule, fwd.trajectory, fwd.ys, y0.shape[0])
+    out = solved(rule.solver, fwd.trajectory, fwd.ys, y0.shape[0], rule.save_steps)
     return out, (theta, y0, t0, ts, options, fwd.status, fwd)
 
 
@@ -186,7 +192,8 @@ def _adjoint_bwd(rule, residual, cotangent):
     algorithm, solver = rule.algorithm, rule.solver
 
     def run(length, forward=None):
-        forward = forward or algorithm.forward(problem, solver, theta, y0, options, saved_steps=length)
+        if forward is None:
+            forward = algorithm.forward(problem, solver, theta, y0, options, saved_steps=length)
         back = algorithm.backward(problem, solver, theta, y0, options, forward, g_ys, saved_steps=length)
         full = forward.buffer_full | back.buffer_full
         return (back.g_theta, back.g_y0, (back.status != ReturnCode.Success) | full), full
