@@ -74,8 +74,10 @@ def split(params, what: str = "params") -> tuple[list, Structure]:
     """
     try:
         flat, treedef = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_none)
-    except TypeError as error:  # e.g. dict keys that cannot be sorted against each other
-        raise ValueError(f"{what} cannot be flattened as a pytree ({error}); use string keys for dicts.") from None
+    except (TypeError, ValueError) as error:  # e.g. dict keys that cannot be sorted against each other
+        raise ValueError(
+            f"{what} cannot be flattened as a pytree ({error}); give dicts keys of one type, e.g. strings."
+        ) from None
     leaves, flags, static, shapes = [], [], [], []
     for path, leaf in flat:
         if _is_parameter(leaf, path, what):

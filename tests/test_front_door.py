@@ -217,6 +217,8 @@ def test_params_of_another_structure_and_bad_leaves_are_refused():
         pss.solve(problem, "Rodas5P", params={"lam": 1.0 + 2j})
     with pytest.raises(ValueError, match=r"params\['lam'\]=.*non-finite"):
         pss.solve(problem, "Rodas5P", params={"lam": np.nan})
+    with pytest.raises(ValueError, match="cannot be flattened as a pytree .*keys of one type"):
+        pss.Problem(lambda t, y, p: -p["a"] * y, [1.0], (0.0, 1.0), {"a": 1.0, 2: 3.0})
 
 
 def test_float32_inputs_are_promoted_with_one_warning():
