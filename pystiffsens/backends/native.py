@@ -148,6 +148,21 @@ class JaxBackend(Backend):
 
     def __init__(self):
         self.programs = Programs()
+        self._fitted: dict = {}  # (kind, spec, options.static, shapes) -> the record length the last call needed
+
+    def _lengths_from_last(self, kind: str, spec, inp: Inputs, options, lengths: tuple[int, ...]):
+        """``lengths`` from the one the previous call of this computation needed (a repeated call with similar
+        values then runs once instead of growing its records again); and a function to remember the length used."""
+        key = (kind, spec, options.static, inp.y0.shape, inp.ts.shape)
+        last = self._fitted.get(key)
+        start = lengths.index(last) if last in lengths else 0
+
+        def remember(length: int) -> None:
+            if len(self._fitted) >= Programs.KEPT:
+                self._fitted.clear()
+            self._fitted[key] = length
+
+        return lengths[start:], remember
 
     # -- names and checks
     def solver(self, value):
@@ -202,6 +217,7 @@ class JaxBackend(Backend):
         lengths: tuple[int, ...] = (0,)
         if save_steps is None or save_steps:
             lengths = self.record_lengths(spec, inp, options)
+        lengths, remember = self._lengths_from_last("solve", spec, inp, options, lengths)
         for saved in lengths:
             shapes = self.programs.shapes(spec, inp, saved)
             need = (saved + 1) * (shapes.state + 8) if saved else 0
@@ -212,6 +228,7 @@ class JaxBackend(Backend):
             info = np.asarray(info)
             if not info[-1]:  # buffer_full
                 break
+        remember(saved)
         n = int(info[1])
         return Solution(
             ts=np.asarray(inp.ts), ys=np.asarray(ys), status=ReturnCode(int(info[0])),
@@ -257,7 +274,9 @@ class JaxBackend(Backend):
         algorithm = sensitivity.algorithm
         spec = programs.Spec(problem.rhs, inp.structure, solver, algorithm, problem.loss_fn)
         args = inp.args(options)
-        for saved in self.record_lengths(spec, inp, options):
+        lengths, remember = self._lengths_from_last("gradient", spec, inp, options,
+                                                    self.record_lengths(spec, inp, options))
+        for saved in lengths:
             shapes = self.programs.shapes(spec, inp, saved)
             run = self.programs.get("gradient", spec, lambda: programs.packed(programs.gradient(spec, (saved,))),
                                     args, dev, static=(saved, options.static), algorithm=algorithm, shapes=shapes,
@@ -266,6 +285,7 @@ class JaxBackend(Backend):
             out = programs.unpack(np.asarray(values), np.asarray(info), inp.structure)
             if not out["buffer_full"]:
                 break
+        remember(saved)
         result = gradient_result(out, inp.structure, problem.params, solver=solver.name, sensitivity=algorithm.name,
                                  backend=self.name, device=device)
         if sensitivity.rule is not None:
