@@ -19,8 +19,9 @@ check is for.
 Step buffers sized to the solve
 -------------------------------
 Allocating buffers of ``max_steps`` entries costs time as well as memory (a batch of 32
-ROBER gradients with InterpolatingAdjoint: 79 ms with 1 000-entry buffers, 281 ms with
-100 000), although a solve rarely takes more than a few thousand steps. So where the
+ROBER gradients with InterpolatingAdjoint: 18.5 ms with records of 1 024 entries, 170 ms
+with 100 000; ``benchmarks/bench_records.py``), although a solve rarely takes more than a
+few thousand steps. So where the
 computation can be rerun, the buffers start short and grow: ``pss.gradient``, sweep batches
 and ``pss.solve`` with step records, with the default ``max_saved_steps=None``, start at
 :func:`first_saved_steps` entries and, when a recording solve stops because its buffers are
@@ -57,6 +58,10 @@ INITIAL_SAVED_STEPS = 1024
 INITIAL_BUFFER_BYTES = 64 * 2**20
 #: An automatic step buffer that fills is made this many times longer for the rerun.
 GROWTH = 8
+#: Automatic record lengths are multiples of this many entries: on XLA:CPU a vmapped batch of 32
+#: ROBER ReverseDiffAdjoint gradients took 31-32 ms with records of 1000, 1012, 1016 or 1032
+#: entries against 25.1-25.8 ms with 1008 or 1024 (``benchmarks/bench_records.py``).
+RECORD_ALIGNMENT = 16
 #: Fraction of physical memory a computation may plan to use by default.
 DEFAULT_FRACTION = 0.5
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -137,14 +142,22 @@ def first_saved_steps(max_steps: int, step_bytes: int, *, t_span: float, dt: flo
     return int(min(length, max_steps))
 
 
+def aligned(length: int) -> int:
+    """``length`` rounded up to a multiple of :data:`RECORD_ALIGNMENT` entries."""
+    return -(-int(length) // RECORD_ALIGNMENT) * RECORD_ALIGNMENT
+
+
 def saved_step_lengths(first: int, max_steps: int) -> tuple[int, ...]:
     """The lengths an automatic step buffer takes: ``first``, then :data:`GROWTH` times longer
     after each one that filled, up to ``max_steps`` (which follows directly once a further
-    growth would pass half of it). The caller stops at the first length a solve fits."""
-    lengths = [int(min(first, max_steps))]
-    while lengths[-1] < max_steps:
+    growth would pass half of it). The caller stops at the first length a solve fits.
+    Every length is :func:`aligned`; a last length above ``max_steps`` never fills, since the
+    solve stops at ``max_steps`` steps first."""
+    cap = aligned(max_steps)
+    lengths = [min(aligned(first), cap)]
+    while lengths[-1] < cap:
         grown = GROWTH * lengths[-1]
-        lengths.append(int(max_steps if 2 * grown > max_steps else grown))
+        lengths.append(cap if 2 * grown > cap else grown)
     return tuple(lengths)
 
 
@@ -153,11 +166,12 @@ def program_lengths(first: int, max_steps: int) -> tuple[int, ...]:
 
     ``pss.make_gradient_fn`` and ``jax.grad`` through ``pss.solve`` put each length in a
     branch of the program (``lax.cond``) and run the longer only when a solve filled the
-    shorter. Every branch is compiled, so there are two: ``first`` and ``max_steps``; a
-    solve longer than ``first`` steps pays for records ``max_steps`` long.
+    shorter. Every branch is compiled, so there are two: ``first`` and ``max_steps``
+    (both :func:`aligned`); a solve longer than ``first`` steps pays for records ``max_steps`` long.
     """
-    first = int(min(first, max_steps))
-    return (first,) if first >= max_steps else (first, int(max_steps))
+    cap = aligned(max_steps)
+    first = min(aligned(first), cap)
+    return (first,) if first >= cap else (first, cap)
 
 
 def candidates(saved_steps: int) -> list:

@@ -290,6 +290,26 @@ def test_make_gradient_fn_records_follow_the_solve(monkeypatch):
     assert "cond" in str(jax.make_jaxpr(fn)(problem.params))  # the lengths are branches, not one long buffer
 
 
+@pytest.mark.parametrize("first, max_steps", [(1024, 1000), (1024, 10**5), (300, 5000), (1, 1), (5000, 5000),
+                                              (1024, 1025), (2000, 1000)])
+def test_record_lengths_are_aligned_and_reach_max_steps(first, max_steps):
+    for lengths in (memory.saved_step_lengths(first, max_steps), memory.program_lengths(first, max_steps)):
+        assert all(n % memory.RECORD_ALIGNMENT == 0 for n in lengths)
+        assert list(lengths) == sorted(set(lengths)) and lengths[0] >= min(first, max_steps)
+        assert max_steps <= lengths[-1] < max_steps + memory.RECORD_ALIGNMENT
+
+
+def test_records_longer_than_max_steps_stop_the_solve_with_maxiters():
+    """An aligned record length above max_steps never fills: the step budget ends the solve first."""
+    problem = pss.problems.get("robertson", t_end=1e5)
+    fn = pss.make_gradient_fn(problem, "Rodas5P", "InterpolatingAdjoint", rtol=1e-8, atol=1e-10, max_steps=100)
+    out = pss.jit(fn)(problem.params)
+    assert int(out["status"]) == pss.ReturnCode.MaxIters and not bool(out["buffer_full"])
+    assert np.all(np.isnan(_flat(out["grad"])))
+    result = pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", rtol=1e-8, atol=1e-10, max_steps=100)
+    assert result.status == pss.ReturnCode.MaxIters and np.all(np.isnan(_flat(result.grad)))
+
+
 # ---------------------------------------------------------------- one catalog: a method of your own
 
 
