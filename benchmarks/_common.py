@@ -4,6 +4,7 @@ Markdown tables."""
 
 from __future__ import annotations
 
+import csv
 import datetime
 import os
 import platform
@@ -183,6 +184,15 @@ def solve_info(info) -> dict:
     from pystiffsens.programs import INFO
 
     return {name: int(value) for name, value in zip(INFO, np.asarray(info))}
+
+
+def write_rows(path: str, rows: list, fieldnames=None) -> None:
+    """``rows`` (dicts) as a CSV file at ``path``, with the keys of the first row unless ``fieldnames``."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fieldnames or rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def fmt(x, spec=".3g"):

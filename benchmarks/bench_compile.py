@@ -32,7 +32,6 @@ holds a ``lax.cond`` ladder of record lengths, :func:`pystiffsens.memory.saved_s
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import sys
@@ -160,11 +159,7 @@ def main(argv=None):
         r = rows[-1]
         C.progress(f"[{i + 1}/{len(cases)}] {solver} {sensitivity} {kind}: compile {r['compile_elemental_s']:.1f} / "
                    f"{r['compile_fusion_s']:.1f} s, run {1e3 * r['run_elemental_s']:.1f} / {1e3 * r['run_fusion_s']:.1f} ms")
-    os.makedirs(os.path.dirname(args.csv), exist_ok=True)
-    with open(args.csv, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    C.write_rows(args.csv, rows, FIELDS)
     print("\n".join(C.machine_info()))
     print(f"- options: elemental = {options['elemental']}; fusion = {options['fusion']}")
     print(f"- step records: max_saved_steps={args.max_saved_steps} "

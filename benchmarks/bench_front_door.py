@@ -26,7 +26,6 @@ Run: ``python benchmarks/bench_front_door.py [--rounds N] [--budget S] [--cold] 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 
@@ -161,11 +160,7 @@ def main(argv=None):
         print(C.markdown_table(["sensitivity", "max_steps 1e3 ms", "max_steps 1e5 ms", "ratio", "within 10 %",
                                 "statuses"], table))
 
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    C.write_rows(RESULTS, rows)
     print(f"\nRows written to {os.path.relpath(RESULTS, C.ROOT)}.")
 
 

@@ -22,7 +22,6 @@ Writes ``benchmarks/results/records.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 
@@ -94,11 +93,7 @@ def main(argv=None):
            for b in (1, 8, 32) for what, saved in (("1024 entries alone", 1024), ("ladder 1024 / 100000", None))},
           "batch, records")
 
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    C.write_rows(RESULTS, rows)
     print(f"\nRows written to {os.path.relpath(RESULTS, C.ROOT)}.")
 
 

@@ -47,7 +47,21 @@ def main(epochs: int = 100) -> None:
                         max_steps=2000)
         return jnp.mean((sol.ys - data) ** 2)
 
-    optimizer = optax.adam(3e-2)
+    def report(epoch, field, value):
+        if epoch % max(1, epochs // 10) == 0 or epoch == epochs - 1:
+            rates = jnp.exp(field.log_rate)
+            print(f"epoch {epoch:4d}  loss {value:.3e}  rates {float(rates[0]):.3g}, {float(rates[1]):.3g}")
+
+    fit(loss, model, epochs=epochs, learning_rate=3e-2, report=report)
+
+
+def fit(loss, model, *, epochs: int, learning_rate: float, report=None):
+    """Minimise ``loss(model)`` over the float arrays of the equinox module ``model`` with Adam.
+
+    One ``jax.jit``-compiled step per epoch; ``report(epoch, model, loss)`` after each.
+    Returns the trained module and the loss of every epoch.
+    """
+    optimizer = optax.adam(learning_rate)
     parameters, static = eqx.partition(model, eqx.is_inexact_array)
     state = optimizer.init(parameters)
 
@@ -57,12 +71,13 @@ def main(epochs: int = 100) -> None:
         updates, state = optimizer.update(grad, state)
         return optax.apply_updates(parameters, updates), state, value
 
+    losses = []
     for epoch in range(epochs):
         parameters, state, value = step(parameters, state)
-        if epoch % max(1, epochs // 10) == 0 or epoch == epochs - 1:
-            rates = jnp.exp(parameters.log_rate)
-            print(f"epoch {epoch:4d}  loss {float(value):.3e}  rates {float(rates[0]):.3g}, {float(rates[1]):.3g}")
-
+        losses.append(float(value))
+        if report is not None:
+            report(epoch, eqx.combine(parameters, static), losses[-1])
+    return eqx.combine(parameters, static), losses
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 100)

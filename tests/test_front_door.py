@@ -1,5 +1,6 @@
 """The front door: pss.solve as a differentiable JAX function, pytree parameters, saveat from t0, cached programs."""
 
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -164,10 +165,13 @@ def test_nested_parameters_and_their_names():
     np.testing.assert_allclose(through_solve["rates"]["fast"], result.grad["rates"]["fast"], rtol=1e-9)
 
 
-def test_equinox_neural_ode_trains_with_optax_through_solve():
-    """A stiff linear part plus an equinox MLP, trained for a few Adam steps through pss.solve."""
+def test_equinox_neural_ode_trains_with_optax_through_solve(monkeypatch):
+    """A stiff linear part plus an equinox MLP, trained for a few Adam steps through pss.solve
+    (with the training loop of examples/neural_ode_equinox.py)."""
     import equinox as eqx  # the test extra installs it
-    import optax
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+    from neural_ode_equinox import fit
 
     class Field(eqx.Module):
         net: eqx.nn.MLP
@@ -186,23 +190,9 @@ def test_equinox_neural_ode_trains_with_optax_through_solve():
         sol = pss.solve(problem, "KenCarp4", params=m, sensitivity="adjoint", rtol=1e-6, atol=1e-8, max_steps=1000)
         return jnp.mean((sol.ys - target) ** 2)
 
-    optimizer = optax.adam(1e-2)
-    parameters, static = eqx.partition(model, eqx.is_inexact_array)
-    state = optimizer.init(parameters)
-
-    @jax.jit
-    def step(parameters, state):
-        value, grad = jax.value_and_grad(lambda q: loss(eqx.combine(q, static)))(parameters)
-        updates, state = optimizer.update(grad, state)
-        return optax.apply_updates(parameters, updates), state, value
-
-    losses = []
-    for _ in range(5):
-        parameters, state, value = step(parameters, state)
-        losses.append(float(value))
+    trained, losses = fit(loss, model, epochs=5, learning_rate=1e-2)
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     # The same gradient as pss.gradient of that loss.
-    trained = eqx.combine(parameters, static)
     grad = eqx.filter_grad(loss)(trained)
     reference = pss.gradient(problem.replace(loss=lambda ts, ys, m: jnp.mean((ys - target) ** 2)), "KenCarp4",
                              "adjoint", params=trained, rtol=1e-6, atol=1e-8, max_steps=1000)
