@@ -16,8 +16,9 @@ import pystiffsens as pss
 from pystiffsens import memory
 
 FIXED_DT = {"ImplicitEuler": 1e-3, "Trapezoid": 1e-2, "BDF2": 1e-2}  # as tests/test_sensitivities.py
-# Short step records (two lengths) keep the compiled programs small; the automatic lengths are still used.
-OPTIONS = dict(rtol=1e-8, atol=1e-10, max_steps=2000)
+# max_steps at the first automatic record length: one length per program, so each compiles once (the ladder
+# of lengths is tested in test_grad_through_solve_uses_longer_records_when_needed).
+OPTIONS = dict(rtol=1e-8, atol=1e-10, max_steps=memory.INITIAL_SAVED_STEPS)
 
 
 def _options(solver):
@@ -187,14 +188,14 @@ def test_equinox_neural_ode_trains_with_optax_through_solve(monkeypatch):
     assert problem.parameters()[1].size == 2 + 2 * 8 + 8 + 8 * 2 + 2  # every float array, not the activation
 
     def loss(m):
-        sol = pss.solve(problem, "KenCarp4", params=m, sensitivity="adjoint", rtol=1e-6, atol=1e-8, max_steps=1000)
+        sol = pss.solve(problem, "Rodas5P", params=m, sensitivity="adjoint", rtol=1e-6, atol=1e-8, max_steps=1000)
         return jnp.mean((sol.ys - target) ** 2)
 
     trained, losses = fit(loss, model, epochs=5, learning_rate=1e-2)
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     # The same gradient as pss.gradient of that loss.
     grad = eqx.filter_grad(loss)(trained)
-    reference = pss.gradient(problem.replace(loss=lambda ts, ys, m: jnp.mean((ys - target) ** 2)), "KenCarp4",
+    reference = pss.gradient(problem.replace(loss=lambda ts, ys, m: jnp.mean((ys - target) ** 2)), "Rodas5P",
                              "adjoint", params=trained, rtol=1e-6, atol=1e-8, max_steps=1000)
     np.testing.assert_allclose(grad.log_rate, reference.grad.log_rate, rtol=1e-9)
 
@@ -278,6 +279,21 @@ def test_make_gradient_fn_records_follow_the_solve(monkeypatch):
     assert int(out["status"]) == pss.ReturnCode.Success and not bool(out["buffer_full"])
     np.testing.assert_allclose(_flat(out["grad"]), _flat(reference.grad), rtol=1e-10)
     assert "cond" in str(jax.make_jaxpr(fn)(problem.params))  # the lengths are branches, not one long buffer
+
+
+def test_grad_through_solve_uses_longer_records_when_needed(monkeypatch):
+    """Under jax.grad, pss.solve's backward rule holds the ladder of record lengths as lax.cond branches."""
+    problem = pss.problems.get("robertson", t_end=10.0)
+    options = dict(rtol=1e-7, atol=1e-10, max_steps=50_000)
+    reference = pss.gradient(problem, "Rodas5P", "GaussAdjoint", max_saved_steps=5000, **options)
+    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", reference.stats["n_steps"] // 4)
+
+    def loss(params):
+        sol = pss.solve(problem, "Rodas5P", sensitivity="GaussAdjoint", params=params, **options)
+        return problem.loss_fn(sol.ts, sol.ys, params)
+
+    np.testing.assert_allclose(_flat(jax.jit(jax.grad(loss))(problem.params)), _flat(reference.grad), rtol=1e-10)
+    assert "cond" in str(jax.make_jaxpr(jax.grad(loss))(problem.params))
 
 
 @pytest.mark.parametrize("first, max_steps", [(1024, 1000), (1024, 10**5), (300, 5000), (1, 1), (5000, 5000),
