@@ -14,12 +14,13 @@ Entries are named for frames and reports by their path: ``k1``, ``k[3]``,
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from . import _warnings
 
 _LOW_PRECISION = ("float16", "bfloat16", "float32")
 _warned_low_precision = False
@@ -75,8 +76,12 @@ def split(params, what: str = "params") -> tuple[list, Structure]:
     try:
         flat, treedef = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_none)
     except (TypeError, ValueError) as error:  # e.g. dict keys that cannot be sorted against each other
+        keys = _unsortable_keys(params)
+        detail = (
+            f"a dict has keys of different types, {keys!r}, which JAX cannot sort" if keys is not None else str(error)
+        )
         raise ValueError(
-            f"{what} cannot be flattened as a pytree ({error}); give dicts keys of one type, e.g. strings."
+            f"{what} cannot be flattened as a pytree ({detail}); give dicts keys of one type, e.g. strings."
         ) from None
     leaves, flags, static, shapes = [], [], [], []
     for path, leaf in flat:
@@ -98,6 +103,22 @@ def split(params, what: str = "params") -> tuple[list, Structure]:
             "(structure a compiled program can depend on)."
         ) from None
     return leaves, structure
+
+
+def _unsortable_keys(tree):
+    """The keys of the first dict in ``tree`` (nested dicts, lists and tuples) that cannot be
+    sorted against each other, e.g. ``[1, 'a']``; None if there is none."""
+    if isinstance(tree, dict):
+        try:
+            sorted(tree)
+        except TypeError:
+            return list(tree)
+        children = list(tree.values())
+    elif isinstance(tree, (list, tuple)):
+        children = list(tree)
+    else:
+        return None
+    return next((keys for keys in map(_unsortable_keys, children) if keys is not None), None)
 
 
 def _hashable(value) -> bool:
@@ -135,12 +156,10 @@ def _as_float64(leaf, path, what: str):
     dtype = getattr(leaf, "dtype", None)
     if dtype is not None and str(dtype) in _LOW_PRECISION and not _warned_low_precision:
         _warned_low_precision = True
-        warnings.warn(
+        _warnings.warn(
             f"{what}{jax.tree_util.keystr(path)} is {dtype}: pystiffsens computes in float64 and promotes it "
             "(and any other lower-precision input; this warning is shown once).",
-            UserWarning,
-            stacklevel=4,
-        )
+            UserWarning)
     if not isinstance(leaf, jax.core.Tracer):
         array = np.asarray(leaf, dtype=np.float64)
         if not np.all(np.isfinite(array)):

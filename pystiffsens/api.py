@@ -8,11 +8,10 @@ backend (:mod:`pystiffsens.backends`). Nothing here depends on which backend run
 from __future__ import annotations
 
 import functools
-import warnings
 
 import jax.numpy as jnp
 
-from . import _params, _x64, backends, memory, problems, programs
+from . import _params, _warnings, _x64, backends, memory, problems, programs
 from .backends.native import inputs
 from .options import Options
 from .problem import Problem
@@ -151,7 +150,7 @@ def gradient(
                               memory_limit=memory_limit)
     warning = getattr(choice.algorithm, "failure_warning", None)
     if not result.success and warning:
-        warnings.warn(warning.format(status=result.status.name), RuntimeWarning, stacklevel=3)
+        _warnings.warn(warning.format(status=result.status.name), RuntimeWarning)
     return result
 
 

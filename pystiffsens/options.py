@@ -20,10 +20,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import warnings
 
 import jax
 import numpy as np
+
+from . import _warnings
 
 #: float64 machine epsilon.
 EPS = float(np.finfo(np.float64).eps)
@@ -71,12 +72,10 @@ class Options:
         if atol < 0:
             raise ValueError(f"atol={self.atol!r} must be >= 0.")
         if rtol < MIN_RTOL_EPS * EPS:
-            warnings.warn(
+            _warnings.warn(
                 f"rtol={self.rtol!r} is below {MIN_RTOL_EPS} float64 machine epsilons ({MIN_RTOL_EPS * EPS:.1e}): "
                 "float64 cannot meet it, so the solve will likely run to max_steps. Use rtol >= 1e-13.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+                RuntimeWarning)
         if self.dt is not None and not (
             isinstance(self.dt, (int, float, np.integer, np.floating)) and not isinstance(self.dt, bool)
             and math.isfinite(self.dt) and self.dt > 0

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _params, _validation
+from .results import flatten_params
 
 StiffnessKnob = str | Callable[[Any, Any], Any] | None
 
@@ -42,8 +43,9 @@ class Problem:
         sum of the final state.
     saveat : increasing times in ``[t0, t1]`` at which states are saved (and which the
         integrator steps onto exactly); a time equal to ``t0`` saves ``y0``. Default: ``[t1]``.
-    stiffness : the parameter name a stiffness value sets (a key of a dict ``params``), or a
-        callable ``(params, s) -> params``.
+    stiffness : the parameter name a stiffness value sets (a key of a dict ``params`` whose
+        value is a scalar), or a callable ``(params, s) -> params`` (which may set one entry of
+        an array parameter).
     name : label used in frames and reports.
     exact_solution : optional ``(t, p) -> y(t)`` in closed form (JAX); exact parameter
         sensitivities are then obtained by differentiating it.
@@ -87,6 +89,7 @@ class Problem:
                 )
             if self.stiffness not in self.params:
                 raise ValueError(f"stiffness={self.stiffness!r} is not a parameter; valid names: {sorted(self.params)}.")
+            _check_named_knob(self.stiffness, self.params)
         elif self.stiffness is not None and not callable(self.stiffness):
             raise ValueError(f"stiffness={self.stiffness!r} must be a parameter name, a callable or None.")
         if self.implementations is not None and not (
@@ -136,6 +139,19 @@ class Problem:
             raise ValueError(f"Problem {self.label!r} has no stiffness knob; pass stiffness= when building it.")
         return apply_knob(self.stiffness, params, s)
 
+    def knob_entries(self) -> tuple[str, ...]:
+        """The scalar parameter entries (``lam``, ``k[9]``, as frames name them) the stiffness knob sets.
+
+        Those whose value differs between stiffness 1 and 2, so a callable knob is covered too;
+        none for a problem without a knob. Reports show them first; the CLI refuses an
+        ``--option`` that sets one (the sweep would overwrite it).
+        """
+        if self.stiffness is None:
+            return ()
+        one = flatten_params(self.set_stiffness(self.params, 1.0))
+        two = flatten_params(self.set_stiffness(self.params, 2.0))
+        return tuple(name for name, value in one.items() if two.get(name) != value)
+
     def with_stiffness(self, s) -> Problem:
         return dataclasses.replace(self, params=self.set_stiffness(self.params, s))
 
@@ -163,6 +179,24 @@ def apply_knob(knob, params, s):
     if isinstance(knob, str):
         return {**params, knob: jnp.asarray(s, dtype=jnp.float64)}
     return knob(params, s)
+
+
+def _check_named_knob(knob: str, params: dict) -> None:
+    """A stiffness knob given by name must name a scalar parameter: a sweep sets it to one value ``s``.
+
+    (:func:`apply_knob` replaces the entry by that scalar, which would break an ``rhs`` that
+    indexes an array parameter.)
+    """
+    shape = getattr(params[knob], "shape", None)  # parameter leaves are float64 arrays by now
+    if shape == ():
+        return
+    held = f"of shape {tuple(shape)}" if shape is not None else f"holding a {type(params[knob]).__name__}"
+    scalars = sorted(name for name, entry in params.items() if getattr(entry, "shape", None) == ())
+    raise ValueError(
+        f"stiffness={knob!r} names the parameter {knob!r} {held}, but a stiffness knob given by name must be a "
+        f"scalar entry: a sweep sets it to one value s. Name a scalar parameter (scalar parameters: {scalars}), or "
+        f"give a callable that sets one entry, e.g. stiffness=lambda p, s: {{**p, {knob!r}: p[{knob!r}].at[0].set(s)}}."
+    )
 
 
 def _check_saveat(saveat, tspan):

@@ -7,6 +7,6 @@ carries the closed-form solution (exact parameter sensitivities follow from it b
 from __future__ import annotations
 
 from . import chemistry, linear, neural, oscillators, scalar  # noqa: F401  (registers the built-ins)
-from ._registry import describe, get, names, register
+from ._registry import describe, get, names, options, register
 
-__all__ = ["get", "names", "describe", "register"]
+__all__ = ["get", "names", "options", "describe", "register"]

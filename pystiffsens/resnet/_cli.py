@@ -17,8 +17,9 @@ def register(subparsers) -> None:
         description="Train the Alpine02 ResNets of the Hudson et al. deck (width 20, depth 10, tanh, "
         "900/100 points, batches of 45, Adam 1e-3 with reduce-on-plateau) and write history.csv, "
         "summary.csv, errors.png, proxies.png and summary.md (with the deck's numbers beside) to --out. "
-        "The deck's full run is 10000 epochs; the Gelfand penalty makes RES stiff about 40 times slower "
-        "per epoch than RES (200 epochs: 135 s against 3.5 s on a shared 2-core CPU).",
+        "The deck's full run is 10000 epochs; the Gelfand penalty makes RES stiff about 75 times slower "
+        "per epoch than RES (optimisation time, train_time_s in summary.csv, i.e. the epochs with their JIT "
+        "compilation and without the history rows: 387 s against 5.2 s for 500 epochs on 2 CPU cores; README).",
     )
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help=f"epochs (default: {defaults.epochs})")
     parser.add_argument("--out", required=True, type=Path, help="output directory")

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
         "--sensitivities", default="forward",
         help="comma-separated sensitivity methods, aliases forward/adjoint accepted (default: forward)",
     )
-    sweep.add_argument("--stiffness", required=True, help=f"stiffness grid: {_GRID_HELP}")
+    sweep.add_argument("--stiffness", required=True, help=f"stiffness grid: {_GRID_HELP} (positive values)")
     sweep.add_argument("--out", required=True, type=Path, help="output directory (also the resume checkpoint)")
     sweep.add_argument("--backend", choices=backends.names(), default="jax")
     sweep.add_argument("--device", choices=DEVICES, default="cpu")
@@ -63,6 +63,7 @@ def register(subparsers) -> None:
         help="with --scheduler/--workers: stiffness values per task (default: the whole grid per solver/sensitivity)",
     )
     sweep.set_defaults(func=_sweep)
+    _accept_negative_values(sweep)
 
     demo = subparsers.add_parser(
         "demo",
@@ -79,19 +80,65 @@ def register(subparsers) -> None:
 
 
 def parse_grid(text: str) -> np.ndarray:
-    """The stiffness grid ``START:STOP:NUM``; ``ValueError`` naming the expected form."""
-    match = re.fullmatch(r"\s*([^:]+):([^:]+):(\d+)\s*", text)
-    bad = ValueError(f"--stiffness {text!r} is malformed: {_GRID_HELP}, with 0 < START < STOP and NUM >= 2.")
-    if match is None:
-        raise bad
+    """The stiffness grid ``START:STOP:NUM``; ``ValueError`` naming what is wrong and the expected form.
+
+    Stiffness values must be positive and finite (a sweep sets the knob to each value;
+    :func:`~pystiffsens.study.sweep.check_stiffness` refuses the others), so ``0 < START < STOP``.
+    """
+    form = f"{_GRID_HELP}, with 0 < START < STOP and NUM >= 2"
+    match = re.fullmatch(r"\s*([^:]+):([^:]+):([^:]+)\s*", text)
     try:
-        start, stop = float(match[1]), float(match[2])
+        if match is None or not re.fullmatch(r"\s*\d+\s*", match[3]):
+            raise ValueError
+        start, stop, num = float(match[1]), float(match[2]), int(match[3])
     except ValueError:
-        raise bad from None
-    num = int(match[3])
-    if not (0 < start < stop < np.inf and num >= 2):
-        raise bad
+        raise ValueError(f"--stiffness {text!r} is malformed: {form}.") from None
+    for name, value in (("START", start), ("STOP", stop)):
+        if not (0 < value < np.inf):
+            raise ValueError(
+                f"--stiffness {text!r}: {name}={value:g} must be positive and finite: stiffness values are "
+                f"positive (the problem's stiffness knob is set to each value). {form}."
+            )
+    if not start < stop:
+        raise ValueError(f"--stiffness {text!r}: START={start:g} must be below STOP={stop:g}. {form}.")
+    if num < 2:
+        raise ValueError(f"--stiffness {text!r}: NUM={num} must be >= 2. {form}.")
     return np.geomspace(start, stop, num)
+
+
+def knob_options(problem, options: dict) -> list[str]:
+    """The names in ``options`` that are parameters the problem's stiffness knob sets
+    (:meth:`~pystiffsens.Problem.knob_entries`; a sweep sets those to each stiffness value, so
+    such an option would be overwritten). The built-ins' options are named like their parameters."""
+    entries = problem.knob_entries()
+    return [name for name in options if name in entries]
+
+
+def _refuse_knob_options(problem, items: list[str], options: dict) -> None:
+    """``ValueError`` for an ``--option`` that sets the stiffness knob (the sweep would overwrite it)."""
+    overwritten = knob_options(problem, options)
+    if not overwritten:
+        return
+    name = overwritten[0]
+    given = next(item for item in items if item.partition("=")[0] == name)
+    value = options[name]
+    example = f"{value:g}:{value * 1e3:g}:4" if value > 0 else "1e1:1e4:4"
+    raise ValueError(
+        f"--option {given} cannot be used: {name!r} is the stiffness knob of problem {problem.label!r}, which the "
+        "sweep sets to each stiffness value, overwriting the option. Give the values it takes with --stiffness "
+        f"START:STOP:NUM instead (e.g. --stiffness {example}) and drop --option {given}."
+    )
+
+
+def _accept_negative_values(parser) -> None:
+    """Let an option's value start with ``-`` followed by a digit (``--stiffness -1:1e3:3``).
+
+    argparse takes such a value for an option (``expected one argument``) unless it is a plain
+    negative number; this parser has no options that look like negative numbers, so a value
+    like ``-1:1e3:3`` reaches :func:`parse_grid`, which says what is wrong with it.
+    """
+    if hasattr(parser, "_negative_number_matcher"):
+        parser._negative_number_matcher = re.compile(r"^-\.?\d")
 
 
 def parse_options(items: list[str]) -> dict:
@@ -117,10 +164,13 @@ def _sweep(args) -> int:
     from .report import report
     from .sweep import sweep
 
-    problem = problems.get(args.problem, **parse_options(args.option))
+    options = parse_options(args.option)
+    problem = problems.get(args.problem, **options)
+    _refuse_knob_options(problem, args.option, options)
+    grid = parse_grid(args.stiffness)
     with client_from_options(args.scheduler, args.workers) as scheduler:
         frame = sweep(
-            problem, parse_grid(args.stiffness), _names(args.solvers), _names(args.sensitivities),
+            problem, grid, _names(args.solvers), _names(args.sensitivities),
             backend=args.backend, device=args.device, rtol=args.rtol, atol=args.atol, dt=args.dt,
             adaptive=args.adaptive, max_steps=args.max_steps, progress=not args.no_progress, out_dir=args.out,
             scheduler=scheduler, chunk_size=args.chunk_size,

@@ -20,6 +20,7 @@ COMPARE_COLUMNS = (
     "theory_exponent",
     "theory_n_step_exponent",
     "median_wall_time_s",
+    "median_compile_time_s",
     "median_n_steps",
     "median_n_f",
     "n_failures",
@@ -34,7 +35,12 @@ COMPARE_COLUMNS = (
   ``exact_exponent``, ``theory_exponent``, ``theory_n_step_exponent`` are the fit's columns
   for it (see :data:`~pystiffsens.study.fit.FIT_COLUMNS`).
 * ``median_wall_time_s``, ``median_n_steps``, ``median_n_f``: medians over the stiffness values
-  (every value counted once, failures included).
+  (every value counted once, failures included). ``median_wall_time_s`` is the cost: each
+  value's share of the compiled batch's run time (``wall_time_s``), compilation excluded on
+  the JAX backend (on Julia's it holds Julia's own compilation, which cannot be separated).
+* ``median_compile_time_s``: the median of ``compile_time_s`` over the stiffness values, i.e.
+  the time to trace and compile the batch (the batches', when the values were computed in
+  several, e.g. by a resumed sweep); NaN for the Julia backend. It is never added to the cost.
 * ``n_failures``: stiffness values whose status is not ``Success``; ``n_far_from_exact``: rows
   (stiffness value and parameter entry) flagged ``far_from_exact`` (0 where the frame has no such
   column); ``n_values``: all stiffness values.
@@ -55,7 +61,7 @@ def compare(frame: pd.DataFrame, fits: pd.DataFrame | None = None) -> pd.DataFra
     they first appear in ``frame``, columns :data:`COMPARE_COLUMNS`.
     """
     frame = with_optional_keys(frame)
-    check_columns(frame, (*COMPARE_KEYS, "stiffness", "status", "wall_time_s", "n_steps", "n_f"))
+    check_columns(frame, (*COMPARE_KEYS, "stiffness", "status", "wall_time_s", "compile_time_s", "n_steps", "n_f"))
     fits = fit_decay(frame) if fits is None else with_optional_keys(fits)
     flagged = frame["far_from_exact"].astype(bool) if "far_from_exact" in frame.columns else False
     n_far = (
@@ -69,6 +75,7 @@ def compare(frame: pd.DataFrame, fits: pd.DataFrame | None = None) -> pd.DataFra
         .groupby(list(COMPARE_KEYS), sort=False, dropna=False)
         .agg(
             median_wall_time_s=("wall_time_s", "median"),
+            median_compile_time_s=("compile_time_s", "median"),
             median_n_steps=("n_steps", "median"),
             median_n_f=("n_f", "median"),
             n_failures=("failed", "sum"),

@@ -29,13 +29,13 @@ from __future__ import annotations
 import contextlib
 import pickle
 import uuid
-import warnings
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .. import _warnings
 from ..backends.base import BatchResult
 from ..problem import Problem
 from . import resume
@@ -129,13 +129,11 @@ def compute_chunk(problem_bytes: bytes, stiffness: np.ndarray, batch: Batch) -> 
 def failure_rows(key: dict, problem: Problem, stiffness: np.ndarray, exact: dict[str, np.ndarray],
                  error: str) -> pd.DataFrame:
     """Rows with status :data:`TASK_FAILURE` and NaN results for a chunk whose task failed."""
-    warnings.warn(
+    _warnings.warn(
         f"the Dask task for {key['solver']}/{key['sensitivity']} at stiffness {list(map(float, stiffness))} "
         f"failed ({error}); its rows have status {TASK_FAILURE!r} and are not checkpointed, so a rerun "
         "computes them again.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+        RuntimeWarning)
     rows = batch_rows(key, stiffness, failed_batch(key, problem, stiffness), exact)
     rows["status"] = TASK_FAILURE
     return rows

@@ -6,6 +6,7 @@ Each fit is an ordinary least-squares regression (statsmodels) of ``log10 |grad|
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -200,3 +201,49 @@ def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) ->
             }
         )
     return pd.DataFrame(rows, columns=list(FIT_COLUMNS))
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryRanking:
+    """The parameter entries of one problem in the order a report shows them.
+
+    Attributes
+    ----------
+    shown_order : every entry with a non-zero gradient somewhere (or none computed), the
+        stiffness knob's entries first, then by the largest ``|grad|`` of any successful row
+        (descending), ties broken by the steepest fitted exponent over the solvers.
+    knob : the entries of ``shown_order`` the stiffness knob sets.
+    zero : entries whose gradient is exactly zero in every successful row (nothing to plot or
+        fit); a report leaves them out and says so. A knob entry is never put here.
+    """
+
+    shown_order: tuple[str, ...]
+    knob: tuple[str, ...]
+    zero: tuple[str, ...]
+
+    @property
+    def n_entries(self) -> int:
+        return len(self.shown_order) + len(self.zero)
+
+
+def rank_entries(frame: pd.DataFrame, fits: pd.DataFrame, knob=()) -> EntryRanking:
+    """Rank the parameter entries of ``frame`` (the rows of one problem) for a report.
+
+    ``fits`` are :func:`fit_decay`'s rows (of any problems; only the entries of ``frame`` are
+    used) and ``knob`` names the entries the stiffness knob sets (those absent from ``frame``
+    are ignored). See :class:`EntryRanking` for the order.
+    """
+    entries = list(dict.fromkeys(frame["param"]))
+    ok = frame[(frame["status"] == SUCCESS) & np.isfinite(frame["grad"].to_numpy(dtype=np.float64))]
+    largest = ok.groupby("param", sort=False)["abs_grad"].max()
+    fitted = fits[fits["param"].isin(entries) & np.isfinite(fits["exponent"].to_numpy(dtype=np.float64))]
+    steepest = fitted.groupby("param", sort=False)["exponent"].min()
+    knob_set = set(knob)
+    zero = [e for e in entries if e not in knob_set and e in largest.index and largest[e] == 0.0]
+
+    def order(entry: str) -> tuple[float, float]:
+        size = largest.get(entry, np.nan)
+        return (-size if np.isfinite(size) else np.inf, steepest.get(entry, np.inf))
+
+    ranked = sorted((e for e in entries if e not in zero), key=lambda e: (e not in knob_set, *order(e)))
+    return EntryRanking(tuple(ranked), tuple(e for e in ranked if e in knob_set), tuple(zero))

@@ -8,18 +8,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import problems as builtin_problems
+from ..problem import Problem
 from . import resume
 from .compare import compare
-from .fit import CONFIDENCE, fit_decay
+from .fit import CONFIDENCE, EntryRanking, fit_decay, rank_entries
 from .plots import MAX_PARAMS_PLOTTED, plot_comparison, plot_gradients
 from .schema import FAR_FROM_EXACT, GRADIENT_COLUMNS, check_columns
 
 MAX_FIT_ROWS = 30
-"""Fit rows per problem listed in summary.md; fits.csv holds all of them."""
+"""Fit rows per problem listed in summary.md (whole parameter entries, in the order of
+:func:`~pystiffsens.study.fit.rank_entries`, at least one entry); fits.csv holds all of them."""
+
+MAX_NAMES_LISTED = 8
+"""Groups of left-out entry names spelled out in summary.md before "and N more"."""
 
 
-
-def report(frame: pd.DataFrame, out_dir, fits: pd.DataFrame | None = None) -> dict[str, Path]:
+def report(
+    frame: pd.DataFrame, out_dir, fits: pd.DataFrame | None = None, *, problems=()
+) -> dict[str, Path]:
     """Write the report of a sweep into ``out_dir`` (created if needed).
 
     An output directory holds one cumulative study: ``frame`` is merged into the rows already
@@ -32,6 +39,13 @@ def report(frame: pd.DataFrame, out_dir, fits: pd.DataFrame | None = None) -> di
     ``gradients_<problem>.png`` (|grad| vs stiffness in log-log with the fitted slopes),
     ``comparison.png`` (solvers side by side) and ``summary.md``, which also lists the rows
     flagged ``far_from_exact``. The CSVs read back with ``pandas.read_csv`` to equal frames.
+
+    Figures and summary.md show the parameter entries the stiffness knob sets first, then the
+    others by their largest gradient and steepest decay, and leave out entries whose gradient
+    is zero in every row, saying how many and which (:func:`~pystiffsens.study.fit.rank_entries`).
+    The knob is that of the :class:`~pystiffsens.Problem` in ``problems`` with the frame's
+    problem name, else that of the built-in problem of that name (``pss.problems``); a custom
+    problem not passed in ``problems`` is reported without one.
 
     Returns the written paths by name (``"gradients"``, ``"fits"``, ``"comparison"``,
     ``"comparison_plot"``, ``"gradients_plot:<problem>"``, ``"summary"``).
@@ -46,16 +60,51 @@ def report(frame: pd.DataFrame, out_dir, fits: pd.DataFrame | None = None) -> di
     comparison = compare(frame, fits)
     fits.to_csv(paths["fits"], index=False)
     comparison.to_csv(paths["comparison"], index=False)
+    knobs = _knobs(frame, problems)
+    rankings = {}
     for problem in dict.fromkeys(frame["problem"]):
+        rows = frame[frame["problem"] == problem]
+        rankings[problem] = rank_entries(rows, fits[fits["problem"] == problem], knobs.get(problem, ()))
         path = out / f"gradients_{_file_stem(problem)}.png"
-        paths[f"gradients_plot:{problem}"] = plot_gradients(frame, fits, problem, path)
+        entries = rankings[problem].shown_order[:MAX_PARAMS_PLOTTED]
+        paths[f"gradients_plot:{problem}"] = plot_gradients(frame, fits, problem, path, entries, rankings[problem].knob)
     paths["comparison_plot"] = plot_comparison(comparison, out / "comparison.png")
     paths["summary"] = out / "summary.md"
-    paths["summary"].write_text(_summary(frame, fits, comparison, paths))
+    paths["summary"].write_text(_summary(frame, fits, comparison, paths, rankings, knobs))
     return paths
 
 
-def _summary(frame: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame, paths: dict) -> str:
+def _knobs(frame: pd.DataFrame, problems) -> dict[str, tuple[str, ...]]:
+    """Problem name -> the entries its stiffness knob sets, for the problems of ``frame`` whose
+    knob is known (given in ``problems`` or built in); entries absent from the frame are dropped."""
+    given = {}
+    for problem in problems:
+        if not isinstance(problem, Problem):
+            raise ValueError(
+                f"problems= holds {problem!r}; give the pss.Problem objects that were swept, e.g. "
+                "report(frame, out_dir, problems=[problem])."
+            )
+        given[problem.label] = problem
+    knobs = {}
+    for name in dict.fromkeys(frame["problem"]):
+        problem = given.get(name)
+        if problem is None and name in builtin_problems.names():
+            problem = builtin_problems.get(name)
+        if problem is not None:
+            present = set(frame.loc[frame["problem"] == name, "param"])
+            knobs[name] = tuple(entry for entry in problem.knob_entries() if entry in present)
+    return knobs
+
+
+def coarse_fixed_steps(frame: pd.DataFrame) -> np.ndarray:
+    """Rows of fixed-step solves whose step is longer than ``1/stiffness``: where the stiffness
+    knob is a rate (``lam`` of dahlquist), their steps cannot follow the fast mode it sets."""
+    dt = frame["dt"].to_numpy(dtype=np.float64)
+    return np.isfinite(dt) & (dt * frame["stiffness"].to_numpy(dtype=np.float64) > 1.0)
+
+
+def _summary(frame: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame, paths: dict,
+             rankings: dict[str, EntryRanking], knobs: dict[str, tuple[str, ...]]) -> str:
     lines = [
         "# Gradient decay with stiffness",
         "",
@@ -76,8 +125,10 @@ def _summary(frame: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame, 
         "## Solvers side by side",
         "",
         "Per solver and sensitivity: the steepest fitted exponent over the parameter entries (and which entry), "
-        "the median wall time per stiffness value (the batched, compiled run divided by the number of values), "
-        "the median number of steps, and the failed stiffness values.",
+        "the cost: the median run time per stiffness value (the batched, compiled run divided by the number of "
+        "values; compilation excluded), the time to trace and compile the batch in its own column (n/a on the "
+        "Julia backend, whose run time holds Julia's own compilation), the median number of steps, and the failed "
+        "stiffness values.",
         "",
         _table(_comparison_rows(comparison)),
         "",
@@ -87,19 +138,8 @@ def _summary(frame: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame, 
         "",
     ]
     for problem, problem_fits in fits.groupby("problem", sort=False):
-        shown = problem_fits.head(MAX_FIT_ROWS)
-        lines += [f"### {problem}", "", _table(_fit_rows(shown)), ""]
-        if len(problem_fits) > len(shown):
-            lines += [f"First {len(shown)} of {len(problem_fits)} fits; all are in `fits.csv`.", ""]
-        n_params = frame.loc[frame["problem"] == problem, "param"].nunique()
-        plotted = min(n_params, MAX_PARAMS_PLOTTED)
-        lines += [
-            f"![{problem}]({paths[f'gradients_plot:{problem}'].name})",
-            "",
-            f"The figure shows {plotted} of {n_params} parameter entries; dashed lines are the fitted power laws, "
-            "dotted the exact gradient.",
-            "",
-        ]
+        if problem in rankings:  # fits= given for problems without rows are not reported
+            lines += _problem_section(problem, problem_fits, rankings[problem], problem in knobs, paths)
     lines += _flagged_section(frame)
     lines += [
         "## Files",
@@ -112,6 +152,83 @@ def _summary(frame: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame, 
         "",
     ]
     return "\n".join(lines)
+
+
+def _problem_section(problem: str, fits: pd.DataFrame, ranking: EntryRanking, knob_known: bool, paths: dict) -> list[str]:
+    """summary.md's fits and figure of one problem, with what they leave out."""
+    shown_entries = _whole_entries(fits, ranking.shown_order, MAX_FIT_ROWS)
+    shown = _in_entry_order(fits, shown_entries)
+    plotted = ranking.shown_order[:MAX_PARAMS_PLOTTED]
+    lines = [f"### {problem}", "", _order_note(problem, ranking, knob_known), ""]
+    lines += [_table(_fit_rows(shown)), ""]
+    if len(shown_entries) < len(ranking.shown_order) or ranking.zero:
+        lines += [_left_out_note(fits, ranking, shown_entries, "table"), ""]
+    lines += [f"![{problem}]({paths[f'gradients_plot:{problem}'].name})", ""]
+    lines += [
+        f"The figure shows {len(plotted)} of {ranking.n_entries} parameter entries, in the order above; dashed "
+        "lines are the fitted power laws, dotted the exact gradient."
+        + (" " + _left_out_note(fits, ranking, plotted, "figure") if len(plotted) < ranking.n_entries else ""),
+        "",
+    ]
+    return lines
+
+
+def _order_note(problem: str, ranking: EntryRanking, knob_known: bool) -> str:
+    """How the entries of a problem are ordered, naming its stiffness knob."""
+    rest = "the largest |grad| of any successful row, ties broken by the steepest fitted exponent"
+    if ranking.knob:
+        return f"Parameter entries in order: the stiffness knob's ({', '.join(ranking.knob)}) first, then by {rest}."
+    if knob_known:
+        return f"Parameter entries in order of {rest} (the stiffness knob sets no entry of the frame)."
+    return (
+        f"Parameter entries in order of {rest}. The stiffness knob of `{problem}` is not known here (not a built-in "
+        "problem): pass the problem to `pss.study.report(frame, out_dir, problems=[problem])` to show its entry first."
+    )
+
+
+def _whole_entries(fits: pd.DataFrame, order, max_rows: int) -> tuple[str, ...]:
+    """The leading entries of ``order`` whose fit rows together fit in ``max_rows`` (at least one)."""
+    counts = fits["param"].value_counts()
+    taken: list[str] = []
+    total = 0
+    for entry in order:
+        total += int(counts.get(entry, 0))
+        if taken and total > max_rows:
+            break
+        taken.append(entry)
+    return tuple(taken)
+
+
+def _in_entry_order(fits: pd.DataFrame, entries) -> pd.DataFrame:
+    """The fit rows of ``entries``, grouped by entry in that order (fits.csv's order within one)."""
+    rank = {entry: i for i, entry in enumerate(entries)}
+    chosen = fits[fits["param"].isin(rank)]
+    return chosen.iloc[np.argsort(chosen["param"].map(rank).to_numpy(), kind="stable")]
+
+
+def _left_out_note(fits: pd.DataFrame, ranking: EntryRanking, shown, where: str) -> str:
+    """What the table or figure leaves out: zero entries and lower-ranked ones, counted and named."""
+    lower = ranking.shown_order[len(shown):]
+    parts = []
+    if ranking.zero:
+        parts.append(f"{len(ranking.zero)} entries whose gradient is zero in every successful row ({_name_groups(ranking.zero)})")
+    if lower:
+        n_fits = int(fits["param"].isin(lower).sum())
+        fits_text = f" with {n_fits} fits" if where == "table" else ""
+        parts.append(f"{len(lower)} entries ranked lower{fits_text} ({_name_groups(lower)})")
+    return f"Left out of the {where}: " + "; ".join(parts) + ". Every fit is in `fits.csv`, every row in `gradients.csv`."
+
+
+def _name_groups(names) -> str:
+    """Entry names grouped by their parameter: ``W2[...] (16), b1[0], lam_slow``, at most
+    :data:`MAX_NAMES_LISTED` groups then a count of the rest."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.split("[")[0], []).append(name)
+    texts = [items[0] if len(items) == 1 else f"{base}[...] ({len(items)})" for base, items in groups.items()]
+    if len(texts) > MAX_NAMES_LISTED:
+        texts = texts[:MAX_NAMES_LISTED] + [f"and {len(texts) - MAX_NAMES_LISTED} more parameters"]
+    return ", ".join(texts)
 
 
 def _flagged_section(frame: pd.DataFrame) -> list[str]:
@@ -153,6 +270,24 @@ def _flagged_section(frame: pd.DataFrame) -> list[str]:
         "",
         _table(table),
         "",
+        *_coarse_step_note(frame, flagged),
+    ]
+
+
+def _coarse_step_note(frame: pd.DataFrame, flagged: pd.DataFrame) -> list[str]:
+    """The explanation for flagged rows whose fixed steps are longer than the fast time scale."""
+    coarse = coarse_fixed_steps(flagged)
+    if not coarse.any():
+        return []
+    which = "All of them" if coarse.all() else f"{int(coarse.sum())} of them"
+    return [
+        f"{which} are fixed-step rows whose step dt is longer than 1/stiffness, the time scale of the fast mode "
+        "where the stiffness knob is a rate (as `lam` of dahlquist and prothero_robinson). Such coarse steps do "
+        "not resolve the fast mode: their gradient is that of the discrete method (a power law set by its "
+        "stability function, see the theory columns; a continuous adjoint discretised by the same steps is "
+        "another approximation), not the exact one, which decays exponentially. Losing the fast mode this way "
+        "is what fixed-step references at large stiffness show: expected, not a malfunction.",
+        "",
     ]
 
 
@@ -181,11 +316,12 @@ def _comparison_rows(comparison: pd.DataFrame) -> pd.DataFrame:
             "solver": comparison["solver"],
             "sensitivity": comparison["sensitivity"],
             "p": [_pm(p, se) for p, se in zip(comparison["exponent"], comparison["exponent_se"])],
-            "entry": comparison["exponent_param"].fillna("n/a"),
+            "entry": comparison["exponent_param"].map(_text),
             "exact": comparison["exact_exponent"].map(_fmt),
             "theory": comparison["theory_exponent"].map(_fmt),
             "theory, n steps": comparison["theory_n_step_exponent"].map(_fmt),
-            "median time [s]": comparison["median_wall_time_s"].map(_fmt),
+            "time per value [s]": comparison["median_wall_time_s"].map(_fmt),
+            "compile [s]": comparison["median_compile_time_s"].map(_fmt),
             "median steps": comparison["median_n_steps"].map(_fmt),
             "failed": [f"{int(f)}/{int(n)}" for f, n in zip(comparison["n_failures"], comparison["n_values"])],
         }
@@ -219,6 +355,11 @@ def _table(table: pd.DataFrame) -> str:
     rule = "|" + "---|" * len(table.columns)
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *body])
+
+
+def _text(value) -> str:
+    """A text cell: ``value`` itself, or n/a for a missing one (NaN in a column of names)."""
+    return value if isinstance(value, str) else "n/a"
 
 
 def _fmt(value) -> str:

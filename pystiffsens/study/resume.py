@@ -3,7 +3,11 @@
 A sweep with an output directory adds each batch's rows to the checkpoint as soon as the
 batch finishes. On a rerun, the rows whose batch key
 (:data:`~pystiffsens.study.schema.KEY_COLUMNS`) and stiffness value match are read back
-instead of recomputed; only the missing stiffness values are computed.
+instead of recomputed; only the missing stiffness values are computed. The key holds
+:func:`problem_id`, a fingerprint of what the problem computes, so rows of an edited model
+are never reused (the sweep warns that it computes them again), and a stiffness value counts
+as done only with a row for every parameter entry of the problem; a row of the model whose
+parameter entry the problem lacks is refused with the file and line.
 
 The file collects every sweep written to the directory (other problems, solvers,
 sensitivities, tolerances or grids) and never loses a row:
@@ -26,14 +30,17 @@ import hashlib
 import os
 import re
 import tempfile
-import warnings
 from pathlib import Path
 
 import filelock
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .. import _warnings, _x64
 from ..problem import Problem
+from ..results import flatten_params
 from ..returncode import ReturnCode
 from .schema import (
     COUNTER_COLUMNS,
@@ -59,55 +66,182 @@ _MATCH_RTOL = 1e-12
 pandas; the tolerance only guards against grids rebuilt with a different rounding)."""
 
 
+@_x64.float64
 def problem_id(problem: Problem) -> str:
-    """A fingerprint of a problem's data: ``"sha256:"`` and 12 hex digits.
+    """A fingerprint of what a problem computes: ``"sha256:"`` and 12 hex digits.
 
-    Covers the name, time span, initial state, save times, parameter values and the
-    qualified names of the right-hand side, loss, closed-form solution and stiffness knob.
-    Changes to the body of those functions are not detected: use a new output directory
-    (or a new problem name) after editing them.
+    Checkpoint rows are keyed by it (:data:`~pystiffsens.study.schema.KEY_COLUMNS`), so rows
+    are reused only for the model that made them. It covers
+
+    * the programs of the right-hand side, the loss, the closed-form solution and a callable
+      stiffness knob, traced by :func:`traced_program` at the problem's shapes: every
+      operation, every literal constant and the values of every array the functions capture
+      (closures, globals, constants of nested ``jit``/``cond``/``scan`` programs). Editing a
+      coefficient in a function's body, or giving another ``lambda`` loss, changes the id;
+      renaming a function or rebuilding the same model does not;
+    * the name, time span, initial state, save times, the parameters' tree structure, static
+      leaves, shapes, dtypes and values, the stiffness knob's name, and the source text of
+      ``implementations`` (the model for other backends).
+
+    The id is the same in every process (no object ids or memory addresses enter it). Limits:
+    the derivative rules of ``jax.custom_jvp``/``custom_vjp`` functions and host callbacks
+    are identified by their names, not their bodies; a JAX release that prints programs
+    differently gives new ids (rows are then computed once more, with a warning).
+
+    Traces each function once per call (milliseconds); :func:`~pystiffsens.study.sweep`
+    calls it once per sweep, ``pss.solve`` and ``pss.gradient`` never.
     """
     digest = hashlib.sha256()
-
-    def add(value) -> None:
-        digest.update(repr(value).encode())
+    for part in _fingerprint(problem):
+        digest.update(part)
         digest.update(b"\0")
-
-    def qualname(fn) -> str:
-        return "" if fn is None else f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
-
-    add(problem.label)
-    add(problem.tspan)
-    add(np.asarray(problem.y0).tobytes())
-    add(np.asarray(problem.saveat).tobytes())
-    for name in sorted(problem.params):
-        value = np.asarray(problem.params[name], dtype=np.float64)
-        add((name, value.shape, value.tobytes()))
-    add(qualname(problem.rhs))
-    add(qualname(problem.loss_fn))
-    add(qualname(problem.exact_solution))
-    add(problem.stiffness if isinstance(problem.stiffness, str) else qualname(problem.stiffness))
     return f"sha256:{digest.hexdigest()[:12]}"  # the prefix keeps CSV readers from parsing it as a number
 
 
+def traced_program(fn, *args) -> bytes:
+    """What ``fn`` computes at the shapes of ``args``, as deterministic bytes.
+
+    The text of ``jax.make_jaxpr(fn)(*args)`` with memory addresses masked, followed by the
+    dtype, shape and bytes of every constant the program and its nested programs hold (the
+    text names constants but does not show their values).
+    """
+    closed = jax.make_jaxpr(fn)(*args)
+    parts = [_stable_text(str(closed))]
+    parts += [_array_bytes(const) for const in _constants(closed)]
+    return b"\0".join(parts)
+
+
+def parameter_entries(problem: Problem) -> list[str]:
+    """The names of a problem's scalar parameter entries, as the ``param`` column has them."""
+    return list(flatten_params(problem.params))
+
+
+def _fingerprint(problem: Problem) -> list[bytes]:
+    """The parts :func:`problem_id` hashes (see there)."""
+    leaves, structure = problem.parameters()
+    merge = structure.merge
+    p = [jax.ShapeDtypeStruct(np.shape(leaf), jnp.float64) for leaf in leaves]
+    t = jax.ShapeDtypeStruct((), jnp.float64)
+    y = jax.ShapeDtypeStruct(problem.y0.shape, jnp.float64)
+    ts = jax.ShapeDtypeStruct(problem.saveat.shape, jnp.float64)
+    ys = jax.ShapeDtypeStruct((ts.shape[0], y.shape[0]), jnp.float64)
+    knob = problem.stiffness
+    parts = [
+        _stable_text(repr((problem.label, problem.tspan, sorted((problem.implementations or {}).items())))),
+        _array_bytes(problem.y0),
+        _array_bytes(problem.saveat),
+        _stable_text(repr((str(structure.treedef), structure.is_param, structure.static, structure.shapes))),
+        *(_array_bytes(leaf) for leaf in leaves),
+        traced_program(lambda t, y, p: problem.rhs(t, y, merge(p)), t, y, p),
+        traced_program(lambda ts, ys, p: problem.loss_fn(ts, ys, merge(p)), ts, ys, p),
+    ]
+    if problem.exact_solution is not None:
+        exact = problem.exact_solution
+        parts.append(traced_program(lambda t, p: exact(t, merge(p)), t, p))
+    if callable(knob):
+        parts.append(traced_program(lambda p, s: structure.leaves_of(knob(merge(p), s)), p, t))
+    else:
+        parts.append(_stable_text(repr(knob)))
+    return parts
+
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def _stable_text(text: str) -> bytes:
+    """``text`` with memory addresses (``0x7f...``, which differ between processes) masked."""
+    return _ADDRESS.sub("0x?", text).encode()
+
+
+def _array_bytes(value) -> bytes:
+    array = np.asarray(value)
+    return repr((str(array.dtype), array.shape)).encode() + array.tobytes()
+
+
+def _constants(closed) -> list:
+    """The constants of a closed program and of every program nested in its equations, in order."""
+    found = list(closed.consts)
+    _nested_constants(closed.jaxpr, found)
+    return found
+
+
+def _nested_constants(jaxpr, found: list) -> None:
+    for eqn in jaxpr.eqns:
+        for value in eqn.params.values():
+            for item in value if isinstance(value, (tuple, list)) else (value,):
+                if hasattr(item, "consts") and hasattr(item, "jaxpr"):  # a closed program (jit, cond, scan, ...)
+                    found.extend(item.consts)
+                    _nested_constants(item.jaxpr, found)
+                elif hasattr(item, "eqns"):  # an open program
+                    _nested_constants(item, found)
+
+
 class Checkpoint:
-    """The rows of ``out_dir/gradients.csv``, read once and extended batch by batch."""
+    """The rows of ``out_dir/gradients.csv``, read once and extended batch by batch.
+
+    ``lines`` holds the file line of each of ``rows`` (for messages about a damaged row).
+    """
 
     def __init__(self, out_dir):
         self.path = Path(out_dir) / CHECKPOINT_NAME
         with _lock(self.path):
-            self.rows = read_gradients(self.path) if self.path.exists() else empty_frame()
+            if self.path.exists():
+                self.rows, self.lines = _read_numbered(self.path)
+            else:
+                self.rows, self.lines = empty_frame(), np.zeros(0, dtype=np.int64)
 
-    def done(self, key: dict, stiffness: np.ndarray) -> pd.DataFrame:
-        """Stored rows of batch ``key`` whose stiffness is one of ``stiffness``."""
+    def done(self, key: dict, stiffness: np.ndarray, entries: list[str] | None = None) -> pd.DataFrame:
+        """Stored rows of batch ``key`` whose stiffness is one of ``stiffness``.
+
+        With ``entries`` (the problem's parameter entries, :func:`parameter_entries`), only
+        stiffness values that have a row for every entry count as done; the rows of a value
+        that lacks one (a deleted line) are left out, so that value is computed again.
+        """
         if self.rows.empty:
             return self.rows
         mask = _key_mask(self.rows, key) & _isin(self.rows["stiffness"].to_numpy(), stiffness)
+        rows = self.rows[mask]
+        if entries is None or rows.empty:
+            return rows
+        counts = rows.groupby("stiffness")["param"].transform(lambda params: params.isin(entries).sum())
+        return rows[counts.to_numpy() == len(entries)]
+
+    def check_entries(self, problem_id: str, label: str, entries: list[str]) -> None:
+        """``ValueError`` naming the file and line of a row of model ``problem_id`` whose ``param`` is not one of ``entries``.
+
+        Rows of one model (one ``problem_id``) have the parameter entries of that model; a row
+        with another entry (an edited ``param``, such as ``lam`` renamed ``lamm``) is damage.
+        """
+        if self.rows.empty:
+            return
+        ours = (self.rows["problem_id"] == problem_id).to_numpy()
+        bad = ours & ~self.rows["param"].isin(entries).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            row = self.rows.iloc[i]
+            raise ValueError(_row_message(
+                self.path, int(self.lines[i]), row,
+                f"param={row['param']!r} is not a parameter entry of problem {label!r} ({problem_id}); its "
+                f"entries are {_listing(entries)}",
+            ))
+
+    def other_models(self, key: dict, stiffness: np.ndarray) -> pd.DataFrame:
+        """Stored rows that would be rows of batch ``key`` at ``stiffness`` but come from another model.
+
+        Same problem name and every other key column, another ``problem_id``: rows of an
+        edited model (or of a pystiffsens version that fingerprinted models differently).
+        """
+        if self.rows.empty or not len(stiffness):
+            return self.rows.iloc[:0]
+        mask = _key_mask(self.rows, key, ignore=("problem_id",))
+        mask &= (self.rows["problem_id"] != key["problem_id"]).to_numpy()
+        mask &= _isin(self.rows["stiffness"].to_numpy(), stiffness)
         return self.rows[mask]
 
     def append(self, rows: pd.DataFrame) -> None:
         """Merge ``rows`` into the file (under its lock, with the rows other processes wrote since)."""
         self.rows = merge_into(self.path, rows)
+        self.lines = np.arange(len(self.rows), dtype=np.int64) + 2  # written as they are, after the header
 
 
 def merge_into(path, rows: pd.DataFrame) -> pd.DataFrame:
@@ -171,7 +305,7 @@ def positions(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return _matches(values, grid).argmax(axis=1)
 
 
-def read_gradients(path) -> pd.DataFrame:
+def read_gradients(path, *, keep_index: bool = False) -> pd.DataFrame:
     """Read a gradient frame written by a sweep or a report, validated and without duplicates.
 
     ``ValueError`` naming the file (and, for a bad row, its line) if it is not a gradient frame
@@ -180,6 +314,7 @@ def read_gradients(path) -> pd.DataFrame:
     gradient on a failed solve, ``rel_error_exact`` not recomputable from ``grad``), or two
     rows with the same identity but different results. Exact duplicates (same identity and
     results; timings may differ) are dropped, keeping the last, with a ``RuntimeWarning``.
+    ``keep_index``: index the rows by their position in the file (line - 2) instead of 0, 1, ...
     """
     path = Path(path)
     with open(path, "rb") as file:
@@ -202,8 +337,14 @@ def read_gradients(path) -> pd.DataFrame:
             f"{path} is not a gradient frame of this pystiffsens version (columns {list(frame.columns)}, "
             f"expected {list(GRADIENT_COLUMNS)}); write to a new output directory."
         )
-    frame = _validated(frame, path)
-    return _deduplicated(frame, path)
+    frame = _deduplicated(_validated(frame, path), path)
+    return frame if keep_index else frame.reset_index(drop=True)
+
+
+def _read_numbered(path) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`read_gradients` and the file line of each row it returns."""
+    frame = read_gradients(path, keep_index=True)
+    return frame.reset_index(drop=True), frame.index.to_numpy(dtype=np.int64) + 2
 
 
 def empty_frame() -> pd.DataFrame:
@@ -249,12 +390,7 @@ def _validated(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 
     def refuse(bad, what: str):
         i = int(np.flatnonzero(np.asarray(bad))[0])
-        row = frame.iloc[i]
-        raise ValueError(
-            f"{path}, line {i + 2} (solver={_plain(row['solver'])!r}, sensitivity={_plain(row['sensitivity'])!r}, "
-            f"stiffness={_plain(row['stiffness'])!r}, param={_plain(row['param'])!r}): {what}. The checkpoint is damaged: "
-            "fix or delete that line (a deleted row is recomputed on the next run) or write to a new output directory."
-        )
+        raise ValueError(_row_message(path, i + 2, frame.iloc[i], what))
 
     typed = {}
     for column in _TEXT_COLUMNS:
@@ -313,12 +449,10 @@ def _validated(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 def _deduplicated(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     exact_copy = frame.duplicated(subset=[*IDENTITY_COLUMNS, *RESULT_COLUMNS], keep="last")
     if exact_copy.any():
-        warnings.warn(
+        _warnings.warn(
             f"{path}: dropped {int(exact_copy.sum())} duplicated row(s) (same batch, stiffness, parameter and "
             f"results as a later row), first at line {int(np.flatnonzero(exact_copy)[0]) + 2}.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+            RuntimeWarning)
         frame = frame[~exact_copy]
     conflict = frame.duplicated(subset=list(IDENTITY_COLUMNS), keep=False)
     if conflict.any():
@@ -329,7 +463,23 @@ def _deduplicated(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             f"stiffness={_plain(row['stiffness'])!r}, param={row['param']!r}): two rows for the same computation with "
             "different results. The checkpoint is damaged: delete the wrong line or write to a new output directory."
         )
-    return frame.reset_index(drop=True)
+    return frame
+
+
+def _row_message(path: Path, line: int, row: pd.Series, what: str) -> str:
+    """The message refusing the damaged row ``row`` at ``line`` of ``path`` because of ``what``."""
+    return (
+        f"{path}, line {line} (solver={_plain(row['solver'])!r}, sensitivity={_plain(row['sensitivity'])!r}, "
+        f"stiffness={_plain(row['stiffness'])!r}, param={_plain(row['param'])!r}): {what}. The checkpoint is damaged: "
+        "fix or delete that line (a deleted row is recomputed on the next run) or write to a new output directory."
+    )
+
+
+def _listing(names: list[str], most: int = 12) -> str:
+    """``names`` for a message: all of them, or the first ``most`` and how many in all."""
+    if len(names) <= most:
+        return repr(list(names))
+    return f"{list(names[:most])!r} ... ({len(names)} in all)"
 
 
 def _plain(value):
@@ -342,9 +492,12 @@ def _nan_equal(a: pd.Series, b: pd.Series) -> np.ndarray:
     return (a == b) | (np.isnan(a) & np.isnan(b))
 
 
-def _key_mask(frame: pd.DataFrame, key: dict) -> np.ndarray:
+def _key_mask(frame: pd.DataFrame, key: dict, ignore: tuple[str, ...] = ()) -> np.ndarray:
+    """Which rows of ``frame`` have the key columns of ``key`` (floats to :data:`_MATCH_RTOL`), but those in ``ignore``."""
     mask = np.ones(len(frame), dtype=bool)
     for column in KEY_COLUMNS:
+        if column in ignore:
+            continue
         values = frame[column].to_numpy()
         wanted = key[column]
         if column in _FLOAT_KEYS:

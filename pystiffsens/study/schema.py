@@ -23,7 +23,8 @@ KEY_COLUMNS = (
 )
 """What identifies one batch (one solver and sensitivity over a stiffness grid) of a sweep.
 
-``problem_id`` fingerprints the problem's data (see :func:`~pystiffsens.study.resume.problem_id`);
+``problem_id`` fingerprints what the problem computes: its traced functions with the values
+they capture, and its data (see :func:`~pystiffsens.study.resume.problem_id`);
 ``dt`` is NaN for adaptive steps. Two rows with equal keys and equal ``stiffness`` come from the
 same computation, which is what lets an interrupted sweep resume.
 """
@@ -63,10 +64,11 @@ GRADIENT_COLUMNS = (
 * ``status``: the :class:`~pystiffsens.ReturnCode` name (``"Success"``, ``"MaxIters"``, ...).
 * ``wall_time_s``: this stiffness value's share of the batch run time, i.e. the wall time of
   the compiled batched computation over the whole grid divided by the number of stiffness
-  values in it. JAX: compilation excluded. Julia: the whole ensemble call, Julia's own
+  values in it. JAX: compilation excluded, and no compile runs alongside (in-process sweeps
+  compile a group of batches, then run them). Julia: the whole ensemble call, Julia's own
   compilation included.
 * ``compile_time_s``: the wall time of tracing and compiling that batch (the same for every
-  row of the batch; it may overlap other batches' work, see
+  row of the batch; it may overlap the compile of another batch of its group, see
   :data:`~pystiffsens.study.sweep.COMPILE_THREADS`); NaN for the Julia backend.
 """
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .. import _validation, _x64, backends
+from .. import _validation, _warnings, _x64, backends
 from ..api import resolve_problem
 from ..options import Options
 from . import resume
@@ -19,7 +18,7 @@ from .rows import batch_rows, exact_gradients, in_grid_order
 from .schema import FAR_FROM_EXACT
 
 COMPILE_THREADS = 2
-"""Batches compiled at once in background threads while the sweep runs finished ones."""
+"""Batches compiled at once, in threads; they run when all of them have compiled (see :func:`sweep`)."""
 
 
 @_x64.float64
@@ -63,7 +62,11 @@ def sweep(
     out_dir : if given, it is checked (created if missing, must be writable) before anything
         runs; each batch's rows are merged into ``out_dir/gradients.csv`` as soon as the batch
         finishes, and rows already there for the same batch key and stiffness value are reused
-        instead of recomputed. Rows of other sweeps in the file are kept, also when several
+        instead of recomputed. The key includes ``problem_id``, a fingerprint of what the
+        problem computes (:func:`~pystiffsens.study.resume.problem_id`): rows of an edited
+        model are not reused, and a ``RuntimeWarning`` says when values are computed again
+        for that reason; a stored row whose parameter entry the problem lacks is refused with
+        the file and line. Rows of other sweeps in the file are kept, also when several
         sweeps write to it at once (see :mod:`pystiffsens.study.resume`).
     scheduler : run the batches on a Dask cluster: a ``distributed.Client`` or a scheduler
         address ``"tcp://HOST:PORT"`` (``pip install 'pystiffsens[dask]'``); same frame, same
@@ -81,8 +84,9 @@ def sweep(
 
     For the JAX backend each (solver, sensitivity) pair runs the whole grid as one vmapped
     computation compiled once; a failed stiffness value gets its status and NaN gradient
-    without affecting the others. Up to :data:`COMPILE_THREADS` batches compile in
-    background threads while finished ones run; rows are written in batch order.
+    without affecting the others. The batches compile :data:`COMPILE_THREADS` at a time,
+    in threads, and each group runs once all of it has compiled: no run shares the cores
+    with a compile, so ``wall_time_s`` is the run's own. Rows are written in batch order.
     """
     problem = resolve_problem(problem)
     grid = check_stiffness(stiffness)
@@ -95,9 +99,13 @@ def sweep(
     options = Options(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive, max_steps=max_steps)
     pairs = _pairs(problem, backend, solvers, sensitivities, options, device)
     checkpoint = resume.Checkpoint(resume.prepare_out_dir(out_dir)) if out_dir is not None else None
+    model = resume.problem_id(problem)  # traces the problem's functions: once per sweep
+    entries = resume.parameter_entries(problem)
+    if checkpoint is not None:
+        checkpoint.check_entries(model, problem.label, entries)
     base_key = {
         "problem": problem.label,
-        "problem_id": resume.problem_id(problem),
+        "problem_id": model,
         "backend": backend.name,
         "device": device,
         "rtol": float(rtol),
@@ -105,13 +113,17 @@ def sweep(
         "max_steps": int(max_steps),
     }
     exact = exact_gradients(problem, grid)
-    batches = []
+    batches, superseded = [], []
     for solver, choice, solver_options in pairs:
         key = {**base_key, "dt": np.nan if solver_options.dt is None else float(solver_options.dt),
                "solver": solver.name, "sensitivity": choice.algorithm.name}
-        done = checkpoint.done(key, grid) if checkpoint is not None else resume.empty_frame()
-        batches.append(Batch(key, backend.name, solver, choice, solver_options, device, done,
-                             resume.missing(done, grid)))
+        done = checkpoint.done(key, grid, entries) if checkpoint is not None else resume.empty_frame()
+        todo = resume.missing(done, grid)
+        if checkpoint is not None:
+            superseded.append(checkpoint.other_models(key, grid[todo]))
+        batches.append(Batch(key, backend.name, solver, choice, solver_options, device, done, todo))
+    if checkpoint is not None:
+        warn_other_models(checkpoint.path, problem.label, model, superseded)
     if scheduler is not None:
         frame = pd.concat(run_batches(scheduler, problem, grid, batches, exact, checkpoint, chunk_size=chunk_size,
                                       progress=progress), ignore_index=True)
@@ -120,26 +132,37 @@ def sweep(
     frames = []
     pool = ThreadPoolExecutor(COMPILE_THREADS, thread_name_prefix="pystiffsens-compile")
     try:
-        compiling = [pool.submit(batch.prepare, problem, grid[batch.todo]) if batch.todo.any() else None
-                     for batch in batches]
         with tqdm(total=len(batches), desc=f"sweep {problem.label}", unit="batch", disable=not progress) as bar:
-            for batch, compiled in zip(batches, compiling):
-                bar.set_postfix_str(f"{batch.key['solver']} / {batch.key['sensitivity']}")
-                done = batch.done
-                if compiled is not None:
-                    todo = batch.todo
-                    rows = batch_rows(batch.key, grid[todo], compiled.result()(),
-                                      {name: values[todo] for name, values in exact.items()})
-                    if checkpoint is not None:
-                        checkpoint.append(rows)
-                    done = pd.concat([done, rows], ignore_index=True) if len(done) else rows
-                frames.append(in_grid_order(done, grid))
-                bar.update()
+            for start in range(0, len(batches), COMPILE_THREADS):
+                group = batches[start : start + COMPILE_THREADS]
+                bar.set_postfix_str("compiling " + ", ".join(_pair_name(batch) for batch in group))
+                compiling = [pool.submit(batch.prepare, problem, grid[batch.todo]) if batch.todo.any() else None
+                             for batch in group]
+                # Every compile of the group ends before any of its batches runs, so each run's
+                # wall time is its own, not shared with a compile on the same cores. A compile that
+                # failed raises at its turn, after the batches before it have run and been saved.
+                wait([compiled for compiled in compiling if compiled is not None])
+                for batch, compiled in zip(group, compiling):
+                    bar.set_postfix_str(_pair_name(batch))
+                    done = batch.done
+                    if compiled is not None:
+                        todo = batch.todo
+                        rows = batch_rows(batch.key, grid[todo], compiled.result()(),
+                                          {name: values[todo] for name, values in exact.items()})
+                        if checkpoint is not None:
+                            checkpoint.append(rows)
+                        done = pd.concat([done, rows], ignore_index=True) if len(done) else rows
+                    frames.append(in_grid_order(done, grid))
+                    bar.update()
     finally:  # on an error or interrupt, compile nothing more than what is under way
         pool.shutdown(wait=False, cancel_futures=True)
     frame = pd.concat(frames, ignore_index=True)
     warn_far_from_exact(frame)
     return frame
+
+
+def _pair_name(batch: Batch) -> str:
+    return f"{batch.key['solver']} / {batch.key['sensitivity']}"
 
 
 def _pairs(problem, backend, solvers, sensitivities, options: Options, device: str) -> list:
@@ -193,13 +216,28 @@ def warn_far_from_exact(frame: pd.DataFrame) -> None:
         f"stiffness {rows.loc[rows['rel_error_exact'].idxmax(), 'stiffness']:.3g})"
         for (problem, solver, sensitivity), rows in groups
     ]
-    warnings.warn(
+    _warnings.warn(
         f"{len(flagged)} of {len(frame)} gradient rows are far from the closed-form gradient "
         f"(rel_error_exact > {FAR_FROM_EXACT:g}, flagged in the column far_from_exact; the status is the solver's): "
         + "; ".join(lines),
-        RuntimeWarning,
-        stacklevel=3,
-    )
+        RuntimeWarning)
+
+
+def warn_other_models(path, label: str, model: str, found: list[pd.DataFrame]) -> None:
+    """A ``RuntimeWarning`` that the rows ``found`` (stored for this sweep's batches and stiffness values,
+    but by another model of the same name) are not reused: the sweep computes those values again."""
+    found = [rows for rows in found if len(rows)]
+    if not found:
+        return
+    rows = pd.concat(found, ignore_index=True)
+    ids = sorted(set(rows["problem_id"]))
+    _warnings.warn(
+        f"{path} holds {len(rows)} row(s) of problem {label!r} for these solvers, sensitivities, tolerances and "
+        f"stiffness values from a different model (problem_id {', '.join(ids)}; this model is {model}): its "
+        "right-hand side, loss, parameters, initial state, time span or save times differ (an edited model, or a "
+        "checkpoint from a pystiffsens version that fingerprinted models differently). They are not reused: these "
+        "values are computed again; the old rows stay in the file under their own problem_id.",
+        RuntimeWarning)
 
 
 def check_stiffness(stiffness) -> np.ndarray:
