@@ -133,7 +133,7 @@ def test_saveat_may_start_at_t0():
     # Its derivative with respect to y0 at t0 is 1, and every sensitivity agrees.
     for sensitivity in ("ForwardDiffSensitivity", "ReverseDiffAdjoint", "InterpolatingAdjoint"):
         grad = jax.grad(lambda y0: pss.solve(problem, "Rodas5P", y0=y0, saveat=ts, sensitivity=sensitivity,
-                                              rtol=1e-10, atol=1e-12).ys[:, 0].sum())(problem.y0)
+                                              rtol=1e-10, atol=1e-12, max_steps=1024).ys[:, 0].sum())(problem.y0)
         np.testing.assert_allclose(grad, [np.exp(-3.0 * np.asarray(ts)).sum()], rtol=1e-6)
     only_t0 = pss.solve(problem, "Rodas5P", saveat=[0.0])
     assert only_t0.success and only_t0.ys[0, 0] == 1.0 and only_t0.stats["n_steps"] == 0
@@ -161,8 +161,8 @@ def test_nested_parameters_and_their_names():
     assert result.grad["scale"][0] == 0.0  # the loss does not read it
     expected = -np.exp(-1.0)  # d/d slow of exp(-slow), the slow mode's share of sum(y(1))
     assert float(result.grad["rates"]["slow"]) == pytest.approx(expected, rel=1e-7)
-    through_solve = jax.grad(lambda p: pss.solve(problem, "Rodas5P", params=p, rtol=1e-10, atol=1e-12).ys.sum())(
-        problem.params)
+    through_solve = jax.grad(lambda p: pss.solve(problem, "Rodas5P", params=p, rtol=1e-10, atol=1e-12,
+                                                 max_steps=1024).ys.sum())(problem.params)
     np.testing.assert_allclose(through_solve["rates"]["fast"], result.grad["rates"]["fast"], rtol=1e-9)
 
 

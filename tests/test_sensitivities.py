@@ -24,7 +24,9 @@ def _grad_vector(result):
 def test_every_algorithm_with_every_solver(algorithm, solver):
     """linear_modes (lam = 2, mild enough for BacksolveAdjoint) against its exact sensitivity."""
     problem = pss.problems.get("linear_modes", lam=2.0)
-    result = pss.gradient(problem, solver, algorithm, rtol=1e-9, atol=1e-11, dt=FIXED_DT.get(solver))
+    # max_steps as tests/test_front_door.py's references: the same compiled programs serve both.
+    result = pss.gradient(problem, solver, algorithm, rtol=1e-9, atol=1e-11, dt=FIXED_DT.get(solver),
+                          max_steps=pss.memory.INITIAL_SAVED_STEPS)
     assert result.status == pss.ReturnCode.Success, result.status
     exact_loss, exact_grad = problem.exact_loss_and_grad()
     exact = np.concatenate([np.ravel(exact_grad[k]) for k in sorted(exact_grad)])
