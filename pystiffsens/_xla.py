@@ -16,14 +16,12 @@ ones. With the pass disabled, the same batch with 1000 or 1024 steps of buffer a
 **Faster compilation, on request.** With ``PYSTIFFSENS_FAST_COMPILE=1`` the programs are also
 compiled with ``xla_cpu_use_fusion_emitters=False``: newer XLA:CPU compiles each fused kernel
 as its own MLIR module and lowers it through LLVM separately (150-250 kernels in the gradient
-programs measured), and the option selects the older elemental emitters instead. Measured
-(benchmarks/README.md, "Faster compilation"): 42 single ROBER gradients (7 solvers x 6
-sensitivities) compiled in 0.77x the time and ran in 1.02x (geometric mean; 0.79-1.32x);
-16 vmapped batches of 32 compiled in 0.93x and ran in 1.06x (up to 1.31x). Larger programs
-gain more: the test suite's slowest 24 tests compiled in half the time. So it is worth it
-where compilation dominates (tests, one-off studies) and not by default. The test suite
-turns it on (``tests/conftest.py``). XLA versions that do not know the option reject it;
-:func:`supported` leaves out what the running XLA does not know.
+programs measured), and the option selects the older elemental emitters instead. What that
+gains depends on the program (benchmarks/README.md, section 4: single ROBER gradients compile
+in 0.91x the time, vmapped batches of 32 in 1.35x); the test suite, whose programs are many and
+varied, compiles faster with it and turns it on (``tests/conftest.py``). Off by default.
+XLA versions that do not know the option reject it; :func:`supported` leaves out what the
+running XLA does not know.
 
 Both options name only XLA:CPU passes and emitters; on GPUs they change nothing (read from
 XLA's sources, not run on a GPU here).
