@@ -80,6 +80,8 @@ class Trajectory(NamedTuple):
     buffer_full : whether the solve stopped (status ``MaxIters``) because its step buffers
         were full while ``max_steps`` allowed more attempts: rerun with a larger
         ``max_saved_steps`` to go on. Always False when nothing is recorded.
+    accumulated : with ``accumulate=(fn, init)``, ``init`` plus ``fn`` of every accepted step;
+        otherwise None.
     """
 
     ys: Any
@@ -95,6 +97,7 @@ class Trajectory(NamedTuple):
     checkpoints: Any = None
     checkpoint_every: Any = None
     buffer_full: Any = False
+    accumulated: Any = None
 
 
 class Segment(NamedTuple):
@@ -314,7 +317,7 @@ class _Loop:
 
         new = dict(t=jnp.where(ok, t_new, t), h=h_next, state=_tree_where(ok, accepted_state, state),
                    k=k + saved, status=status, stats=stats, attempts=attempts)
-        record = dict(ok=ok, index=c["stats"]["n_steps"], t_new=t_new, h=h_try, land=land, k=k, saved=saved,
+        record = dict(ok=ok, index=c["stats"]["n_steps"], t=t, t_new=t_new, h=h_try, land=land, k=k, saved=saved,
                       y=y_new, state=accepted_state, dense=attempt.dense)
         return new, record
 
@@ -356,6 +359,7 @@ def integrate(
     record_dense: bool = False,
     checkpoints: int | None = None,
     error_mask=None,
+    accumulate=None,
 ) -> Trajectory:
     """Integrate ``y' = fn(t, y, args)`` from ``t0`` through every time in ``stops``.
 
@@ -366,7 +370,11 @@ def integrate(
     and the dense-output coefficients, in buffers of ``saved_steps`` (default ``max_steps``)
     entries. ``checkpoints=C`` keeps ``C`` snapshots for :func:`integrate_from` instead.
     ``error_mask`` (0/1 per component) restricts the error norm, e.g. to the state part of
-    an augmented system.
+    an augmented system. ``accumulate=(fn, init)`` sums ``fn(step, accepted)`` over the step
+    attempts, starting from ``init`` (``Trajectory.accumulated``): ``step`` holds the
+    attempt's start ``t``, size ``h`` and ``dense`` output, and ``fn`` must give zero where
+    ``accepted`` is False. A quadrature along the solve is computed this way without
+    recording its steps.
     """
     dt = options.dt
     loop = _Loop(fn, solver, args, t0=t0, stops=stops, options=options, error_mask=error_mask)
@@ -396,6 +404,8 @@ def integrate(
         buffers["dense"] = _buffer(loop.example_dense(core), saved_steps)
     if checkpoints is not None:
         buffers["checkpoints"] = _write(_buffer(core, checkpoints), 0, core)
+    if accumulate is not None:
+        buffers["accumulated"] = accumulate[1]
 
     def write(bufs, r, live, new):
         out = dict(bufs)
@@ -414,6 +424,8 @@ def integrate(
             n = new["stats"]["n_steps"]
             take = accepted & (n % every == 0) & (new["status"] == RUNNING)
             out["checkpoints"] = _write(bufs["checkpoints"], n // every, new, take)
+        if accumulate is not None:
+            out["accumulated"] = jax.tree_util.tree_map(jnp.add, bufs["accumulated"], accumulate[0](r, accepted))
         return out
 
     out, bufs = loop.run(core, buffers, write, max_saved_steps=saved_steps if recording else None)
@@ -433,6 +445,7 @@ def integrate(
         checkpoints=bufs.get("checkpoints"),
         checkpoint_every=every,
         buffer_full=jnp.asarray(buffer_full),
+        accumulated=bufs.get("accumulated"),
     )
 
 

@@ -193,7 +193,27 @@ def test_no_step_buffers_unless_recording_and_full_buffers_stop_with_maxiters():
     assert budget.status == pss.ReturnCode.MaxIters and not bool(budget.buffer_full)
 
 
-# The recording algorithms; Gauss also records its backward solves.
+def test_accumulate_sums_a_function_of_the_accepted_steps_without_recording():
+    """integrate(accumulate=...) (GaussAdjoint's quadrature): accepted steps only, nothing recorded."""
+    problem = pss.problems.get("robertson", t_end=10.0)
+    solver = pss.solvers.get("Rodas5P")
+    kwargs = dict(t0=0.0, stops=jnp.array([2.0, 10.0]), options=pss.Options(rtol=1e-6, atol=1e-8))
+
+    def count_and_span(step, accepted):  # (1, h) for an accepted step, zero otherwise
+        return jnp.where(accepted, jnp.stack([jnp.ones(()), step["h"]]), 0.0)
+
+    traj = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params,
+                     accumulate=(count_and_span, jnp.zeros(2)), **kwargs)
+    assert traj.status == pss.ReturnCode.Success and traj.stats["n_rejected"] > 0
+    assert traj.step_t is None and traj.dense is None
+    assert int(traj.accumulated[0]) == int(traj.n_steps)
+    assert float(traj.accumulated[1]) == pytest.approx(10.0, rel=1e-12)
+    plain = integrate(problem.rhs, solver, jnp.asarray(problem.y0), problem.params, **kwargs)
+    assert plain.accumulated is None
+    np.testing.assert_array_equal(traj.ys, plain.ys)
+
+
+# The recording algorithms (their forward dense output or per-step states).
 @pytest.mark.parametrize("sensitivity", ["ReverseDiffAdjoint", "InterpolatingAdjoint", "GaussAdjoint"])
 def test_automatic_step_buffers_grow_to_the_solve(monkeypatch, sensitivity):
     problem = pss.problems.get("robertson", t_end=10.0)

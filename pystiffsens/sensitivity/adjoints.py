@@ -214,6 +214,9 @@ class GaussAdjoint(AbstractSensitivity):
     grids, so both interpolants are smooth on each interval (``y`` may have layers the
     backward steps skip, ``lambda`` layers the forward steps skip, e.g. ROBER's
     ``lambda`` near the final time), in the spirit of SciMLSensitivity's ``GaussAdjoint``.
+    The rule is applied step by step as the backward solve goes (each backward step with
+    its own dense output, split at the forward step boundaries inside it), so the backward
+    solve records nothing: memory is the forward dense output, as for InterpolatingAdjoint.
     Cheaper than :class:`InterpolatingAdjoint` when there are many parameters, because the
     implicit backward solve does not carry them. The price: only ``lambda`` is
     error-controlled, so where the integrand is concentrated in a layer of a large
@@ -243,40 +246,41 @@ class GaussAdjoint(AbstractSensitivity):
             y = dense_eval(solver, forward, t)
             return -vjp_state(problem.rhs, t, y, th, lam)
 
-        def quadrature(backward, lam_end, total):
-            """Add the integral over this segment, on the union of the forward and backward step grids.
+        n_forward = forward.step_t.shape[0]
+        forward_t = lambda i: jnp.where(i < n_forward, forward.step_t[jnp.minimum(i, n_forward - 1)], jnp.inf)
 
-            Walks both grids in increasing time (two pointers), so the cost follows the steps
-            taken, not the length of the step buffers.
+        def step_integral(step, accepted):
+            """The integral over one backward step, on the forward steps' grid inside it.
+
+            The step runs from ``s0`` to ``s0 + h`` in reversed time, i.e. over ``[-(s0 + h), -s0]``
+            in ``t``, where ``lambda`` is the step's own dense output; the forward step
+            boundaries inside it split it, so both interpolants are smooth on every piece.
             """
-            n_back = backward.n_steps
-            t_lo, t_hi = -backward.step_t[n_back], -backward.step_t[0]
-            backward_t = lambda j: jnp.where(j >= 0, -backward.step_t[jnp.maximum(j, 0)], jnp.inf)
-            n_forward = forward.step_t.shape[0]
-            forward_t = lambda i: jnp.where(i < n_forward, forward.step_t[jnp.minimum(i, n_forward - 1)], jnp.inf)
+            s0, h = step["t"], step["h"]
+            a, b = -(s0 + h), -s0
 
-            def interval(carry):
-                a, i, j, acc = carry
-                next_forward, next_backward = forward_t(i), backward_t(j)
-                b = jnp.minimum(jnp.minimum(next_forward, next_backward), t_hi)
-                h = b - a
+            def piece(carry):
+                lo, i, acc = carry
+                boundary = forward_t(i)
+                hi = jnp.minimum(boundary, b)
+                width = hi - lo
                 for x, w in zip(nodes, weights):
-                    t = a + x * h
+                    t = lo + x * width
                     y = dense_eval(solver, forward, t)
-                    lam = dense_eval(solver, backward, -t)
-                    acc = acc + (w * h) * vjp_rhs(problem.rhs, t, y, theta, lam)[1]
-                return b, i + (next_forward <= b), j - (next_backward <= b), acc
+                    lam = solver.interpolate(step["dense"], (-t - s0) / h)
+                    acc = acc + (w * width) * vjp_rhs(problem.rhs, t, y, theta, lam)[1]
+                return hi, i + (boundary <= hi), acc
 
-            first_forward = jnp.searchsorted(forward.step_t, t_lo, side="right")
-            start = (t_lo, first_forward, n_back - 1, total)
-            return while_any(lambda c: c[0] < t_hi, interval, start)[3]
+            first = jnp.searchsorted(forward.step_t, a, side="right")
+            start = (jnp.where(accepted, a, b), first, jnp.zeros_like(theta))  # nothing to add for a rejected step
+            return while_any(lambda c: c[0] < b, piece, start)[2]
 
         lam0, status, stats, integral, full = backward_segments(
             problem, solver, theta, options, saved_steps, adjoint_rhs, g_ys[-1], _add_jump(g_ys, 0, n),
-            per_segment=quadrature, extra0=jnp.zeros_like(theta), record_dense=True,
+            per_segment=lambda traj, z_end, total: total + traj.accumulated, extra0=jnp.zeros_like(theta),
+            accumulate=(step_integral, jnp.zeros_like(theta)),
         )
         return BackwardPass(integral, lam0, status, stats, full)
 
     def memory(self, s):
-        # The backward solve keeps its dense output too.
-        return {"steps": _work(s), "dense output": 2 * records_bytes(s.dense, s.saved_steps)}
+        return {"steps": _work(s), "dense output": records_bytes(s.dense, s.saved_steps)}

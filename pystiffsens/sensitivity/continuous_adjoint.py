@@ -44,7 +44,7 @@ def reversed_rhs(rhs):
 
 def backward_segments(
     problem, solver, theta, options, saved_steps, adjoint_rhs, z_final, jump, *, per_segment=None, extra0=None,
-    record_dense=False,
+    record_dense=False, accumulate=None,
 ):
     """Integrate ``adjoint_rhs`` backward across every segment, with the forward solve's ``options``.
 
@@ -56,7 +56,10 @@ def backward_segments(
     z_final : state at the final time (the jump there already applied).
     jump : ``(z, k) -> z`` applied on reaching saved time ``k`` (not at ``t0``).
     per_segment : optional ``(trajectory, z_end, extra) -> extra`` run after each segment's
-        solve (a quadrature over its steps, a consistency check), starting from ``extra0``.
+        solve (a consistency check, or collecting ``trajectory.accumulated``), starting from ``extra0``.
+    accumulate : optional ``(fn, init)`` passed to each segment's
+        :func:`~pystiffsens.integrate.integrate`: a sum over its backward steps, in
+        ``trajectory.accumulated``.
 
     Returns ``(z at t0, status, summed stats, extra, buffer_full)``, the last whether a
     recording backward solve stopped because its step buffers were full.
@@ -70,7 +73,7 @@ def backward_segments(
         t_hi, t_lo, k = xs
         traj: Trajectory = integrate(
             backward, solver, z, theta, t0=-t_hi, stops=(-t_lo)[None], options=options, saved_steps=saved_steps,
-            record_dense=record_dense, error_mask=error_mask,
+            record_dense=record_dense, error_mask=error_mask, accumulate=accumulate,
         )
         z_end = traj.ys[0]
         if per_segment is not None:
