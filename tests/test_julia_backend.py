@@ -1091,6 +1091,26 @@ def test_a_sweep_refuses_before_julia():
 
 
 @pytest.mark.usefixtures("julia_must_not_start")
+@pytest.mark.parametrize("algorithm, setting", [
+    (pss.sensitivity.GaussAdjoint(n_points=8), "n_points=8"),
+    (pss.sensitivity.InterpolatingAdjoint(quadrature_error_control=False), "quadrature_error_control=False"),
+    (pss.sensitivity.BacksolveAdjoint(quadrature_error_control=False), "quadrature_error_control=False"),
+])
+def test_sensitivity_options_julia_cannot_pass_on_are_refused(algorithm, setting):
+    with pytest.raises(ValueError, match=rf"sets {setting}, which backend='julia' cannot pass on"):
+        pss.gradient("dahlquist", "Rodas5P", algorithm, backend="julia")
+
+
+@pytest.mark.usefixtures("julia_must_not_start")
+def test_sensitivity_objects_with_default_options_are_accepted():
+    backend = pss.backends.get("julia")
+    problem, options = pss.problems.get("dahlquist"), Options()
+    solver = backend.solver("Rodas5P")
+    for algorithm in (pss.sensitivity.GaussAdjoint(), pss.sensitivity.InterpolatingAdjoint()):
+        assert backend.sensitivity(algorithm, problem, solver, options).algorithm == algorithm
+
+
+@pytest.mark.usefixtures("julia_must_not_start")
 def test_native_only_overrides_are_refused_before_julia():
     with pytest.raises(ValueError, match="problem.replace"):
         pss.gradient("dahlquist", "Rodas5P", "GaussAdjoint", params={"lam": 3.0}, backend="julia")

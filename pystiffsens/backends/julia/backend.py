@@ -89,6 +89,7 @@ class JuliaBackend(Backend):
                 f"{UNSUPPORTED_SENSITIVITIES[algorithm.name]}. Use backend='jax', or one of "
                 f"{', '.join(sensitivity_names())}."
             )
+        _refuse_options(algorithm)
         return Choice(algorithm)
 
     def check(self, problem, solver, sensitivity, options, device) -> None:
@@ -133,6 +134,27 @@ class JuliaBackend(Backend):
         self.check(problem, solver, sensitivity.algorithm, options, device)
         return functools.partial(_ensemble, problem, np.asarray(stiffness, dtype=float), solver,
                                  sensitivity.algorithm.name, options, device)
+
+
+def _refuse_options(algorithm) -> None:
+    """``ValueError`` for an algorithm object whose options differ from its defaults.
+
+    Julia is sent the algorithm's name only and runs SciMLSensitivity's type with its own
+    defaults; pystiffsens's options (``GaussAdjoint(n_points=...)``,
+    ``InterpolatingAdjoint(quadrature_error_control=...)``, ``ReverseDiffAdjoint(checkpoints=...)``)
+    are the native backend's and would otherwise be dropped without a word.
+    """
+    if isinstance(algorithm, SciMLSensitivity):
+        return
+    defaults = vars(type(algorithm)())
+    changed = {name: value for name, value in vars(algorithm).items() if defaults.get(name) != value}
+    if changed:
+        settings = ", ".join(f"{name}={value!r}" for name, value in changed.items())
+        raise ValueError(
+            f"sensitivity={algorithm!r} sets {settings}, which backend='julia' cannot pass on: it runs "
+            f"SciMLSensitivity's {algorithm.name} with SciMLSensitivity's own defaults. Use "
+            f"{type(algorithm).__name__}() or the name {algorithm.name!r}, or backend='jax' for these options."
+        )
 
 
 def _ensemble(problem, stiffness, solver, sensitivity_name, options, device) -> BatchResult:
