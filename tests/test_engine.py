@@ -1,5 +1,7 @@
 """The native solvers: convergence order, L-stability, variable order, cost counters, failures."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -216,3 +218,13 @@ def test_lu_solve_by_substitution_equals_lapack_triangular_solves(n, monkeypatch
     for got, want in zip(by_default, by_lapack):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(matrix @ by_default[2], b, rtol=1e-12, atol=1e-12)
+
+
+def test_tolerances_float64_cannot_meet_warn_and_meetable_ones_do_not():
+    """CVODES and SciML warn about rtol below ~100 machine epsilons; so does pss (once per Options)."""
+    with pytest.warns(RuntimeWarning, match=r"rtol=1e-20 is below 100 float64 machine epsilons .* Use rtol >= 1e-13"):
+        result = pss.solve("dahlquist", "Rodas5P", rtol=1e-20, atol=1e-22, max_steps=50)
+    assert result.status == pss.ReturnCode.MaxIters
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pss.solve("dahlquist", "Rodas5P", rtol=1e-13, atol=1e-15).success
