@@ -5,7 +5,9 @@ whose warnings and figures explain themselves."""
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -304,3 +306,26 @@ def test_resnet_help_and_readme_quote_one_measured_slowdown(capsys):
     help_text = capsys.readouterr().out
     readme = (REPO / "README.md").read_text()
     assert _slowdown(help_text) == _slowdown(readme) == ("75", "387 s against 5.2 s for 500 epochs")
+
+
+def test_reports_leave_the_users_matplotlib_backend_and_figures_alone(tmp_path):
+    """A notebook's backend (here svg) and its open pyplot figures survive importing the report
+    modules and writing a report: pystiffsens draws on Figure objects, never through pyplot."""
+    path = tmp_path / "frame.csv"
+    gradient_frame({"lam": 1.0, "c": 2.0}, exponents={"lam": -2.0}).to_csv(path, index=False)
+    code = f"""
+        import matplotlib
+        matplotlib.use("svg")
+        import matplotlib.pyplot as plt
+        plt.figure()
+        import pandas as pd
+        import pystiffsens as pss
+        from pystiffsens.resnet import report as resnet_report
+        from pystiffsens.study import plots
+        pss.report(pd.read_csv({str(path)!r}), {str(tmp_path / 'report')!r})
+        pss.theory.plot_stability(["ImplicitEuler"]).savefig({str(tmp_path / 'stability.png')!r})
+        print(matplotlib.get_backend(), plt.get_fignums())
+        """
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[-2] == "svg [1]"
+    assert (tmp_path / "report" / "gradients_toy.png").stat().st_size > 0

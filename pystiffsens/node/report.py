@@ -24,13 +24,11 @@ def _baseline(fast):
 
 
 def _plot_loss_curves(history, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the user's backend and figures are left alone
 
     variants = list(dict.fromkeys(history["variant"]))
-    fig, axes = plt.subplots(2, len(variants), figsize=(4 * len(variants), 6.4), sharey="row", squeeze=False)
+    fig = Figure(figsize=(4 * len(variants), 6.4))
+    axes = fig.subplots(2, len(variants), sharey="row", squeeze=False)
     for column, variant in enumerate(variants):
         runs = history[history["variant"] == variant]
         for stiffness, run in runs.groupby("stiffness"):
@@ -46,17 +44,14 @@ def _plot_loss_curves(history, path: Path) -> None:
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _plot_gradients(frame, fits, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the user's backend and figures are left alone
 
     fast = frame[frame["param"] == "fast"]
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.subplots()
     for variant, rows in fast.groupby("variant", sort=False):
         rows = rows.sort_values("stiffness")
         fit = fits[(fits["variant"] == variant) & (fits["param"] == "fast")].iloc[0]
@@ -76,7 +71,6 @@ def _plot_gradients(frame, fits, path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _table(frame, columns, formats) -> str:

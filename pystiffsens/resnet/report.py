@@ -6,12 +6,10 @@ import math
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: the user's backend and figures are left alone
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .model import LAYER_PROXIES  # noqa: E402
+from .model import LAYER_PROXIES
 
 DECK_ALPINE02 = {
     "model": "RES", "epochs": 10_000, "er": 0.00389, "ge": 0.00613, "df": 2.64, "frob": 37.5, "singular": 25.8,
@@ -27,7 +25,7 @@ SUMMARY_COLUMNS = (
     "singular_ratio_median", "stiffness_ratio", "stiffness_ratio_median", "train_time_s",
 )
 
-COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 CLIMATE_NOTE = (
     "The deck's second case (a surrogate of the E3SM land model ELM v2 with FATES, 15 inputs, "
@@ -52,7 +50,8 @@ def history_frame(results) -> pd.DataFrame:
 
 
 def _plot_errors(history: pd.DataFrame, path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, column, title in zip(axes, ("er", "ge"), ("empirical risk (train MSE)", "generalisation error (test MSE)")):
         for model, frame in history.groupby("model", sort=False):
             ax.plot(frame["epoch"], frame[column], label=model)
@@ -62,13 +61,13 @@ def _plot_errors(history: pd.DataFrame, path: Path) -> None:
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _plot_proxies(history: pd.DataFrame, path: Path) -> None:
     cols = 3
     rows = math.ceil(len(LAYER_PROXIES) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.5 * rows), squeeze=False)
+    fig = Figure(figsize=(4 * cols, 3.5 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, proxy in zip(axes.flat, LAYER_PROXIES):
         for color, (model, frame) in zip(COLORS, history.groupby("model", sort=False)):
             ax.plot(frame["epoch"], frame[proxy], color=color, label=f"{model} (mean)")
@@ -83,7 +82,6 @@ def _plot_proxies(history: pd.DataFrame, path: Path) -> None:
     axes[0, 0].legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:

@@ -1,4 +1,8 @@
-"""Figures of a sweep: |grad| against stiffness in log-log, and the solvers side by side."""
+"""Figures of a sweep: |grad| against stiffness in log-log, and the solvers side by side.
+
+Drawn on :class:`matplotlib.figure.Figure` objects, without pyplot: writing a report leaves
+the user's matplotlib backend and pyplot state as they were (a notebook keeps its inline
+figures)."""
 
 from __future__ import annotations
 
@@ -6,14 +10,12 @@ import math
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .fit import rank_entries  # noqa: E402
-from .schema import SUCCESS  # noqa: E402
+from .fit import rank_entries
+from .schema import SUCCESS
 
 MAX_PARAMS_PLOTTED = 6
 """Panels per gradient figure: the stiffness knob's entry first, then the entries with the
@@ -51,7 +53,8 @@ def plot_gradients(frame: pd.DataFrame, fits: pd.DataFrame, problem: str, path, 
     covered = _covered_lines(rows, params)
     ncols = min(3, len(params))
     nrows = math.ceil(len(params) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.6 * ncols, 8.0), 3.6 * nrows + 2.0), squeeze=False, layout="constrained")
+    fig = Figure(figsize=(max(4.6 * ncols, 8.0), 3.6 * nrows + 2.0), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, param in zip(axes.flat, params):
         panel = rows[rows["param"] == param]
         for label, line in panel.groupby("line", sort=False):
@@ -109,7 +112,7 @@ def _same_points(line: pd.DataFrame, other: pd.DataFrame) -> bool:
 def _line_style(solver_index: int, sensitivity_index: int) -> dict:
     """Colour and marker by solver, line style and hollow markers by sensitivity; earlier solvers
     get larger markers and wider lines so that a later line drawn on top leaves them visible."""
-    color = plt.get_cmap("tab10")(solver_index % 10)
+    color = matplotlib.colormaps["tab10"](solver_index % 10)
     size = max(3.0, 9.0 - 1.2 * solver_index)
     return {
         "color": color,
@@ -137,8 +140,9 @@ def plot_comparison(comparison: pd.DataFrame, path) -> Path:
     the median run time per stiffness value (the compiled run; compilation is never added),
     solvers along x, one bar per sensitivity."""
     problems = list(dict.fromkeys(comparison["problem"]))
-    fig, axes = plt.subplots(len(problems), 2, figsize=(11, 3.8 * len(problems) + 0.6), squeeze=False, layout="constrained")
-    colors = plt.get_cmap("tab10")
+    fig = Figure(figsize=(11, 3.8 * len(problems) + 0.6), layout="constrained")
+    axes = fig.subplots(len(problems), 2, squeeze=False)
+    colors = matplotlib.colormaps["tab10"]
     for (ax_exp, ax_time), problem in zip(axes, problems):
         table = comparison[comparison["problem"] == problem]
         solvers = list(dict.fromkeys(table["solver"]))
@@ -193,5 +197,4 @@ def _unique_legend(axes):
 def _save(fig, path) -> Path:
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
