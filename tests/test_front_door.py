@@ -57,15 +57,15 @@ def test_forward_mode_rules_support_jvp_and_jacfwd(sensitivity):
     def ys(params, y0):
         return pss.solve(problem, "Rodas5P", sensitivity=sensitivity, params=params, y0=y0, **OPTIONS).ys[-1]
 
-    jac_params = jax.jacfwd(ys)(problem.params, problem.y0)
-    jac_reverse = jax.jacrev(ys)(problem.params, problem.y0)
+    jac_params = jax.jit(jax.jacfwd(ys))(problem.params, problem.y0)
+    jac_reverse = jax.jit(jax.jacrev(ys))(problem.params, problem.y0)
     for name in problem.params:
         np.testing.assert_allclose(jac_params[name], jac_reverse[name], rtol=1e-10, atol=1e-20)
     tangent = {"k1": 1.0, "k2": 0.0, "k3": 0.0}
-    _, along_k1 = jax.jvp(lambda p: ys(p, problem.y0), (problem.params,), (tangent,))
+    _, along_k1 = jax.jit(lambda t: jax.jvp(lambda p: ys(p, problem.y0), (problem.params,), (t,)))(tangent)
     np.testing.assert_allclose(along_k1, jac_params["k1"], rtol=1e-10)
     # y0 tangents: the columns d y(T) / d y0, against central differences of the solve.
-    jac_y0 = jax.jacfwd(ys, argnums=1)(problem.params, problem.y0)
+    jac_y0 = jax.jit(jax.jacfwd(ys, argnums=1))(problem.params, problem.y0)
     step = 1e-6
     column = (ys(problem.params, problem.y0 + jnp.array([step, 0, 0])) -
               ys(problem.params, problem.y0 - jnp.array([step, 0, 0]))) / (2 * step)
@@ -132,8 +132,8 @@ def test_saveat_may_start_at_t0():
     assert sol.ys[0, 0] == 1.0
     # Its derivative with respect to y0 at t0 is 1, and every sensitivity agrees.
     for sensitivity in ("ForwardDiffSensitivity", "ReverseDiffAdjoint", "InterpolatingAdjoint"):
-        grad = jax.grad(lambda y0: pss.solve(problem, "Rodas5P", y0=y0, saveat=ts, sensitivity=sensitivity,
-                                              rtol=1e-10, atol=1e-12, max_steps=1024).ys[:, 0].sum())(problem.y0)
+        grad = jax.jit(jax.grad(lambda y0: pss.solve(problem, "Rodas5P", y0=y0, saveat=ts, sensitivity=sensitivity,
+                                                      rtol=1e-10, atol=1e-12, max_steps=1024).ys[:, 0].sum()))(problem.y0)
         np.testing.assert_allclose(grad, [np.exp(-3.0 * np.asarray(ts)).sum()], rtol=1e-6)
     only_t0 = pss.solve(problem, "Rodas5P", saveat=[0.0])
     assert only_t0.success and only_t0.ys[0, 0] == 1.0 and only_t0.stats["n_steps"] == 0
@@ -194,7 +194,7 @@ def test_equinox_neural_ode_trains_with_optax_through_solve(monkeypatch):
     trained, losses = fit(loss, model, epochs=5, learning_rate=1e-2)
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     # The same gradient as pss.gradient of that loss.
-    grad = eqx.filter_grad(loss)(trained)
+    grad = eqx.filter_jit(eqx.filter_grad(loss))(trained)
     reference = pss.gradient(problem.replace(loss=lambda ts, ys, m: jnp.mean((ys - target) ** 2)), "Rodas5P",
                              "adjoint", params=trained, rtol=1e-6, atol=1e-8, max_steps=1000)
     np.testing.assert_allclose(grad.log_rate, reference.grad.log_rate, rtol=1e-9)
