@@ -204,8 +204,13 @@ def _distinct(objects: list, kind: str, given) -> list:
     return objects
 
 
+class FarFromExactWarning(RuntimeWarning):
+    """Rows of a sweep whose gradient is far from the closed-form one (:func:`warn_far_from_exact`);
+    a caller that explains them itself (the demo) filters this category."""
+
+
 def warn_far_from_exact(frame: pd.DataFrame) -> None:
-    """A ``RuntimeWarning`` listing, per solver and sensitivity, the rows flagged ``far_from_exact``."""
+    """A :class:`FarFromExactWarning` listing, per solver and sensitivity, the rows flagged ``far_from_exact``."""
     flagged = frame[frame["far_from_exact"].astype(bool)]
     if flagged.empty:
         return
@@ -220,7 +225,7 @@ def warn_far_from_exact(frame: pd.DataFrame) -> None:
         f"{len(flagged)} of {len(frame)} gradient rows are far from the closed-form gradient "
         f"(rel_error_exact > {FAR_FROM_EXACT:g}, flagged in the column far_from_exact; the status is the solver's): "
         + "; ".join(lines),
-        RuntimeWarning)
+        FarFromExactWarning)
 
 
 def warn_other_models(path, label: str, model: str, found: list[pd.DataFrame]) -> None:
