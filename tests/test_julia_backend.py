@@ -61,8 +61,10 @@ SOURCE_FILES = sorted((JULIA_DIR / "src").glob("*.jl")) + sorted((JULIA_DIR / "e
 # UUIDs in the General registry, each read from the `uuid` line of the package's own
 # Project.toml (snapshots of the upstream repositories, 2026):
 GENERAL_REGISTRY_UUIDS = {
-    # SciML/OrdinaryDiffEq.jl, lib/<name>/Project.toml (OrdinaryDiffEq 7.7.0, commit b211787)
+    # SciML/OrdinaryDiffEq.jl, lib/<name>/Project.toml (OrdinaryDiffEq 7.7.0, commit b211787:
+    # BDF 2.4.4, FIRK 2.8.0, Rosenbrock 2.6.6, SDIRK 2.9.1)
     "OrdinaryDiffEqBDF": "6ad6398a-0878-4a85-9266-38940aa047c8",
+    "OrdinaryDiffEqFIRK": "5960d6e9-dd7a-4743-88e7-cf307b64f125",
     "OrdinaryDiffEqRosenbrock": "43230ef6-c299-4910-a778-202eb28ce4ce",
     "OrdinaryDiffEqSDIRK": "2d112036-d095-4a1e-ab9a-08536f3ecdbf",
     # SciML/SciMLBase.jl Project.toml (3.49.2, commit b501faa)
@@ -223,8 +225,8 @@ def test_project_toml_uuids_are_those_of_the_general_registry():
 def test_project_toml_names_the_solver_and_sensitivity_stack():
     project = _project()
     assert project["name"] == "PyStiffSens"
-    assert {"OrdinaryDiffEqRosenbrock", "OrdinaryDiffEqSDIRK", "OrdinaryDiffEqBDF", "SciMLBase",
-            "SciMLSensitivity", "Zygote", "StaticArrays"} <= set(project["deps"])
+    assert {"OrdinaryDiffEqRosenbrock", "OrdinaryDiffEqSDIRK", "OrdinaryDiffEqFIRK", "OrdinaryDiffEqBDF",
+            "SciMLBase", "SciMLSensitivity", "Zygote", "StaticArrays"} <= set(project["deps"])
     assert set(project["weakdeps"]) == {"CUDA", "DiffEqGPU"}
     assert project["extensions"] == {"PyStiffSensCUDAExt": ["CUDA", "DiffEqGPU"]}
     assert (JULIA_DIR / "ext" / "PyStiffSensCUDAExt.jl").is_file()
@@ -236,6 +238,33 @@ def test_project_toml_bounds_every_dependency():
     declared = set(project["deps"]) | set(project["weakdeps"]) | set(project["extras"])
     assert set(project["compat"]) == declared | {"julia"}
     assert project["compat"]["julia"] == "1.10"
+
+
+# OrdinaryDiffEq v7 (2026-04) moved every solver sublibrary from 1.x to 2.0.0 ("Cascade major
+# version bump across all sublibs", commit 660919b) on SciMLBase 3; the newest versions read
+# (OrdinaryDiffEq.jl b211787, SciMLBase.jl b501faa) must be admitted, the last v6-era ones (the
+# versions just before that commit; SciMLBase 2.154.0 before 3.0.0) not.
+# SciMLSensitivity admits LinearSolve 5, which the newest sublibraries need, from 7.116.1 on
+# (SciMLSensitivity.jl #1555); the floor is the 7.119 line this package was read against.
+ADMITTED_VERSIONS = {
+    "OrdinaryDiffEqBDF": (["2.0.0", "2.4.4"], ["1.26.0", "3.0.0"]),
+    "OrdinaryDiffEqFIRK": (["2.0.0", "2.8.0"], ["1.26.0", "3.0.0"]),
+    "OrdinaryDiffEqRosenbrock": (["2.0.0", "2.6.6"], ["1.31.1", "3.0.0"]),
+    "OrdinaryDiffEqSDIRK": (["2.0.0", "2.9.1"], ["1.13.0", "3.0.0"]),
+    "SciMLBase": (["3.0.0", "3.49.2"], ["2.154.0", "4.0.0"]),
+    "SciMLSensitivity": (["7.119.0", "7.119.10"], ["7.112.3", "7.116.1", "8.0.0"]),
+}
+
+
+@needs_tomllib
+def test_compat_admits_the_ordinarydiffeq_v7_versions_read_and_not_the_v6_ones():
+    from juliapkg.compat import Compat, Version
+
+    compat = _project()["compat"]
+    for package, (admitted, refused) in ADMITTED_VERSIONS.items():
+        bound = Compat.parse(compat[package])
+        assert all(Version.parse(v) in bound for v in admitted), (package, compat[package])
+        assert not any(Version.parse(v) in bound for v in refused), (package, compat[package])
 
 
 @needs_tomllib
@@ -327,6 +356,157 @@ def test_the_solver_table_is_keyed_by_the_ordinarydiffeq_names_of_the_catalog():
         assert constructor.text.decode() == f"() -> {name}()"
     assert set(entries) <= _imported(MODULE_JL, r"OrdinaryDiffEq\w+")
     assert "BDF2" not in entries and "ABDF2" in entries
+
+
+# The OrdinaryDiffEq v7 sublibrary that exports each constructor pystiffsens names (the `export`
+# lists of lib/<sublibrary>/src/<sublibrary>.jl, OrdinaryDiffEq.jl b211787; NEWS.md: "`KenCarp*`/
+# `TRBDF2` -> OrdinaryDiffEqSDIRK, ... `RadauIIA*` -> OrdinaryDiffEqFIRK"). LawsonEuler and ETDRK4
+# have no entry in SOLVERS yet (see the header of src/solvers.jl).
+SUBLIBRARY = {
+    "Rodas4": "OrdinaryDiffEqRosenbrock",
+    "Rodas5P": "OrdinaryDiffEqRosenbrock",
+    "Rosenbrock23": "OrdinaryDiffEqRosenbrock",
+    "KenCarp4": "OrdinaryDiffEqSDIRK",
+    "TRBDF2": "OrdinaryDiffEqSDIRK",
+    "Kvaerno5": "OrdinaryDiffEqSDIRK",
+    "ImplicitEuler": "OrdinaryDiffEqSDIRK",
+    "Trapezoid": "OrdinaryDiffEqSDIRK",
+    "RadauIIA5": "OrdinaryDiffEqFIRK",
+    "FBDF": "OrdinaryDiffEqBDF",
+    "ABDF2": "OrdinaryDiffEqBDF",
+    "LawsonEuler": "OrdinaryDiffEqExponentialRK",
+    "ETDRK4": "OrdinaryDiffEqExponentialRK",
+}
+
+
+def _loaded(root) -> dict[str, set[str]]:
+    """The packages loaded under ``root`` with ``using``/``import``: package -> the names taken from it."""
+    out: dict[str, set[str]] = {}
+    for node in _walk(root):
+        if node.type not in ("using_statement", "import_statement"):
+            continue
+        for child in node.named_children:
+            if child.type == "selected_import":
+                package, *taken = child.named_children
+                out.setdefault(package.text.decode(), set()).update(
+                    t.named_children[0].text.decode() if t.type == "import_alias" else t.text.decode() for t in taken
+                )
+            elif child.type in ("identifier", "scoped_identifier"):
+                out.setdefault(child.text.decode().split(".")[0], set())
+    return out
+
+
+@needs_tree_sitter
+def test_the_loaded_packages_query_reads_every_form():
+    root = _PARSER.parse(b"using A: b, c\nusing B\nimport C: d\nusing D, E\nusing F: F as G\nimport H.I\n").root_node
+    assert _loaded(root) == {"A": {"b", "c"}, "B": set(), "C": {"d"}, "D": set(), "E": set(), "F": {"F"}, "H": set()}
+
+
+@needs_tree_sitter
+@needs_tomllib
+def test_every_loaded_package_is_declared_with_its_general_registry_uuid_and_every_dependency_is_loaded():
+    project = _project()
+    deps, weakdeps = set(project["deps"]), set(project["weakdeps"])
+    test_env = deps | set(project["targets"]["test"])
+    allowed = {"src": deps, "ext": deps | weakdeps | {"PyStiffSens"}, "test": test_env | {"PyStiffSens"}}
+    used = set()
+    for path in JULIA_FILES:
+        packages = set(_loaded(_tree(path)))
+        assert packages <= allowed[path.relative_to(JULIA_DIR).parts[0]], path.name
+        for package in packages - {"PyStiffSens"}:
+            assert GENERAL_REGISTRY_UUIDS[package] == {**project["deps"], **project["weakdeps"],
+                                                       **project["extras"]}[package], package
+        if path.parent.name != "test":
+            used |= packages
+    assert deps <= used  # no dependency that nothing loads
+    assert set(project["extensions"]["PyStiffSensCUDAExt"]) <= set(_loaded(_tree(CUDA_EXT)))
+
+
+@needs_tree_sitter
+@needs_tomllib
+def test_every_julia_name_of_the_catalog_is_built_from_the_sublibrary_that_exports_it():
+    entries = _dict_entries(SOLVERS_JL, "SOLVERS")
+    loaded = _loaded(_tree(MODULE_JL))
+    deps = _project()["deps"]
+    for solver in names.solvers():
+        name = solver.julia
+        assert name in entries, name
+        package = SUBLIBRARY[name]
+        assert name in loaded.get(package, set()), (name, package)
+        assert deps[package] == GENERAL_REGISTRY_UUIDS[package]
+    # an OrdinaryDiffEq constructor is imported only from the sublibrary that exports it
+    for package, taken in loaded.items():
+        if package.startswith("OrdinaryDiffEq"):
+            assert all(SUBLIBRARY[name] == package for name in taken), package
+
+
+@needs_tree_sitter
+def test_every_catalog_method_without_a_julia_name_is_explained_in_the_solver_table():
+    header = "\n".join(n.text.decode() for n in _walk(_tree(SOLVERS_JL)) if n.type == "line_comment")
+    entries = _dict_entries(SOLVERS_JL, "SOLVERS")
+    for solver in pss.solvers.CATALOG:
+        if solver.julia is None:
+            assert solver.name not in entries
+            assert re.search(rf"\b{re.escape(solver.name)}\b", header), solver.name
+
+
+# Keywords OrdinaryDiffEq v7 removed or retyped (NEWS.md, "OrdinaryDiffEq v7"): the step-controller
+# settings moved onto controller objects (`controller = PIController(...)`), `alias_u0`/`alias_du0`
+# onto `ODEAliasSpecifier`, `chunk_size`/`diff_type`/`standardtag` onto the ADTypes object of
+# `autodiff`, `precs` into `linsolve`. `verbose` has its own test above.
+REMOVED_IN_V7 = {"gamma", "beta1", "beta2", "qmin", "qmax", "qsteady_min", "qsteady_max", "qoldinit", "alias_u0",
+                 "alias_du0", "chunk_size", "diff_type", "standardtag", "precs"}
+
+
+@needs_tree_sitter
+@pytest.mark.parametrize("path", JULIA_FILES, ids=lambda p: p.relative_to(JULIA_DIR).as_posix())
+def test_no_keyword_that_ordinarydiffeq_v7_removed_and_no_bool_autodiff_for_its_constructors(path):
+    root = _tree(path)
+    keywords = {
+        n.named_children[0].text.decode() for n in _walk(root) if n.type in ("named_argument", "named_field")
+    }
+    assert not keywords & REMOVED_IN_V7
+    # OrdinaryDiffEqCore's `_fixup_ad(::Bool)` throws (src/misc_utils.jl); DiffEqGPU's kernels,
+    # which are not OrdinaryDiffEq's, still take a Bool or a Val
+    constructors = set(SUBLIBRARY) & set().union(*_loaded(_tree(MODULE_JL)).values())
+    for name in constructors:
+        for call in _calls(root, name):
+            value = _keyword(call, "autodiff")
+            assert value is None or value.type != "boolean_literal", (name, call.text)
+
+
+# RecursiveArrayTools 4 (OrdinaryDiffEq v7 NEWS.md): a solution is an AbstractArray of scalars, so
+# `sol[i]`, `length(sol)`, `first(sol)`, ... no longer mean time steps; `sol.u[i]`, `sol.t` do.
+SOLUTION_NAMES = {"sol", "sim", "primal"}
+TIMESTEP_FUNCTIONS = {"length", "first", "last", "eachindex", "iterate", "map"}
+
+
+def _timestep_indexing(root) -> list[str]:
+    """Uses of a solution as a collection of time steps (``sol[i]``, ``length(sol)``) under ``root``."""
+    found = []
+    for node in _walk(root):
+        if node.type == "index_expression" and node.named_children[0].text.decode() in SOLUTION_NAMES:
+            found.append(node.text.decode())
+        if node.type == "call_expression" and node.named_children[0].text.decode() in TIMESTEP_FUNCTIONS:
+            arguments = node.named_children[1].named_children
+            if any(a.type == "identifier" and a.text.decode() in SOLUTION_NAMES for a in arguments):
+                found.append(node.text.decode())
+    return found
+
+
+@needs_tree_sitter
+@pytest.mark.parametrize("path", SOURCE_FILES, ids=lambda p: p.relative_to(JULIA_DIR).as_posix())
+def test_solutions_are_read_through_u_and_t_as_recursivearraytools_4_requires(path):
+    assert _timestep_indexing(_tree(path)) == []
+
+
+@needs_tree_sitter
+def test_the_v7_queries_see_what_they_look_for():
+    root = _PARSER.parse(b"f() = Rodas5P(; autodiff = false)\nsolve(p, a; qmax = 10.0)\n").root_node
+    assert _keyword(_calls(root, "Rodas5P")[0], "autodiff").type == "boolean_literal"
+    assert {n.named_children[0].text.decode() for n in _walk(root) if n.type == "named_argument"} & REMOVED_IN_V7
+    root = _PARSER.parse(b"a = sol[1]\nb = length(sim)\nc = sol.u[1]\nd = length(sol.t)\n").root_node
+    assert _timestep_indexing(root) == ["sol[1]", "length(sim)"]
 
 
 @needs_tree_sitter
@@ -424,7 +604,8 @@ def test_every_python_builtin_has_a_julia_twin_with_the_same_parameters_and_knob
 
 # The MLP weights of stiff_neural_ode are drawn in Python from a JAX PRNG key (options
 # `hidden`, `seed`) and passed to Julia as the required keywords W1, b1, W2, b2.
-PYTHON_ONLY_OPTIONS = {"stiff_neural_ode": {"hidden", "seed"}}
+# split=True gives a SplitRHS, which the Julia backend refuses (it builds no SplitODEProblem).
+PYTHON_ONLY_OPTIONS = {"stiff_neural_ode": {"hidden", "seed", "split"}}
 JULIA_ONLY_KEYWORDS = {"stiff_neural_ode": {"W1", "b1", "W2", "b2"}}
 
 
@@ -940,6 +1121,11 @@ def test_gradient_calls_julia_with_the_builtin_and_the_settings(fake_julia):
 def test_julia_gets_the_ordinarydiffeq_name_and_a_dt_exactly_for_fixed_steps(fake_julia, solver):
     method = pss.solvers.get(solver)
     dt = None if method.adaptive else 0.01
+    if method.julia is None:  # no OrdinaryDiffEq counterpart yet: refused before Julia
+        with pytest.raises(ValueError, match=rf"solver='{solver}' has no OrdinaryDiffEq counterpart.*backend='jax'"):
+            pss.solve("dahlquist", solver, dt=dt, backend="julia")
+        assert fake_julia.calls == []
+        return
     sol = pss.solve("dahlquist", solver, dt=dt, backend="julia")
     ((run, sent, _, settings),) = fake_julia.runs()
     assert run == "solve_problem" and sent == method.julia

@@ -32,7 +32,13 @@ using PyStiffSens: PyStiffSens, RHS, StiffProblem, gradient_dict, retcode_word, 
 using SciMLBase: EnsembleProblem, ODEProblem, ReturnCode, remake, solve
 using StaticArrays: SVector
 
-"""DiffEqGPU kernels by name (`PyStiffSens.GPU_SOLVERS`), built with or without ForwardDiff Jacobians."""
+"""DiffEqGPU kernels by name (`PyStiffSens.GPU_SOLVERS`), built with or without ForwardDiff Jacobians.
+
+`autodiff` is a `Bool` here: DiffEqGPU's kernel constructors take a `Bool` or a `Val`
+(`GPURodas4(; autodiff = Val{true}())`, src/ensemblegpukernel/gpukernel_algorithms.jl,
+DiffEqGPU 3.17). OrdinaryDiffEq v7's rule that `autodiff` be an ADTypes object
+(`_fixup_ad` throws for a `Bool`) applies to OrdinaryDiffEq's constructors, not to these.
+"""
 const KERNELS = Dict{String, Function}(
     "GPURodas4" => autodiff -> GPURodas4(; autodiff = autodiff),
     "GPURodas5P" => autodiff -> GPURodas5P(; autodiff = autodiff),

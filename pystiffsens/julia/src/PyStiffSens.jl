@@ -9,16 +9,19 @@ on CUDA through the PyStiffSensCUDAExt extension).
 Python reaches it through `pystiffsens.backends.julia`; Julia users call the same
 functions directly, e.g. `gradient_problem(robertson(), "Rodas5P", "GaussAdjoint")`.
 Methods are named as their Julia types: solvers by OrdinaryDiffEq constructor
-(`solver_names()`: "Rodas4", "Rodas5P", "KenCarp4", "FBDF", "ImplicitEuler", "Trapezoid",
-"ABDF2"), or on `device = "cuda"` by DiffEqGPU kernel ("GPURodas4", "GPURodas5P");
-sensitivities by SciMLSensitivity type ("ForwardDiffSensitivity", "GaussAdjoint", ...).
+(`solver_names()`: "Rodas4", "Rodas5P", "Rosenbrock23", "KenCarp4", "TRBDF2", "Kvaerno5",
+"RadauIIA5", "FBDF", "ImplicitEuler", "Trapezoid", "ABDF2"), or on `device = "cuda"` by
+DiffEqGPU kernel ("GPURodas4", "GPURodas5P"); sensitivities by SciMLSensitivity type
+("ForwardDiffSensitivity", "GaussAdjoint", ...).
 A `dt` keyword means fixed steps of `dt`; without one the steps are adaptive.
 """
 module PyStiffSens
 
+# OrdinaryDiffEq v7: each solver family from its sublibrary (see src/solvers.jl)
 using OrdinaryDiffEqBDF: ABDF2, FBDF
-using OrdinaryDiffEqRosenbrock: Rodas4, Rodas5P
-using OrdinaryDiffEqSDIRK: ImplicitEuler, KenCarp4, Trapezoid
+using OrdinaryDiffEqFIRK: RadauIIA5
+using OrdinaryDiffEqRosenbrock: Rodas4, Rodas5P, Rosenbrock23
+using OrdinaryDiffEqSDIRK: ImplicitEuler, KenCarp4, Kvaerno5, TRBDF2, Trapezoid
 using SciMLBase: EnsembleProblem, EnsembleThreads, ODEProblem, ReturnCode, remake, solve
 using SciMLSensitivity: BacksolveAdjoint, ForwardDiffSensitivity, ForwardSensitivity, GaussAdjoint,
     InterpolatingAdjoint, QuadratureAdjoint, ZygoteAdjoint

@@ -7,9 +7,13 @@
 # On "cuda" the solver is named by its DiffEqGPU kernel. DiffEqGPU's stiff kernels are
 # GPURosenbrock23, GPURodas4, GPURodas5P, GPUKvaerno3 and GPUKvaerno5 (Utkarsh et al.,
 # "Automated translation and accelerated solving of differential equations on multiple
-# GPU platforms", CMAME 419, 2024). Of pystiffsens's solvers only Rodas4 and Rodas5P have a
-# kernel of the same method, GPURodas4 and GPURodas5P (pystiffsens's catalog names them as
-# `solver.julia_gpu`, and Python sends that name on "cuda"), so only they run there.
+# GPU platforms", CMAME 419, 2024). pystiffsens's catalog names a kernel (`solver.julia_gpu`,
+# the name Python sends on "cuda") for Rodas4 and Rodas5P only, GPURodas4 and GPURodas5P, so
+# only they run there. GPURosenbrock23 (the ode23s stages, DiffEqGPU
+# src/ensemblegpukernel/perform_step/gpu_rosenbrock23_perform_step.jl) and GPUKvaerno5
+# (gamma = 0.26, tableaus/kvaerno_tableaus.jl) are kernels of methods pystiffsens now has as
+# well; they are not offered until the catalog names them and the extension's `KERNELS` builds
+# them (read, not run: that their coefficients are OrdinaryDiffEq's).
 # Gradients there are forward mode: ForwardDiff duals carried through the kernel, i.e.
 # ForwardDiffSensitivity.
 

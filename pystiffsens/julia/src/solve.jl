@@ -35,8 +35,8 @@ end
     solve_problem(prob, solver; rtol = 1e-6, atol = 1e-8, dt = nothing, max_steps = 100_000, device = "cpu") -> Dict
 
 Solve `prob`; see [`solution_dict`](@ref). `solver` is an OrdinaryDiffEq algorithm by
-constructor name on "cpu" ([`solver_names`](@ref): "Rodas4", "Rodas5P", "KenCarp4",
-"FBDF", "ImplicitEuler", "Trapezoid", "ABDF2") and a DiffEqGPU kernel on "cuda"
+constructor name on "cpu" ([`solver_names`](@ref), e.g. "Rodas5P", "RadauIIA5" or
+"ABDF2") and a DiffEqGPU kernel on "cuda"
 ("GPURodas4", "GPURodas5P"). A `dt` makes the steps fixed steps of `dt`; without one they
 are adaptive.
 """

@@ -21,8 +21,19 @@ end
 end
 
 @testset "solvers are named by their OrdinaryDiffEq constructors, kernels by DiffEqGPU's" begin
-    @test Set(solver_names()) == Set(["Rodas4", "Rodas5P", "KenCarp4", "FBDF", "ImplicitEuler", "Trapezoid", "ABDF2"])
+    @test Set(solver_names()) == Set(
+        [
+            "Rodas4", "Rodas5P", "Rosenbrock23", "KenCarp4", "TRBDF2", "Kvaerno5", "RadauIIA5", "FBDF",
+            "ImplicitEuler", "Trapezoid", "ABDF2",
+        ]
+    )
+    for name in solver_names()  # each key builds the constructor of its name
+        @test nameof(typeof(PyStiffSens.algorithm(name))) == Symbol(name)
+    end
     @test PyStiffSens.algorithm("ABDF2") isa PyStiffSens.ABDF2
+    # no OrdinaryDiffEq counterpart yet (see the header of src/solvers.jl)
+    @test_throws ArgumentError PyStiffSens.algorithm("LawsonEuler")
+    @test_throws ArgumentError PyStiffSens.algorithm("ETDRK4")
     @test_throws ArgumentError PyStiffSens.algorithm("BDF2")  # pystiffsens's name, not OrdinaryDiffEq's
     @test_throws ArgumentError PyStiffSens.algorithm("GPURodas5P")  # a kernel, for device "cuda"
     @test_throws ArgumentError solve_problem(dahlquist(), "GPURodas5P")
@@ -41,6 +52,19 @@ end
     @test adaptive["stats"]["n_steps"] != fixed["stats"]["n_steps"]
     @test solve_problem(dahlquist(; lam), "ABDF2"; dt)["retcode"] == "Success"
     @test_throws ArgumentError solve_problem(dahlquist(), "Rodas5P"; dt = -0.1)
+end
+
+# The methods added with issue 26, in forward and adjoint mode: a check of the wiring (each
+# constructor and its sublibrary), not of accuracy.
+const ADDED_SOLVERS = ("Rosenbrock23", "TRBDF2", "Kvaerno5", "RadauIIA5")
+
+@testset "Dahlquist loss and gradient with $solver, $sensitivity" for solver in ADDED_SOLVERS,
+        sensitivity in ("ForwardDiffSensitivity", "GaussAdjoint")
+    lam, T = 10.0, 1.0
+    r = gradient_problem(dahlquist(; lam), solver, sensitivity; rtol = 1.0e-8, atol = 1.0e-10)
+    @test r["retcode"] == "Success"
+    @test r["loss"] ≈ exp(-lam * T) rtol = 1.0e-3
+    @test only(r["grad"]) ≈ -T * exp(-lam * T) rtol = 1.0e-3
 end
 
 # ZygoteAdjoint is left out: Zygote cannot differentiate OrdinaryDiffEq's mutating
