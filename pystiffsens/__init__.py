@@ -26,7 +26,7 @@ from . import backends, memory, problems, sensitivity, solvers  # noqa: E402
 from ._xla import jit  # noqa: E402
 from .api import gradient, make_gradient_fn, solve  # noqa: E402
 from .options import Options  # noqa: E402
-from .problem import Problem  # noqa: E402
+from .problem import Problem, SplitRHS  # noqa: E402
 from .results import GradientResult, Solution  # noqa: E402
 from .returncode import ReturnCode  # noqa: E402
 
@@ -39,6 +39,7 @@ __all__ = [
     "Problem",
     "ReturnCode",
     "Solution",
+    "SplitRHS",
     "compare",
     "fit_decay",
     "gradient",

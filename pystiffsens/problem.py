@@ -26,6 +26,44 @@ def final_state_sum(ts, ys, p):
     return jnp.sum(ys[-1])
 
 
+@dataclasses.dataclass(frozen=True)
+class SplitRHS:
+    """A right-hand side given as a stiff and a non-stiff part, ``f = stiff + nonstiff``.
+
+    Pass it as a problem's ``rhs``. Implicit–explicit (IMEX) methods treat ``stiff``
+    implicitly and ``nonstiff`` explicitly: KenCarp4 runs as the additive Runge–Kutta pair it
+    was built as (Kennedy & Carpenter, Appl. Numer. Math. 44 (2003) 139–181), as on SciML's
+    ``SplitODEProblem(stiff, nonstiff, ...)`` and diffrax's ``MultiTerm``. Every other method
+    and every sensitivity's augmented system (forward sensitivities, the adjoints' backward
+    solve) use the sum. Both parts are ``(t, y, p) -> array`` of ``y``'s shape.
+
+    Two splits of the same two functions are equal, so problems rebuilt from them share
+    compiled programs.
+    """
+
+    stiff: Callable
+    nonstiff: Callable
+
+    def __post_init__(self):
+        for part in ("stiff", "nonstiff"):
+            if not callable(getattr(self, part)):
+                raise ValueError(f"SplitRHS: {part}={getattr(self, part)!r} must be a function (t, y, p) -> array.")
+
+    def __call__(self, t, y, p):
+        return self.stiff(t, y, p) + self.nonstiff(t, y, p)
+
+    @property
+    def __name__(self) -> str:
+        return getattr(self.stiff, "__name__", "split")
+
+
+def with_params(rhs, params_of: Callable):
+    """``(t, y, th) -> rhs(t, y, params_of(th))``, a :class:`SplitRHS` part by part (so it stays split)."""
+    if isinstance(rhs, SplitRHS):
+        return SplitRHS(with_params(rhs.stiff, params_of), with_params(rhs.nonstiff, params_of))
+    return lambda t, y, th: rhs(t, y, params_of(th))
+
+
 @jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
@@ -33,7 +71,8 @@ class Problem:
 
     Parameters
     ----------
-    rhs : callable ``(t, y, p) -> dy/dt`` written with ``jax.numpy``.
+    rhs : callable ``(t, y, p) -> dy/dt`` written with ``jax.numpy``, or a :class:`SplitRHS`
+        (a stiff and a non-stiff part, for implicit–explicit methods).
     y0 : initial state, 1-D.
     tspan : ``(t0, t1)`` with ``t0 < t1``.
     params : the parameters ``p``: a dict of named scalars and arrays, or any pytree (nested
@@ -234,9 +273,13 @@ def _check_functions(problem: Problem, structure: _params.Structure) -> None:
     y0 = jax.ShapeDtypeStruct(problem.y0.shape, jnp.float64)
     ts = jax.ShapeDtypeStruct(problem.saveat.shape, jnp.float64)
     # Only the parameter leaves are abstract; the rest of the pytree (functions, ...) is passed as it is.
-    out = _validation.traced("rhs(t, y, p)", lambda t, y, p: problem.rhs(t, y, merge(p)), t0, y0, leaves,
-                             params=params)
-    _check_array("rhs(t, y, p)", out, y0.shape, "the shape of y0")
+    parts = {"rhs": problem.rhs}
+    if isinstance(problem.rhs, SplitRHS):  # each part alone: a sum would broadcast a wrong shape away
+        parts = {"rhs.stiff": problem.rhs.stiff, "rhs.nonstiff": problem.rhs.nonstiff}
+    for label, fn in parts.items():
+        out = _validation.traced(f"{label}(t, y, p)", lambda t, y, p, fn=fn: fn(t, y, merge(p)), t0, y0, leaves,
+                                 params=params)
+        _check_array(f"{label}(t, y, p)", out, y0.shape, "the shape of y0")
     ys = jax.ShapeDtypeStruct((ts.shape[0], y0.shape[0]), jnp.float64)
     loss = _validation.traced("loss(ts, ys, p)", lambda t, y, p: problem.loss_fn(t, y, merge(p)), ts, ys, leaves,
                               params=params)

@@ -22,6 +22,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import _params
+from .problem import with_params
 from .results import STAT_NAMES
 from .returncode import ReturnCode
 from .sensitivity.base import AbstractSensitivity, FlatProblem, combine_status
@@ -53,8 +54,8 @@ class Spec:
     def flat(self, leaves, t0, ts) -> tuple[FlatProblem, Any, Callable]:
         """``(FlatProblem, theta, unravel)`` with the parameters raveled into one vector ``theta``."""
         theta, unravel = ravel_pytree(list(leaves))
-        rhs, merge = self.rhs, self.structure.merge
-        return FlatProblem(lambda t, y, th: rhs(t, y, merge(unravel(th))), t0, ts), theta, unravel
+        merge = self.structure.merge
+        return FlatProblem(with_params(self.rhs, lambda th: merge(unravel(th))), t0, ts), theta, unravel
 
 
 def solve(spec: Spec, save_steps: int) -> Callable:

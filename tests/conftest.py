@@ -13,3 +13,8 @@ import pystiffsens  # noqa: E402, F401  (switches JAX to float64)
 ADAPTIVE = ["Rodas4", "Rodas5P", "KenCarp4", "FBDF"]
 FIXED = ["ImplicitEuler", "Trapezoid", "BDF2"]
 ALL_SOLVERS = ADAPTIVE + FIXED
+# One solver of each stepper implementation: Rosenbrock, ESDIRK (adaptive, fixed-step), BDF
+# (adaptive, fixed-step), fully implicit Runge-Kutta, exponential. The families that pair a
+# solver with every sensitivity run these; a method added to a family runs the same code
+# (its own sensitivities are in tests/test_methods.py, test_firk.py, test_exponential.py).
+STEPPER_FAMILIES = ["Rodas5P", "KenCarp4", "FBDF", "RadauIIA5", "ImplicitEuler", "BDF2", "LawsonEuler"]

@@ -287,7 +287,7 @@ def test_problems_list_their_options_and_stiffness_knob(capsys):
         if isinstance(knob, str):
             assert f"``{knob}``" in line
     assert pss.problems.options("dahlquist") == {"lam": 10.0, "t_end": 1.0}
-    message = r"valid options \(defaults\): lam_fast=100.0, lam_slow=1.0, hidden=8, seed=0, t_end=1.0\. .*stiffness knob: ``lam_fast``"
+    message = r"valid options \(defaults\): lam_fast=100.0, lam_slow=1.0, hidden=8, seed=0, t_end=1.0, split=False\. .*stiffness knob: ``lam_fast``"
     with pytest.raises(ValueError, match=r"Unknown option\(s\) \['lam'\] for problem 'stiff_neural_ode'; " + message):
         pss.problems.get("stiff_neural_ode", lam=5.0)
 

@@ -9,7 +9,6 @@ satisfies the same conditions with ``b_i(theta)`` and right-hand side ``theta**|
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -24,6 +23,8 @@ from pystiffsens.solvers.tableaux import (
     ButcherTableau,
     RosenbrockTableau,
 )
+from pystiffsens.solvers.tableaux._order import classical_order, density, elementary_weights, trees
+from pystiffsens.solvers.tableaux._order import residuals as order_residuals
 
 TOL = 1e-12
 BUTCHER = [KENCARP4, IMPLICIT_EULER, TRAPEZOID]
@@ -32,35 +33,10 @@ DENSE_ORDER = {"KenCarp4": 3, "ImplicitEuler": 1, "Trapezoid": 2, "Rodas4": 3, "
 THETAS = (0.3, 0.7)
 
 
-# --- rooted trees: a tree is the sorted tuple of its children; the single vertex is () ---
-
-@functools.cache
-def _forests(total: int) -> frozenset:
-    """All multisets of trees (as sorted tuples) with ``total`` vertices in all."""
-    if total == 0:
-        return frozenset({()})
-    return frozenset(
-        tuple(sorted(forest + (tree,)))
-        for size in range(1, total + 1)
-        for tree in trees(size)
-        for forest in _forests(total - size)
-    )
-
-
-def trees(order: int) -> frozenset:
-    return _forests(order - 1)
-
-
-def density(tree) -> int:
-    return _order(tree) * math.prod(density(child) for child in tree)
-
-
-def _order(tree) -> int:
-    return 1 + sum(_order(child) for child in tree)
-
+# --- rooted trees (pystiffsens.solvers.tableaux._order): a tree is the sorted tuple of its children ---
 
 def phi_butcher(tab: ButcherTableau, tree) -> np.ndarray:
-    return math.prod((tab.A @ phi_butcher(tab, child) for child in tree), start=np.ones(tab.stages))
+    return elementary_weights(tab.A, tree)
 
 
 def phi_rosenbrock(tab: RosenbrockTableau, tree) -> np.ndarray:
@@ -76,7 +52,7 @@ def phi(tab, tree) -> np.ndarray:
 
 def residuals(tab, weights, order: int, theta: float = 1.0) -> dict:
     """``sum_i w_i Phi_i(t) - theta**|t|/gamma(t)`` for every tree with exactly ``order`` vertices."""
-    return {tree: float(weights @ phi(tab, tree) - theta**order / density(tree)) for tree in trees(order)}
+    return order_residuals(lambda tree: phi(tab, tree), weights, order, theta)
 
 
 def max_residual(tab, weights, max_order: int, theta: float = 1.0) -> float:
@@ -136,6 +112,13 @@ def test_order_conditions(tab):
     assert max_residual(tab, tab.b, tab.order) < TOL
     if tab.embedded_order:
         assert max_residual(tab, tab.b_hat, tab.embedded_order) < TOL
+
+
+@pytest.mark.parametrize("tab", BUTCHER, ids=lambda t: t.name)
+def test_derived_orders_are_the_stated_ones(tab):
+    assert classical_order(tab.A, tab.b) == tab.order
+    if tab.embedded_order:
+        assert classical_order(*tab.embedded_method) == tab.embedded_order
 
 
 @pytest.mark.parametrize("tab", BUTCHER + ROSENBROCK, ids=lambda t: t.name)

@@ -78,6 +78,8 @@ class AbstractSolver(abc.ABC):
     julia: str | None = None
     #: The DiffEqGPU kernel of the same method (Julia backend, device="cuda"), None if there is none.
     julia_gpu: str | None = None
+    #: Whether the method treats the parts of a :class:`~pystiffsens.SplitRHS` differently (implicit–explicit).
+    splits: bool = False
 
     def _names(self, name: str, aliases, julia: str | None, julia_gpu: str | None) -> None:
         self.name, self.aliases, self.julia, self.julia_gpu = name, tuple(aliases), julia, julia_gpu
@@ -138,7 +140,10 @@ class OneStepSolver(AbstractSolver):
 
     @property
     def error_order(self) -> int:
-        return self.tableau.embedded_order
+        """The lower of the two orders: the estimate ``y1 - y1_hat`` is ``O(h^(q+1))`` with ``q`` the
+        lower one, whether the embedded solution is the less accurate (Rodas, KenCarp4) or the more
+        accurate one (Rosenbrock23, TR-BDF2, which advance with the lower order)."""
+        return min(self.tableau.order, self.tableau.embedded_order)
 
     def init(self, fn, t0, y0, args, h0):
         return OneStepState(y0)
@@ -149,6 +154,20 @@ class OneStepSolver(AbstractSolver):
 
     def y_of(self, state):
         return state.y
+
+
+class RungeKuttaSolver(OneStepSolver):
+    """A Runge–Kutta method of a :class:`~pystiffsens.solvers.ButcherTableau` (ESDIRK, FIRK).
+
+    Its ``dense`` output on a step is ``[y0, h k_1, ..., h k_s]``, read through the tableau's
+    dense-output weights.
+    """
+
+    def interpolate(self, dense, theta):
+        """``y0 + sum_i b_i(θ) h k_i`` with ``b_i(θ) = sum_k dense[i, k] θ^(k+1)``."""
+        coeffs = self.tableau.dense
+        powers = theta ** jnp.arange(1, coeffs.shape[1] + 1)
+        return dense[0] + (coeffs @ powers) @ dense[1:]
 
 
 @functools.cache

@@ -8,6 +8,14 @@ stage (ESDIRK) costs one RHS evaluation. The embedded error estimate is filtered
 ``smooth_est``) so it stays bounded on stiff components. For a right-hand side with quadrature variables
 (:mod:`.partitioned`) Newton runs on the implicit block only and each stage's quadrature
 part follows explicitly, ``h k_q = h G(t_i, a_i)``, from the converged implicit stage.
+
+An ESDIRK built with an ``explicit`` tableau is an additive Runge–Kutta pair (Kennedy &
+Carpenter, Appl. Numer. Math. 44 (2003) 139–181, eq. (2)): on a :class:`~pystiffsens.SplitRHS`
+each stage ``Y_i = y + h sum_j (A^E_ij f_N(Y_j) + A_ij f_S(Y_j))`` takes the non-stiff part
+``f_N`` explicitly and the stiff part ``f_S`` implicitly, Newton and the error filter use the
+Jacobian of ``f_S`` alone, and both halves share ``b``, ``b_error`` and the dense output. On
+any other right-hand side (an unsplit problem, the sensitivities' augmented systems) it runs
+the implicit half alone, exactly as without ``explicit``.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from .base import Attempt, OneStepSolver, OneStepState
+from ..problem import SplitRHS
+from .base import Attempt, OneStepState, RungeKuttaSolver
 from .newton import newton_tolerance, solve_implicit
 from .partitioned import Jacobian, partition
 from .tableaux import ButcherTableau
@@ -23,14 +32,31 @@ from .tableaux import ButcherTableau
 NEWTON_MAXITER = 7
 
 
-class ESDIRK(OneStepSolver):
+class ESDIRK(RungeKuttaSolver):
     """A (E)SDIRK method defined by its tableau (KenCarp4, implicit Euler, trapezoid)."""
 
-    def __init__(self, tableau: ButcherTableau, **names):
+    def __init__(self, tableau: ButcherTableau, *, explicit: ButcherTableau | None = None, **names):
+        if not tableau.diagonally_implicit:
+            raise ValueError(
+                f"tableau {tableau.name!r} is fully implicit (A is not lower triangular), so ESDIRK cannot solve its "
+                "stages one after another; use pystiffsens.solvers.FIRK (or pass the tableau itself as the solver)."
+            )
+        if tableau.b_error_explicit != 0.0:
+            raise ValueError(
+                f"tableau {tableau.name!r} has b_error_explicit={tableau.b_error_explicit!r}, which ESDIRK does not use; "
+                "with an explicit first stage add it to b_error[0], else use pystiffsens.solvers.FIRK."
+            )
         super().__init__(tableau, **names)
         self.adaptive = tableau.adaptive
+        if explicit is not None:
+            _check_pair(tableau, explicit)
+        #: The explicit half of an additive (IMEX) pair, used on a SplitRHS; None for a plain ESDIRK.
+        self.explicit = explicit
+        self.splits = explicit is not None
 
     def attempt(self, fn, t, h, state, args, tol):
+        if self.splits and isinstance(fn, SplitRHS):
+            return self._attempt_additive(fn, t, h, state, args, tol)
         tab = self.tableau
         y = state.y
         part = partition(fn)
@@ -80,8 +106,76 @@ class ESDIRK(OneStepSolver):
             n_lu=len(diagonals) + n_extra_jac,
         )
 
-    def interpolate(self, dense, theta):
-        """``y0 + sum_i b_i(θ) h k_i`` with ``b_i(θ) = sum_k dense[i, k] θ^(k+1)``."""
-        coeffs = self.tableau.dense
-        powers = theta ** jnp.arange(1, coeffs.shape[1] + 1)
-        return dense[0] + (coeffs @ powers) @ dense[1:]
+    def _attempt_additive(self, fn, t, h, state, args, tol):
+        """One step of the additive pair on the SplitRHS ``fn``: ``fn.nonstiff`` explicitly, ``fn.stiff`` implicitly."""
+        tab, explicit = self.tableau, self.explicit
+        y = state.y
+        stiff = partition(fn.stiff)
+        scale = tol.atol + tol.rtol * jnp.abs(y)
+        newton_tol = newton_tolerance(tol.rtol)
+        jacobian = Jacobian(stiff, t, y, args)
+        diagonals = sorted({float(d) for d in np.diag(tab.A) if d != 0.0})
+        systems = {d: jacobian.shifted(h * d) for d in diagonals}
+        hk_stiff, hk_nonstiff = [], []  # h f_S(Y_i), h f_N(Y_i)
+        converged = jnp.array(True)
+        n_f, n_extra_jac = 0, 0
+        for i in range(tab.stages):
+            base = y
+            for j in range(i):
+                if tab.A[i, j] != 0.0:
+                    base = base + tab.A[i, j] * hk_stiff[j]
+                if explicit.A[i, j] != 0.0:
+                    base = base + explicit.A[i, j] * hk_nonstiff[j]
+            d = float(tab.A[i, i])
+            t_i = t + tab.c[i] * h
+            if d == 0.0:
+                z = base
+                hk_stiff.append(h * fn.stiff(t_i, z, args))
+                n_f += 1
+            else:
+                guess = base + d * (hk_stiff[-1] + hk_nonstiff[-1]) if hk_stiff else base
+
+                def G(z, base=base, d=d, t_i=t_i):
+                    return z - base - h * d * fn.stiff(t_i, z, args)
+
+                z, newton = solve_implicit(G, guess, systems[d].lu, scale, newton_tol, NEWTON_MAXITER)
+                converged = converged & newton.converged
+                n_f += newton.n_iter
+                n_extra_jac += newton.n_jac
+                hk_stiff.append((z - base) / d)
+            hk_nonstiff.append(h * fn.nonstiff(t_i, z, args))
+            n_f += 1
+        hk = jnp.stack(hk_stiff) + jnp.stack(hk_nonstiff)
+        y_new = y + tab.b @ hk
+        error = tab.b_error @ hk
+        if self.adaptive:
+            error = systems[diagonals[-1]].solve(error)
+        return Attempt(
+            state=OneStepState(y_new),
+            error=error,
+            dense=jnp.concatenate([y[None], hk]),
+            converged=converged & jnp.all(jnp.isfinite(y_new)),
+            n_f=n_f,
+            n_jac=1 + n_extra_jac,
+            n_lu=len(diagonals) + n_extra_jac,
+        )
+
+
+def _check_pair(implicit: ButcherTableau, explicit: ButcherTableau) -> None:
+    """An additive pair: a strictly lower-triangular explicit half sharing the nodes, weights and dense output."""
+    problems = []
+    if explicit.A.shape != implicit.A.shape:
+        problems.append(f"{explicit.A.shape[0]} stages instead of {implicit.stages}")
+    elif not np.allclose(np.triu(explicit.A), 0.0):
+        problems.append("its A is not strictly lower triangular")
+    else:
+        for field in ("c", "b", "b_error", "dense"):
+            if np.shape(getattr(explicit, field)) != np.shape(getattr(implicit, field)) or not np.allclose(
+                getattr(explicit, field), getattr(implicit, field), atol=1e-14
+            ):
+                problems.append(f"its {field} differs")
+    if problems:
+        raise ValueError(
+            f"explicit={explicit.name!r} cannot pair with {implicit.name!r}: {'; '.join(problems)}. The explicit half "
+            "of an additive pair is strictly lower triangular and shares c, b, b_error and dense with the implicit half."
+        )

@@ -60,6 +60,10 @@ def _substitute(factors, rhs):
 
 
 def lu_factor(matrix) -> LU:
-    """The LU factorisation of a square ``matrix`` (partial pivoting, LAPACK ``getrf`` on CPU)."""
+    """The LU factorisation of a square ``matrix`` (partial pivoting, LAPACK ``getrf`` on CPU).
+
+    Real or complex: :class:`~pystiffsens.solvers.FIRK` factorises one complex matrix per
+    complex-conjugate pair of eigenvalues, and both solve paths work unchanged in complex arithmetic.
+    """
     factors, _, permutation = lax.linalg.lu(matrix)
     return LU(factors, permutation)

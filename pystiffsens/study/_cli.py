@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import backends, problems
+from .. import backends, problems, solvers
 from ..device import DEVICES
 
 _GRID_HELP = "START:STOP:NUM gives NUM log-spaced values from START to STOP, e.g. 1e1:1e6:11"
@@ -42,7 +42,8 @@ def register(subparsers) -> None:
     sweep.add_argument("--atol", type=float, default=1e-8)
     sweep.add_argument(
         "--dt", type=float, default=None,
-        help="step of the fixed-step solvers ImplicitEuler, Trapezoid, BDF2; adaptive solvers keep adaptive steps",
+        help=f"step of the fixed-step solvers ({', '.join(solvers.fixed_step_names())}); adaptive solvers keep "
+        "adaptive steps",
     )
     sweep.add_argument(
         "--no-adaptive", dest="adaptive", action="store_false",
@@ -72,6 +73,11 @@ def register(subparsers) -> None:
         "fixed-step references, forward and adjoint, and write the full report to --out.",
     )
     demo.add_argument("--out", required=True, type=Path, help="output directory")
+    demo.add_argument(
+        "--solvers", default=None, metavar="A,B,...",
+        help="comma-separated solvers instead of the demo's (adaptive ones sweep every problem, fixed-step ones "
+        "the problems with a dt), e.g. Rosenbrock23,TRBDF2,Kvaerno5",
+    )
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     demo.set_defaults(func=_demo)
 
@@ -183,7 +189,11 @@ def _sweep(args) -> int:
 def _demo(args) -> int:
     from .demo import run
 
-    _print_done(run(args.out, progress=not args.no_progress))
+    kwargs = {}
+    if args.solvers is not None:
+        chosen = [solvers.get(name.strip()) for name in args.solvers.split(",") if name.strip()]
+        kwargs = dict(adaptive=[s.name for s in chosen if s.adaptive], fixed=[s.name for s in chosen if not s.adaptive])
+    _print_done(run(args.out, progress=not args.no_progress, **kwargs))
     return 0
 
 

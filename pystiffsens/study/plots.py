@@ -136,7 +136,8 @@ def _plot_exact(ax, panel: pd.DataFrame) -> None:
 
 
 def plot_comparison(comparison: pd.DataFrame, path) -> Path:
-    """Per problem: the fitted exponent (bars, with standard errors; theory as black ticks) and
+    """Per problem: the fitted exponent (bars, with standard errors; theory as black ticks, an arrow at the
+    bottom where it is exponential, faster than any power) and
     the median run time per stiffness value (the compiled run; compilation is never added),
     solvers along x, one bar per sensitivity."""
     problems = list(dict.fromkeys(comparison["problem"]))
@@ -159,6 +160,12 @@ def plot_comparison(comparison: pd.DataFrame, path) -> Path:
             [solvers.index(s) for s in theory["solver"]], theory["theory_exponent"],
             marker="_", s=400, color="black", zorder=3, label="theory",
         )
+        faster = table.drop_duplicates("solver")
+        faster = faster[np.isneginf(faster["theory_exponent"].to_numpy(dtype=np.float64))]
+        if len(faster):  # exponent -inf (R = e^z): an arrow at the bottom of the panel, no finite tick
+            ax_exp.scatter([solvers.index(s) for s in faster["solver"]], [0.03] * len(faster),
+                           transform=ax_exp.get_xaxis_transform(), marker="v", s=80, color="black", zorder=3,
+                           label="theory: exponential (faster than any power)")
         for ax, ylabel in ((ax_exp, "fitted exponent p"), (ax_time, "median run time per value [s]\n(compiled; compilation excluded)")):
             ax.set_xticks(range(len(solvers)), solvers, rotation=30, ha="right")
             ax.set_ylabel(ylabel)

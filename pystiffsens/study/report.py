@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import problems as builtin_problems
 from ..problem import Problem
+from ..theory import format_exponent
 from . import resume
 from .compare import compare
 from .fit import CONFIDENCE, EntryRanking, fit_decay, rank_entries
@@ -111,7 +112,8 @@ def _summary(frame: pd.DataFrame, fits: pd.DataFrame, comparison: pd.DataFrame, 
         "Each exponent `p` is the slope of an ordinary least-squares fit of log10 |grad| on "
         f"log10 stiffness (`|grad| ~ C * stiffness^p`), with its standard error and {CONFIDENCE:.0%} interval; "
         "`exact` is the same fit on the closed-form gradient, `theory` the decay exponent of |R'(z)| for the "
-        "solver's stability function (n/a where there is none) and `theory, n steps` that of |dy_n/dlam| after "
+        "solver's stability function (n/a where there is none; \"exponential (faster than any power)\" for the "
+        "exponential integrators, whose R(z) = e^z decays as the exact flow does) and `theory, n steps` that of |dy_n/dlam| after "
         "the n fixed steps the solver took, on Dahlquist's y' = -lam*y (fixed-step rows only; on other problems "
         "a reference). Failed solves and zero gradients are left out "
         "of the fits and counted. The exact fit uses only the stiffness values where the closed-form gradient "
@@ -318,8 +320,8 @@ def _comparison_rows(comparison: pd.DataFrame) -> pd.DataFrame:
             "p": [_pm(p, se) for p, se in zip(comparison["exponent"], comparison["exponent_se"])],
             "entry": comparison["exponent_param"].map(_text),
             "exact": comparison["exact_exponent"].map(_fmt),
-            "theory": comparison["theory_exponent"].map(_fmt),
-            "theory, n steps": comparison["theory_n_step_exponent"].map(_fmt),
+            "theory": comparison["theory_exponent"].map(format_exponent),
+            "theory, n steps": comparison["theory_n_step_exponent"].map(format_exponent),
             "time per value [s]": comparison["median_wall_time_s"].map(_fmt),
             "compile [s]": comparison["median_compile_time_s"].map(_fmt),
             "median steps": comparison["median_n_steps"].map(_fmt),
@@ -340,8 +342,8 @@ def _fit_rows(fits: pd.DataFrame) -> pd.DataFrame:
             ],
             "r2": fits["r2"].map(_fmt),
             "exact": fits["exact_exponent"].map(_fmt),
-            "theory": fits["theory_exponent"].map(_fmt),
-            "theory, n steps": fits["theory_n_step_exponent"].map(_fmt),
+            "theory": fits["theory_exponent"].map(format_exponent),
+            "theory, n steps": fits["theory_n_step_exponent"].map(format_exponent),
             "points": fits["n_points"],
             "failed": fits["n_failed"],
             "zero": fits["n_zero"],

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _warnings, _x64
-from ..problem import Problem
+from ..problem import Problem, SplitRHS
 from ..results import flatten_params
 from ..returncode import ReturnCode
 from .schema import (
@@ -132,7 +132,7 @@ def _fingerprint(problem: Problem) -> list[bytes]:
         _array_bytes(problem.saveat),
         _stable_text(repr((str(structure.treedef), structure.is_param, structure.static, structure.shapes))),
         *(_array_bytes(leaf) for leaf in leaves),
-        traced_program(lambda t, y, p: problem.rhs(t, y, merge(p)), t, y, p),
+        *(traced_program(lambda t, y, p, fn=fn: fn(t, y, merge(p)), t, y, p) for fn in _rhs_parts(problem.rhs)),
         traced_program(lambda ts, ys, p: problem.loss_fn(ts, ys, merge(p)), ts, ys, p),
     ]
     if problem.exact_solution is not None:
@@ -143,6 +143,11 @@ def _fingerprint(problem: Problem) -> list[bytes]:
     else:
         parts.append(_stable_text(repr(knob)))
     return parts
+
+
+def _rhs_parts(rhs) -> tuple:
+    """The functions that define a right-hand side: a split one by each part (which term is stiff matters)."""
+    return (rhs.stiff, rhs.nonstiff) if isinstance(rhs, SplitRHS) else (rhs,)
 
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")

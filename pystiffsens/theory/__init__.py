@@ -5,11 +5,18 @@ arXiv:2508.01519, 2025) show that the sensitivity a stiff mode passes to its rat
 is carried by ``R'(z)``, the derivative of the method's stability function, which decays
 like ``|z|^-2`` for the common A-/L-stable one-step methods and never slower than ``|z|^-1``
 for any A-stable method. This package computes it for every method pystiffsens has and for
-user-supplied tableaux and BDF orders.
+user-supplied tableaux and BDF orders; the exponential integrators (``R(z) = e^z``) have the
+exponent ``-inf``, the exact flow's decay.
 """
 
-from ..solvers.stability import BDFStability, OneStepStability, bdf
-from .asymptotics import decay_exponent, n_step_decay_exponent, numerical_decay_exponent, sector_decay_exponents
+from ..solvers.stability import BDFStability, ExponentialStability, OneStepStability, bdf
+from .asymptotics import (
+    decay_exponent,
+    format_exponent,
+    n_step_decay_exponent,
+    numerical_decay_exponent,
+    sector_decay_exponents,
+)
 from .checks import a_alpha_angle, is_a_stable, is_l_stable
 from .methods import method_names, stability_function
 from .plots import plot_stability
@@ -18,10 +25,12 @@ from .summary import summary
 
 __all__ = [
     "BDFStability",
+    "ExponentialStability",
     "OneStepStability",
     "a_alpha_angle",
     "bdf",
     "decay_exponent",
+    "format_exponent",
     "is_a_stable",
     "is_l_stable",
     "method_names",

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .asymptotics import format_exponent
 from .methods import method_names
 from .plots import plot_stability
 from .summary import summary
+
+EXPONENT_COLUMNS = ("decay_exponent", "numerical_exponent")
+"""Printed in words where ``-inf`` (exponential integrators); exponents.csv keeps the numbers."""
 
 
 def register(subparsers) -> None:
@@ -43,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     png_path = args.out / "stability.png"
     table.to_csv(csv_path, index=False)
     figure.savefig(png_path, dpi=120)
-    print(table.to_string(index=False))
+    shown = table.assign(**{column: table[column].map(lambda value: format_exponent(value, ".6g")) for column in EXPONENT_COLUMNS})
+    print(shown.to_string(index=False))
     print(f"wrote {csv_path} and {png_path}")
     return 0

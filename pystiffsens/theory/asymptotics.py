@@ -10,6 +10,9 @@ the method's coefficients; :func:`numerical_decay_exponent` measures the log–l
 derivation; for one-step methods from the full rational function, showing where its
 leading term takes over), and :func:`sector_decay_exponents` does so on rays filling a
 sector ``|arg(-z)| <= alpha``.
+
+Exponential integrators have ``R(z) = e^z``, whose ``|R'|`` decays faster than any power: their
+exponent is ``-inf`` (exact and measured), which :func:`format_exponent` prints in words.
 """
 
 from __future__ import annotations
@@ -19,6 +22,17 @@ import math
 import numpy as np
 
 from .methods import stability_function
+
+FASTER_THAN_ANY_POWER = "exponential (faster than any power)"
+"""How :func:`format_exponent` prints an exponent of ``-inf``."""
+
+
+def format_exponent(value, spec: str = ".3g") -> str:
+    """A decay exponent as text: ``format(value, spec)``, :data:`FASTER_THAN_ANY_POWER` for ``-inf``,
+    ``n/a`` where there is none (NaN, None)."""
+    if value is None or np.isnan(value):
+        return "n/a"
+    return FASTER_THAN_ANY_POWER if value == -np.inf else format(value, spec)
 
 
 def decay_exponent(method) -> float:
@@ -52,7 +66,9 @@ def numerical_decay_exponent(method, angle_deg: float = 0.0, radii=(1e8, 1e10), 
 
     ``r`` runs over ``n_points`` log-spaced radii in ``radii``. ``angle_deg = 0`` is the
     negative real axis. The default radii are large because the BDF-k roots approach their
-    asymptotics slowly, with a relative correction of order ``|z|^(-1/k)``.
+    asymptotics slowly, with a relative correction of order ``|z|^(-1/k)``. Where ``|R'|``
+    underflows to zero on the ray (``e^z`` of the exponential integrators) it decays faster than
+    any power there, and the slope is ``-inf``.
     """
     lo, hi = (float(r) for r in radii)
     if not (0.0 < lo < hi and math.isfinite(hi)):
@@ -61,6 +77,8 @@ def numerical_decay_exponent(method, angle_deg: float = 0.0, radii=(1e8, 1e10), 
         raise ValueError(f"n_points={n_points!r} must be an integer >= 2.")
     r = np.geomspace(lo, hi, n_points)
     values = np.abs(stability_function(method).dR(_ray(r, angle_deg)))
+    if np.any(values == 0.0):
+        return -math.inf
     return float(np.polyfit(np.log(r), np.log(values), 1)[0])
 
 

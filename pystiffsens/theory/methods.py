@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from .. import solvers
 from .._validation import choose
-from ..solvers.stability import BDFStability, OneStepStability, bdf
+from ..solvers.stability import BDFStability, ExponentialStability, OneStepStability, bdf
 
-Theory = OneStepStability | BDFStability
+Theory = OneStepStability | BDFStability | ExponentialStability
 
 #: Fixed BDF orders the theory knows by name besides the solvers (BDF2 is also a solver).
 BDF_ORDERS = {f"BDF{k}": k for k in range(1, 6)}
@@ -40,12 +40,13 @@ def method_names() -> list[str]:
 def stability_function(method) -> Theory:
     """The stability theory of ``method``: a solver (name or object), a BDF order's name, a tableau or a theory object.
 
-    Returns a :class:`~pystiffsens.theory.OneStepStability` (rational ``R(z)``) or a
-    :class:`~pystiffsens.theory.BDFStability` (characteristic roots). Both offer ``R(z)``,
+    Returns a :class:`~pystiffsens.theory.OneStepStability` (rational ``R(z)``), a
+    :class:`~pystiffsens.theory.BDFStability` (characteristic roots) or an
+    :class:`~pystiffsens.theory.ExponentialStability` (``R(z) = e^z``). Each offers ``R(z)``,
     ``dR(z)``, ``decay_exponent``, ``limit_at_infinity``, ``amplification(z)``,
     ``boundary_locus(theta)``, ``poles()``, ``n_step(z, n)`` and ``n_step_decay_exponent(n)``.
     """
-    if isinstance(method, (OneStepStability, BDFStability)):
+    if isinstance(method, (OneStepStability, BDFStability, ExponentialStability)):
         return method
     if isinstance(method, (solvers.ButcherTableau, solvers.RosenbrockTableau)):
         return OneStepStability.from_tableau(method)

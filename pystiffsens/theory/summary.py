@@ -14,7 +14,9 @@ def summary(methods) -> pd.DataFrame:
 
     Columns: ``method``, ``family``, ``decay_exponent`` (exact), ``numerical_exponent``
     (log–log slope of ``|R'|`` on the negative real axis for ``|z|`` in ``[1e8, 1e10]``),
-    ``r_at_infinity`` (``|R(inf)|``), ``a_stable``, ``l_stable``, ``a_alpha_deg``.
+    ``r_at_infinity`` (``|R(inf)|``), ``a_stable``, ``l_stable``, ``a_alpha_deg``. Both exponents
+    are ``-inf`` for the exponential integrators (``R(z) = e^z``); print them with
+    :func:`~pystiffsens.theory.format_exponent`.
     """
     rows = []
     for method in methods:

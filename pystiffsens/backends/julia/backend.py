@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from ... import _validation, sensitivity, solvers
+from ...problem import SplitRHS
 from ..base import Backend, BatchResult, Choice
 from . import api, convert
 from .names import (
@@ -96,6 +97,12 @@ class JuliaBackend(Backend):
         device = _device(device)
         if solver.julia is None:
             self.solver(solver)  # raises, naming the solvers that run here
+        if solver.splits and isinstance(problem.rhs, SplitRHS):
+            raise ValueError(
+                f"problem {problem.label!r} has a SplitRHS, which {solver.name} runs implicit-explicit on backend='jax'; "
+                "backend='julia' does not build a SplitODEProblem, so it would treat the whole right-hand side "
+                "implicitly. Use backend='jax', or a problem with a plain rhs."
+            )
         convert.problem_args(problem)
         if device != "cuda":
             return

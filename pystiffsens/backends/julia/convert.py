@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from ... import problems
-from ...problem import Problem
+from ...problem import Problem, SplitRHS
 from ...results import STAT_NAMES, GradientResult, Solution
 from ...returncode import ReturnCode
 
@@ -93,6 +93,12 @@ def problem_args(problem: Problem) -> JuliaProblem:
                 "defining rhs(u, p, t) and loss(ts, ys, p), or use backend='jax'."
             )
         return JuliaProblem(name=name, source=None, **common)
+    if source is None and isinstance(problem.rhs, SplitRHS):
+        raise ValueError(
+            f"problem {problem.label!r} has a SplitRHS, which backend='julia' does not take (it builds no "
+            "SplitODEProblem): pass implementations={'julia': source} with the whole rhs(u, p, t), build the "
+            "problem without the split (for stiff_neural_ode: split=False), or use backend='jax'."
+        )
     if source is None:
         raise ValueError(
             f"problem {problem.label!r} is not a built-in, so backend='julia' needs its right-hand side in "
