@@ -9,7 +9,8 @@ problem, the ratios at matched error) on stdout and progress on stderr; writes
 rerun alone) and one work-precision plot per problem, ``benchmarks/results/peers_<problem>.png``.
 About 6 minutes on 2 cores (ROBER 1.5, HIRES 2, POLLU 2.5); timings need the cores to themselves
 (the load average is reported per problem).
-Options: ``--problems ROBER HIRES POLLU``, ``--rtols 1e-4 ... 1e-10``, ``--rounds N``,
+Options: ``--problems ROBER HIRES POLLU``, ``--solvers Rodas5P FBDF KenCarp4`` (any adaptive
+solvers of ``pss.solvers``), ``--rtols 1e-4 ... 1e-10``, ``--rounds N``,
 ``--budget S`` (seconds of timing rounds per problem), ``--no-gradients``, ``--one-core`` (pin
 the process to one CPU), ``--out DIR``.
 
@@ -475,7 +476,7 @@ def run_problem(label, args, notes, failures):
         raise RuntimeError(f"{label}: a peer's model differs from the JAX right-hand side: {checks}")
 
     rows = []
-    for solver in PSS_SOLVERS:
+    for solver in args.solvers:
         for tol in tols:
             C.progress(f"{label}: pss {solver} solve rtol {tol[0]:g}")
             rows.append(pss_solve_row(label, problem, solver, tol))
@@ -492,7 +493,7 @@ def run_problem(label, args, notes, failures):
         C.progress(f"{label}: gradient reference (Radau on the sensitivity system)")
         ref_loss, g_ref, g_ref_steps = sensitivity_reference(problem)
         w = linear_loss_weights(problem, rng)
-        for solver in PSS_SOLVERS:
+        for solver in args.solvers:
             # ReverseDiffAdjoint records the solve: buffers for 1.25x the most steps the solves took, rounded up to 2^k
             most = max(int(r.steps.split("/")[0]) for r in rows if r.base == f"pss {solver}" and r.steps != "–")
             max_saved = max(256, 1 << math.ceil(math.log2(1.25 * most)))
@@ -631,7 +632,8 @@ def matched_section(label, rows, kind, reference, match_rtol):
 
 
 STYLE = {"Rodas5P": "tab:blue", "FBDF": "tab:orange", "KenCarp4": "tab:green", "bdf": "tab:red",
-         "esdirk34": "tab:purple", "tr_bdf2": "tab:brown"}
+         "esdirk34": "tab:purple", "tr_bdf2": "tab:brown", "Rodas4": "tab:cyan", "Rosenbrock23": "tab:olive",
+         "TRBDF2": "tab:pink", "Kvaerno5": "darkgoldenrod", "RadauIIA5": "navy"}
 
 
 MAX_PLOTTED_ERROR = 10.0  # errors above this are listed in the panel instead of stretching its axis
@@ -738,6 +740,8 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=25.0, help="seconds of timing rounds per problem")
     ap.add_argument("--per-call", type=float, default=0.5, help="a call stops sampling (after 3 rounds) once its "
                     "times add up to this many seconds")
+    ap.add_argument("--solvers", nargs="+", default=PSS_SOLVERS,
+                    help=f"pystiffsens's adaptive solvers to compare (default: {' '.join(PSS_SOLVERS)})")
     ap.add_argument("--no-gradients", action="store_true", help="forward solves only")
     ap.add_argument("--one-core", action="store_true", help="run on one CPU (XLA's thread hand-offs then cost less; "
                     "the peers are single-threaded)")

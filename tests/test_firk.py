@@ -12,6 +12,7 @@ import pystiffsens as pss
 from pystiffsens.solvers import ESDIRK, FIRK, ButcherTableau
 from pystiffsens.solvers.tableaux import KENCARP4, RADAU5, RODAS5P, TRAPEZOID
 from pystiffsens.solvers.tableaux._order import classical_order, elementary_weights, residuals
+from pystiffsens.study.sweep import FarFromExactWarning
 
 S3, S15 = np.sqrt(3.0), np.sqrt(15.0)
 GAUSS2 = ButcherTableau(
@@ -153,16 +154,25 @@ def test_radau_iia5_on_robertson_matches_rodas5p():
     assert 2 * attempts <= stats["n_lu"] <= 2 * attempts + 60 and stats["n_jac"] >= attempts
 
 
-@pytest.mark.parametrize("algorithm", pss.sensitivity.names())
-def test_every_sensitivity(algorithm):
-    """linear_modes (lam = 2) against its exact gradient, as tests/test_sensitivities.py does for every solver."""
+def test_coefficients_of_ones_own_run_wherever_a_solver_does():
+    """Gauss2 given only as a ButcherTableau (not registered): every sensitivity against the exact
+    gradient, a sweep, and its theory. RadauIIA5 with every sensitivity is in the pair families of
+    tests/test_sensitivities.py and tests/test_front_door.py."""
     problem = pss.problems.get("linear_modes", lam=2.0)
-    result = pss.gradient(problem, "RadauIIA5", algorithm, rtol=1e-9, atol=1e-11,
-                          max_steps=pss.memory.INITIAL_SAVED_STEPS)
-    assert result.status == pss.ReturnCode.Success, result.status
     _, exact = problem.exact_loss_and_grad()
-    for key, value in exact.items():
-        np.testing.assert_allclose(result.grad[key], value, rtol=2e-6, atol=1e-9)
+    for algorithm in pss.sensitivity.names():
+        result = pss.gradient(problem, GAUSS2, algorithm, dt=0.05)
+        assert result.status == pss.ReturnCode.Success and result.solver == "Gauss2", (algorithm, result.status)
+        for key, value in exact.items():  # order 4 with h = 0.05: 1.5e-7 measured
+            np.testing.assert_allclose(result.grad[key], value, rtol=1e-6, err_msg=algorithm)
+    with pytest.warns(FarFromExactWarning):  # one step of a stiff problem is far from exact, as it should be
+        frame = pss.sweep("dahlquist", [1e1, 1e2, 1e3], [GAUSS2], "forward", dt=1.0, progress=False)
+    assert set(frame["solver"]) == {"Gauss2"} and (frame["status"] == "Success").all()
+    # One step of Gauss on y' = -lam y: y1 = R(-lam), |R(-inf)| = 1, so the gradient R'(-lam) -> 0 as |z|^-2.
+    theory = pss.theory.stability_function(GAUSS2)
+    np.testing.assert_allclose(frame.set_index("stiffness")["grad"].to_numpy(), -theory.dR(-np.array([1e1, 1e2, 1e3])).real,
+                               rtol=1e-10)
+    assert theory.limit_at_infinity == pytest.approx(1.0) and theory.decay_exponent == -2.0
 
 
 def test_forward_and_reverse_ad_agree_on_the_discrete_map():
