@@ -62,9 +62,7 @@ class ESDIRK(RungeKuttaSolver):
         part = partition(fn)
         scale = part.implicit(tol.atol + tol.rtol * jnp.abs(y))
         newton_tol = newton_tolerance(tol.rtol)
-        jacobian = Jacobian(part, t, y, args)
-        diagonals = sorted({float(d) for d in np.diag(tab.A) if d != 0.0})
-        systems = {d: jacobian.shifted(h * d) for d in diagonals}
+        systems = _shifted_systems(tab, Jacobian(part, t, y, args), h)
         hk = []  # h * k_i
         converged = jnp.array(True)
         n_f, n_extra_jac = 0, 0
@@ -94,7 +92,7 @@ class ESDIRK(RungeKuttaSolver):
         y_new = y + tab.b @ hk
         error = tab.b_error @ hk
         if self.adaptive:
-            error = systems[diagonals[-1]].solve(error)
+            error = systems[max(systems)].solve(error)
         dense = jnp.concatenate([y[None], hk])
         return Attempt(
             state=OneStepState(y_new),
@@ -103,7 +101,7 @@ class ESDIRK(RungeKuttaSolver):
             converged=converged & jnp.all(jnp.isfinite(y_new)),
             n_f=n_f,
             n_jac=1 + n_extra_jac,
-            n_lu=len(diagonals) + n_extra_jac,
+            n_lu=len(systems) + n_extra_jac,
         )
 
     def _attempt_additive(self, fn, t, h, state, args, tol):
@@ -113,9 +111,7 @@ class ESDIRK(RungeKuttaSolver):
         stiff = partition(fn.stiff)
         scale = tol.atol + tol.rtol * jnp.abs(y)
         newton_tol = newton_tolerance(tol.rtol)
-        jacobian = Jacobian(stiff, t, y, args)
-        diagonals = sorted({float(d) for d in np.diag(tab.A) if d != 0.0})
-        systems = {d: jacobian.shifted(h * d) for d in diagonals}
+        systems = _shifted_systems(tab, Jacobian(stiff, t, y, args), h)
         hk_stiff, hk_nonstiff = [], []  # h f_S(Y_i), h f_N(Y_i)
         converged = jnp.array(True)
         n_f, n_extra_jac = 0, 0
@@ -149,7 +145,7 @@ class ESDIRK(RungeKuttaSolver):
         y_new = y + tab.b @ hk
         error = tab.b_error @ hk
         if self.adaptive:
-            error = systems[diagonals[-1]].solve(error)
+            error = systems[max(systems)].solve(error)
         return Attempt(
             state=OneStepState(y_new),
             error=error,
@@ -157,8 +153,13 @@ class ESDIRK(RungeKuttaSolver):
             converged=converged & jnp.all(jnp.isfinite(y_new)),
             n_f=n_f,
             n_jac=1 + n_extra_jac,
-            n_lu=len(diagonals) + n_extra_jac,
+            n_lu=len(systems) + n_extra_jac,
         )
+
+
+def _shifted_systems(tableau: ButcherTableau, jacobian: Jacobian, h) -> dict:
+    """The factorised ``I - h d J`` for each distinct nonzero diagonal coefficient ``d``, by ``d``."""
+    return {d: jacobian.shifted(h * d) for d in sorted({float(d) for d in np.diag(tableau.A) if d != 0.0})}
 
 
 def _check_pair(implicit: ButcherTableau, explicit: ButcherTableau) -> None:

@@ -35,6 +35,8 @@ _DENSE = np.array([  # row i holds (b*_i1, b*_i2, b*_i3)
     [-11397109935349 / 6675773540249, 3843 / 706, -17219254887155 / 4939391667607],
 ])
 _C = np.array([0.0, 1 / 2, 83 / 250, 31 / 50, 17 / 20, 1.0])
+# What the two halves share: nodes, weights (solution, error estimate, dense output) and orders.
+_SHARED = dict(c=_C, b=_b, b_error=_b - _b_hat, dense=_DENSE, order=4, embedded_order=3)
 _REFERENCE = (
     "C. A. Kennedy, M. H. Carpenter, Additive Runge-Kutta schemes for convection-diffusion-reaction "
     "equations, Appl. Numer. Math. 44 (2003) 139-181 (ARK4(3)6L[2]SA, {half} part)."
@@ -49,14 +51,9 @@ KENCARP4 = ButcherTableau(
         [15267082809 / 155376265600, -71443401 / 120774400, 730878875 / 902184768, 2285395 / 8070912, _GAMMA, 0.0],
         _b,
     ]),
-    b=_b,
-    c=_C,
-    b_error=_b - _b_hat,
-    dense=_DENSE,
-    order=4,
-    embedded_order=3,
     name="KenCarp4",
     reference=_REFERENCE.format(half="implicit"),
+    **_SHARED,
 )
 
 KENCARP4_EXPLICIT = ButcherTableau(
@@ -71,12 +68,7 @@ KENCARP4_EXPLICIT = ButcherTableau(
         [647845179188 / 3216320057751, 73281519250 / 8382639484533, 552539513391 / 3454668386233,
          3354512671639 / 8306763924573, 4040 / 17871, 0.0],
     ]),
-    b=_b,
-    c=_C,
-    b_error=_b - _b_hat,
-    dense=_DENSE,
-    order=4,
-    embedded_order=3,
     name="KenCarp4 (explicit half)",
     reference=_REFERENCE.format(half="explicit"),
+    **_SHARED,
 )
