@@ -9,7 +9,7 @@ step budget and the step-record policy are static.
 Step control follows SciML's ``solve`` keywords. A method with an error estimate runs with
 adaptive steps; ``dt=`` alone makes it take fixed steps of ``dt`` (as ``pss.solve`` always
 has), and ``adaptive=False`` says so explicitly (SciML's ``adaptive=false``). A fixed-step
-reference method (ImplicitEuler, Trapezoid, BDF2) always needs ``dt``. ``adaptive=True``
+reference method (``pss.solvers.fixed_step_names()``) always needs ``dt``. ``adaptive=True``
 keeps adaptive methods adaptive whatever ``dt`` is: that is how a sweep gives ``dt`` to its
 fixed-step methods only. :meth:`Options.for_method` applies these rules and returns the
 options a solve runs with, in which ``dt is None`` exactly when steps are adaptive.

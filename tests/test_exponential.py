@@ -1,5 +1,6 @@
-"""Exponential integrators (LawsonEuler, ETDRK4): exact on Dahlquist's equation, their order, every
-sensitivity algorithm, a stiffness sweep whose gradient decays as the exact one, and their theory."""
+"""Exponential integrators (LawsonEuler, ETDRK4): exact on Dahlquist's equation, their order, forward
+mode against the discrete adjoint, a stiffness sweep whose gradient decays as the exact one, and their
+theory. LawsonEuler with every sensitivity is in the pair families (tests/test_sensitivities.py)."""
 
 import argparse
 import math
@@ -87,30 +88,13 @@ def test_observed_order_and_cost_counters_on_van_der_pol(solver, order, steps):
 
 
 def test_forward_and_reverse_ad_agree_through_etdrk4_steps():
-    """Lawson Euler's pair is checked on linear_modes below; here the discrete map is nonlinear."""
+    """Lawson Euler runs every sensitivity in the pair families (tests/test_sensitivities.py,
+    tests/test_front_door.py); here ETDRK4's discrete map, on a nonlinear problem."""
     problem = pss.problems.get("van_der_pol", mu=1.0, t_end=1.0)
     forward = pss.gradient(problem, "ETDRK4", "ForwardDiffSensitivity", dt=0.1)
     reverse = pss.gradient(problem, "ETDRK4", "ReverseDiffAdjoint", dt=0.1)
     assert forward.grad["mu"] == pytest.approx(reverse.grad["mu"], rel=1e-10)
     assert forward.loss == reverse.loss
-
-
-def test_every_sensitivity_algorithm_with_lawson_euler():
-    """linear_modes (lam = 2) as tests/test_sensitivities.py: the discrete ones are exact (the problem is
-    linear), the continuous adjoints within Lawson Euler's first-order discretisation of their backward solve
-    (ETDRK4's quadrature part, the continuous adjoints' mu, is checked against its full Jacobian below)."""
-    problem = pss.problems.get("linear_modes", lam=2.0)
-    _, exact_grad = problem.exact_loss_and_grad()
-    grads = {}
-    for algorithm in pss.sensitivity.names():
-        result = pss.gradient(problem, "LawsonEuler", algorithm, rtol=1e-9, atol=1e-11, dt=2e-3,
-                              max_steps=pss.memory.INITIAL_SAVED_STEPS)
-        assert result.status == pss.ReturnCode.Success, (algorithm, result.status)
-        grads[algorithm] = np.array([float(result.grad[k]) for k in sorted(exact_grad)])
-        exact = np.array([float(exact_grad[k]) for k in sorted(exact_grad)])
-        discrete = not pss.sensitivity.get(algorithm).backward_solve
-        np.testing.assert_allclose(grads[algorithm], exact, rtol=1e-12 if discrete else 5e-3, err_msg=algorithm)
-    np.testing.assert_allclose(grads["ForwardDiffSensitivity"], grads["ReverseDiffAdjoint"], rtol=1e-10)
 
 
 @pytest.mark.parametrize("solver", EXPONENTIAL)

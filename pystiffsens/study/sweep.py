@@ -52,7 +52,7 @@ def sweep(
     backend : ``"jax"`` or ``"julia"`` (which runs each batch as one Julia ensemble through
         ``pystiffsens.backends.julia``); device : ``"cpu"`` or ``"cuda"``.
     rtol, atol : tolerances of adaptive solvers.
-    dt : the step of the fixed-step solvers (ImplicitEuler, Trapezoid, BDF2). Adaptive solvers
+    dt : the step of the fixed-step solvers (``pss.solvers.fixed_step_names()``). Adaptive solvers
         in the same sweep keep their adaptive steps (their rows have ``dt`` NaN) unless
         ``adaptive=False``; ``ValueError`` if ``dt`` is given and no solver would use it.
     adaptive : ``False`` (SciML's ``adaptive=false``) makes every solver, adaptive ones too,
