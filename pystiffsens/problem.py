@@ -33,9 +33,11 @@ class SplitRHS:
     Pass it as a problem's ``rhs``. Implicit–explicit (IMEX) methods treat ``stiff``
     implicitly and ``nonstiff`` explicitly: KenCarp4 runs as the additive Runge–Kutta pair it
     was built as (Kennedy & Carpenter, Appl. Numer. Math. 44 (2003) 139–181), as on SciML's
-    ``SplitODEProblem(stiff, nonstiff, ...)`` and diffrax's ``MultiTerm``. Every other method
-    and every sensitivity's augmented system (forward sensitivities, the adjoints' backward
-    solve) use the sum. Both parts are ``(t, y, p) -> array`` of ``y``'s shape.
+    ``SplitODEProblem(stiff, nonstiff, ...)`` and diffrax's ``MultiTerm``. The exponential
+    integrators (LawsonEuler, ETDRK4) take their linear part from the Jacobian of ``stiff``
+    (``L(p)`` itself when ``stiff`` is ``L(p) y``). Every other method, and every sensitivity's
+    augmented system (forward sensitivities, the adjoints' backward solve), use the sum (a
+    solver's ``splits`` says which). Both parts are ``(t, y, p) -> array`` of ``y``'s shape.
 
     Two splits of the same two functions are equal, so problems rebuilt from them share
     compiled programs.

@@ -78,7 +78,7 @@ class AbstractSolver(abc.ABC):
     julia: str | None = None
     #: The DiffEqGPU kernel of the same method (Julia backend, device="cuda"), None if there is none.
     julia_gpu: str | None = None
-    #: Whether the method treats the parts of a :class:`~pystiffsens.SplitRHS` differently (implicit–explicit).
+    #: Whether the method uses the parts of a :class:`~pystiffsens.SplitRHS` (IMEX; the exponential linear part).
     splits: bool = False
 
     def _names(self, name: str, aliases, julia: str | None, julia_gpu: str | None) -> None:
