@@ -17,4 +17,6 @@ ALL_SOLVERS = ADAPTIVE + FIXED
 # (adaptive, fixed-step), fully implicit Runge-Kutta, exponential. The families that pair a
 # solver with every sensitivity run these; a method added to a family runs the same code
 # (its own sensitivities are in tests/test_methods.py, test_firk.py, test_exponential.py).
+# The step of each fixed-step method in the pair families on linear_modes (t in [0, 1]).
+FIXED_DT = {"ImplicitEuler": 1e-3, "Trapezoid": 1e-2, "BDF2": 1e-2, "LawsonEuler": 2e-3}
 STEPPER_FAMILIES = ["Rodas5P", "KenCarp4", "FBDF", "RadauIIA5", "ImplicitEuler", "BDF2", "LawsonEuler"]

@@ -11,11 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import FIXED_DT
 
 import pystiffsens as pss
 from pystiffsens import memory
 
-FIXED_DT = {"ImplicitEuler": 1e-3, "LawsonEuler": 2e-3}  # as tests/test_sensitivities.py
 # The custom VJP of pss.solve is one rule for every solver; what differs between steppers is what
 # is differentiated inside a step: Rosenbrock's linear solves, a multistep method's controls and
 # history (FBDF), Newton's iteration (ImplicitEuler, fixed steps), complex LU (RadauIIA5) and the

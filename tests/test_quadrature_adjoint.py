@@ -4,10 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import FIXED_DT
 
 import pystiffsens as pss
-
-FIXED_DT = {"ImplicitEuler": 1e-3}
 
 
 def _vector(grad):

@@ -5,12 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ALL_SOLVERS, STEPPER_FAMILIES
+from conftest import ALL_SOLVERS, FIXED_DT, STEPPER_FAMILIES
 
 import pystiffsens as pss
 
 ALGORITHMS = pss.sensitivity.names()
-FIXED_DT = {"ImplicitEuler": 1e-3, "Trapezoid": 1e-2, "BDF2": 1e-2, "LawsonEuler": 2e-3}
 # Relative gradient error expected from each solver's discretisation at the settings below.
 SOLVER_TOLERANCE = {"ImplicitEuler": 5e-3, "Trapezoid": 1e-3, "BDF2": 1e-3, "LawsonEuler": 5e-3}
 

@@ -55,15 +55,17 @@ class ESDIRK(RungeKuttaSolver):
         self.splits = explicit is not None
 
     def attempt(self, fn, t, h, state, args, tol):
-        if self.splits and isinstance(fn, SplitRHS):
-            return self._attempt_additive(fn, t, h, state, args, tol)
         tab = self.tableau
+        # An additive pair on a SplitRHS: Newton on the stiff part, the non-stiff part explicit.
+        explicit = self.explicit if self.splits and isinstance(fn, SplitRHS) else None
+        implicit_fn = fn.stiff if explicit is not None else fn
         y = state.y
-        part = partition(fn)
+        part = partition(implicit_fn)
         scale = part.implicit(tol.atol + tol.rtol * jnp.abs(y))
         newton_tol = newton_tolerance(tol.rtol)
         systems = _shifted_systems(tab, Jacobian(part, t, y, args), h)
-        hk = []  # h * k_i
+        hk = []  # h * k_i of the implicit half (the whole right-hand side unless split)
+        hk_explicit = []  # h * f_nonstiff(Y_i), for a split only
         converged = jnp.array(True)
         n_f, n_extra_jac = 0, 0
         for i in range(tab.stages):
@@ -71,77 +73,33 @@ class ESDIRK(RungeKuttaSolver):
             for j in range(i):
                 if tab.A[i, j] != 0.0:
                     base = base + tab.A[i, j] * hk[j]
+                if explicit is not None and explicit.A[i, j] != 0.0:
+                    base = base + explicit.A[i, j] * hk_explicit[j]
             d = float(tab.A[i, i])
             t_i = t + tab.c[i] * h
+            z = base
             if d == 0.0:
-                hk.append(h * fn(t_i, base, args))
-                n_f += 1
-                continue
-            guess = part.implicit(base + d * hk[-1] if hk else base)
-            base_a = part.implicit(base)
-
-            def G(z, base=base_a, d=d, t_i=t_i):
-                return z - base - h * d * part.f_implicit(t_i, z, args)
-
-            z, newton = solve_implicit(G, guess, systems[d].lu, scale, newton_tol, NEWTON_MAXITER)
-            converged = converged & newton.converged
-            n_f += newton.n_iter + part.quadrature_evals
-            n_extra_jac += newton.n_jac
-            hk.append(part.join((z - base_a) / d, h * part.f_quadrature(t_i, z, args)))
-        hk = jnp.stack(hk)
-        y_new = y + tab.b @ hk
-        error = tab.b_error @ hk
-        if self.adaptive:
-            error = systems[max(systems)].solve(error)
-        dense = jnp.concatenate([y[None], hk])
-        return Attempt(
-            state=OneStepState(y_new),
-            error=error,
-            dense=dense,
-            converged=converged & jnp.all(jnp.isfinite(y_new)),
-            n_f=n_f,
-            n_jac=1 + n_extra_jac,
-            n_lu=len(systems) + n_extra_jac,
-        )
-
-    def _attempt_additive(self, fn, t, h, state, args, tol):
-        """One step of the additive pair on the SplitRHS ``fn``: ``fn.nonstiff`` explicitly, ``fn.stiff`` implicitly."""
-        tab, explicit = self.tableau, self.explicit
-        y = state.y
-        stiff = partition(fn.stiff)
-        scale = tol.atol + tol.rtol * jnp.abs(y)
-        newton_tol = newton_tolerance(tol.rtol)
-        systems = _shifted_systems(tab, Jacobian(stiff, t, y, args), h)
-        hk_stiff, hk_nonstiff = [], []  # h f_S(Y_i), h f_N(Y_i)
-        converged = jnp.array(True)
-        n_f, n_extra_jac = 0, 0
-        for i in range(tab.stages):
-            base = y
-            for j in range(i):
-                if tab.A[i, j] != 0.0:
-                    base = base + tab.A[i, j] * hk_stiff[j]
-                if explicit.A[i, j] != 0.0:
-                    base = base + explicit.A[i, j] * hk_nonstiff[j]
-            d = float(tab.A[i, i])
-            t_i = t + tab.c[i] * h
-            if d == 0.0:
-                z = base
-                hk_stiff.append(h * fn.stiff(t_i, z, args))
+                hk.append(h * implicit_fn(t_i, base, args))
                 n_f += 1
             else:
-                guess = base + d * (hk_stiff[-1] + hk_nonstiff[-1]) if hk_stiff else base
+                previous = hk[-1] + hk_explicit[-1] if hk_explicit else hk[-1] if hk else None
+                guess = part.implicit(base if previous is None else base + d * previous)
+                base_a = part.implicit(base)
 
-                def G(z, base=base, d=d, t_i=t_i):
-                    return z - base - h * d * fn.stiff(t_i, z, args)
+                def G(z, base=base_a, d=d, t_i=t_i):
+                    return z - base - h * d * part.f_implicit(t_i, z, args)
 
                 z, newton = solve_implicit(G, guess, systems[d].lu, scale, newton_tol, NEWTON_MAXITER)
                 converged = converged & newton.converged
-                n_f += newton.n_iter
+                n_f += newton.n_iter + part.quadrature_evals
                 n_extra_jac += newton.n_jac
-                hk_stiff.append((z - base) / d)
-            hk_nonstiff.append(h * fn.nonstiff(t_i, z, args))
-            n_f += 1
-        hk = jnp.stack(hk_stiff) + jnp.stack(hk_nonstiff)
+                hk.append(part.join((z - base_a) / d, h * part.f_quadrature(t_i, z, args)))
+            if explicit is not None:
+                hk_explicit.append(h * fn.nonstiff(t_i, z, args))
+                n_f += 1
+        hk = jnp.stack(hk)
+        if explicit is not None:
+            hk = hk + jnp.stack(hk_explicit)
         y_new = y + tab.b @ hk
         error = tab.b_error @ hk
         if self.adaptive:

@@ -183,9 +183,8 @@ class ExponentialRK(AbstractSolver):
         tab = self.tableau
         y = state.y
         part = partition(fn)
-        jacobian = Jacobian(part, t, y, args)
-        if isinstance(fn, SplitRHS):  # L from the stiff part: L(p) itself when that part is L(p) y
-            jacobian = Jacobian(partition(fn.stiff), t, y, args)
+        # L from the stiff part of a split (L(p) itself when that part is L(p) y), else from the whole.
+        jacobian = Jacobian(partition(fn.stiff) if isinstance(fn, SplitRHS) else part, t, y, args)
         A = jacobian.matrix
         phis = phi_functions(h * A, tab.max_k + int(part.has_quadrature), tab.fractions)
         y_a = part.implicit(y)
