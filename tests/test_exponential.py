@@ -206,3 +206,16 @@ def test_a_split_problem_gives_the_linear_part_of_the_integrating_factor():
     expected = expm(0.1 * np.asarray(L(params))) @ (y0 + 0.1 * np.asarray(N(0.0, y0, params)))
     np.testing.assert_allclose(pss.solve(split, "LawsonEuler", dt=0.1).ys[-1], expected, rtol=1e-13)
     assert not np.allclose(pss.solve(whole, "LawsonEuler", dt=0.1).ys[-1], expected, rtol=1e-6)
+
+
+def test_an_exponential_tableau_is_accepted_wherever_a_solver_is():
+    import dataclasses
+
+    assert pss.solvers.get(pss.solvers.LAWSON_EULER) is pss.solvers.get("LawsonEuler")
+    mine = dataclasses.replace(pss.solvers.LAWSON_EULER, name="MyLawson")
+    assert pss.solvers.get(mine) is pss.solvers.get(mine) and pss.solvers.get(mine).name == "MyLawson"
+    assert pss.theory.decay_exponent(mine) == -np.inf
+    problem = pss.problems.get("dahlquist", lam=30.0)
+    ours, builtin = (pss.solve(problem, method, dt=0.1) for method in (mine, "LawsonEuler"))
+    assert ours.status == pss.ReturnCode.Success
+    np.testing.assert_array_equal(ours.ys, builtin.ys)

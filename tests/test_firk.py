@@ -6,6 +6,7 @@ ones (2s, 2s, 2s - 2), their stability functions against the known limits.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import pystiffsens as pss
@@ -154,7 +155,7 @@ def test_radau_iia5_on_robertson_matches_rodas5p():
     assert 2 * attempts <= stats["n_lu"] <= 2 * attempts + 60 and stats["n_jac"] >= attempts
 
 
-def test_coefficients_of_ones_own_run_wherever_a_solver_does():
+def test_coefficients_of_ones_own_run_wherever_a_solver_does(tmp_path):
     """Gauss2 given only as a ButcherTableau (not registered): every sensitivity against the exact
     gradient, a sweep, and its theory. RadauIIA5 with every sensitivity is in the pair families of
     tests/test_sensitivities.py and tests/test_front_door.py."""
@@ -173,6 +174,14 @@ def test_coefficients_of_ones_own_run_wherever_a_solver_does():
     np.testing.assert_allclose(frame.set_index("stiffness")["grad"].to_numpy(), -theory.dR(-np.array([1e1, 1e2, 1e3])).real,
                                rtol=1e-10)
     assert theory.limit_at_infinity == pytest.approx(1.0) and theory.decay_exponent == -2.0
+    # The frame names the method; the fit finds its theory when given the tableau that was swept.
+    assert np.isnan(pss.fit_decay(frame)["theory_exponent"]).all()
+    fits = pss.fit_decay(frame, solvers=[GAUSS2])
+    assert (fits["theory_exponent"] == -2.0).all() and (fits["theory_n_step_exponent"] == -2.0).all()
+    pss.report(frame, tmp_path, solvers=[GAUSS2])
+    assert (pd.read_csv(tmp_path / "fits.csv")["theory_exponent"] == -2.0).all()
+    with pytest.raises(ValueError, match=r"solvers= holds 'Gauss3'.*fit_decay\(frame, solvers=\[my_tableau\]\)"):
+        pss.fit_decay(frame, solvers=["Gauss3"])
 
 
 def test_forward_and_reverse_ad_agree_on_the_discrete_map():

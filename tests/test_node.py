@@ -79,3 +79,14 @@ def test_cli_writes_the_report(tmp_path):
     fits = pd.read_csv(out / "fits.csv")
     exponent = fits[(fits["variant"] == "log_rates") & (fits["param"] == "fast")]["exponent"].iloc[0]
     assert f"{exponent:.3f}" in (out / "summary.md").read_text()
+
+
+def test_summary_names_an_exponential_methods_theory_in_words(history):
+    """An exponential integrator's theory exponent is -inf; the summary says what that means."""
+    from pystiffsens.node.experiment import budget_table
+    from pystiffsens.node.report import _summary
+    from pystiffsens.theory.asymptotics import FASTER_THAN_ANY_POWER
+
+    fits = node.fit_gradients(gradient_frame(history, CONFIG)).assign(theory_exponent=-np.inf)
+    text = _summary(history, fits, budget_table(history), CONFIG, None)
+    assert FASTER_THAN_ANY_POWER in text and "-inf" not in text

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..theory.asymptotics import format_exponent
 from .experiment import budget_table, fit_gradients, gradient_frame
 
 FILES = ("history.csv", "gradients.csv", "fits.csv", "budget.csv", "loss_curves.png", "grad_vs_stiffness.png",
@@ -79,7 +80,8 @@ def _table(frame, columns, formats) -> str:
         cells = []
         for column in columns:
             value = row[column]
-            cells.append(formats.get(column, "{}").format(value))
+            style = formats.get(column, "{}")
+            cells.append(style(value) if callable(style) else style.format(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -108,12 +110,12 @@ def _summary(history, fits, budget, config, command: str | None) -> str:
         "",
         (f"Fitted exponent p of |grad| ~ stiffness^p (pss.fit_decay, stiffness {baseline['stiffness_min']:g} to "
         f"{baseline['stiffness_max']:g}); the theory exponent of |R'(z)| for {baseline['solver']} is "
-        f"{baseline['theory_exponent']:g}."),
+        f"{format_exponent(baseline['theory_exponent'], 'g')}."),
         "",
         _table(fits, ["variant", "param", "exponent", "exponent_ci_lower", "exponent_ci_upper", "r2", "n_points",
                       "theory_exponent"],
                {"exponent": "{:.3f}", "exponent_ci_lower": "{:.3f}", "exponent_ci_upper": "{:.3f}", "r2": "{:.4f}",
-                "theory_exponent": "{:g}"}),
+                "theory_exponent": lambda value: format_exponent(value, "g")}),
         "",
         (f"Baseline fast gradient: {base0.iloc[0]:.3g} at lam = {base0.index[0]:g}, {base0.iloc[-1]:.3g} at "
         f"lam = {base0.index[-1]:g} (a factor {base0.iloc[0] / base0.iloc[-1]:.3g})."),

@@ -62,11 +62,12 @@ def get(solver) -> AbstractSolver:
     """The solver called ``solver`` (any case); a solver object passes through.
 
     A tableau gets its stepper: a :class:`ButcherTableau` :class:`ESDIRK` when diagonally
-    implicit, else :class:`FIRK`; a :class:`RosenbrockTableau` :class:`Rosenbrock`. The same
+    implicit, else :class:`FIRK`; a :class:`RosenbrockTableau` :class:`Rosenbrock`; an
+    :class:`ExponentialTableau` :class:`ExponentialRK`. The same
     tableau object gives the same solver object (the registered one for a built-in tableau),
     so its compiled programs are reused.
     """
-    if isinstance(solver, (ButcherTableau, RosenbrockTableau)):
+    if isinstance(solver, (ButcherTableau, RosenbrockTableau, ExponentialTableau)):
         found = _BY_TABLEAU.get(solver)
         if found is None:
             found = _BY_TABLEAU[solver] = _stepper(solver)
@@ -85,6 +86,8 @@ def _stepper(tableau) -> AbstractSolver:
         return registered
     if isinstance(tableau, RosenbrockTableau):
         return Rosenbrock(tableau)
+    if isinstance(tableau, ExponentialTableau):
+        return ExponentialRK(tableau)
     return ESDIRK(tableau) if tableau.diagonally_implicit else FIRK(tableau)
 
 

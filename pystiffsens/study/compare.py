@@ -47,13 +47,15 @@ COMPARE_COLUMNS = (
 """
 
 
-def compare(frame: pd.DataFrame, fits: pd.DataFrame | None = None) -> pd.DataFrame:
+def compare(frame: pd.DataFrame, fits: pd.DataFrame | None = None, *, solvers=()) -> pd.DataFrame:
     """Tabulate every (solver, sensitivity) pair of a sweep next to each other.
 
     Parameters
     ----------
     frame : a gradient frame from :func:`~pystiffsens.study.sweep`.
     fits : its :func:`~pystiffsens.study.fit_decay` frame (computed when omitted).
+    solvers : unregistered methods of the sweep, for the fits computed here (see
+        :func:`~pystiffsens.study.fit_decay`).
 
     Returns
     -------
@@ -62,7 +64,7 @@ def compare(frame: pd.DataFrame, fits: pd.DataFrame | None = None) -> pd.DataFra
     """
     frame = with_optional_keys(frame)
     check_columns(frame, (*COMPARE_KEYS, "stiffness", "status", "wall_time_s", "compile_time_s", "n_steps", "n_f"))
-    fits = fit_decay(frame) if fits is None else with_optional_keys(fits)
+    fits = fit_decay(frame, solvers=solvers) if fits is None else with_optional_keys(fits)
     flagged = frame["far_from_exact"].astype(bool) if "far_from_exact" in frame.columns else False
     n_far = (
         frame.assign(flagged=flagged)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from .. import solvers
+from ..solvers import CATALOG as SOLVER_CATALOG
+from ..solvers import get as get_solver
 from .schema import SUCCESS, check_columns
 
 FIT_KEYS = ("problem", "problem_id", "backend", "device", "solver", "sensitivity", "rtol", "atol", "dt", "max_steps", "param")
@@ -104,22 +105,42 @@ def loglog_fit(stiffness, magnitude) -> dict:
     return result
 
 
-def theory_exponent(solver: str, n_steps: int | None = None) -> float:
-    """The theory's decay exponent for the solver called ``solver``, or NaN where it gives none.
+def theory_exponent(solver, n_steps: int | None = None) -> float:
+    """The theory's decay exponent for ``solver`` (a name, a solver object or a tableau), or NaN where it gives none.
 
     Without ``n_steps``: the exponent of ``|R'(z)|`` (one step). With ``n_steps``: the exponent
     of ``|dy_n/dz|`` after that many fixed steps on ``y' = -lam*y``. The stability function
     is the method's own (``solver.stability()``); NaN for a method no single one describes
-    (variable-order FBDF) and for a name ``pss.solvers`` does not know (register a method of
-    your own with ``pss.solvers.register`` to have its theory in fits).
+    (variable-order FBDF) and for a name ``pss.solvers`` does not know (pass the method itself,
+    or give it to :func:`fit_decay` as ``solvers=``, to have the theory of a method of your own).
     """
-    if solver not in solvers.CATALOG:
-        return np.nan
+    if isinstance(solver, str):
+        if solver not in SOLVER_CATALOG:
+            return np.nan
     try:
-        stability = solvers.get(solver).stability()
+        stability = get_solver(solver).stability()
     except ValueError:
         return np.nan
     return float(stability.decay_exponent if n_steps is None else stability.n_step_decay_exponent(int(n_steps)))
+
+
+def methods_by_name(given) -> dict:
+    """Frame name -> solver object for the methods in ``given`` (names, solver objects, tableaux).
+
+    A frame names each method by ``solver.name``; a method that is not registered in
+    ``pss.solvers`` (a tableau of your own) is known to the fits only through this map.
+    """
+    methods = {}
+    for method in given:
+        try:
+            solver = get_solver(method)
+        except ValueError as error:
+            raise ValueError(
+                f"solvers= holds {method!r}, which is not a method: {error} Give the solver objects or "
+                "tableaux that were swept, e.g. fit_decay(frame, solvers=[my_tableau])."
+            ) from None
+        methods[solver.name] = solver
+    return methods
 
 
 def _fixed_step_count(group: pd.DataFrame, dt: float) -> int | None:
@@ -148,7 +169,7 @@ def check_distinct(frame: pd.DataFrame, keys) -> None:
         )
 
 
-def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) -> pd.DataFrame:
+def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None, solvers=()) -> pd.DataFrame:
     """Fit the decay exponent of ``|grad|`` in stiffness for every solver, sensitivity and parameter.
 
     Parameters
@@ -156,6 +177,9 @@ def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) ->
     frame : a gradient frame from :func:`~pystiffsens.study.sweep`.
     min_stiffness, max_stiffness : fit only rows with stiffness in this closed range
         (default: all rows).
+    solvers : methods that are not registered in ``pss.solvers`` (solver objects or
+        tableaux, as passed to the sweep), so that their rows get ``theory_exponent``;
+        registered methods are found by name.
 
     Returns
     -------
@@ -174,7 +198,8 @@ def fit_decay(frame: pd.DataFrame, *, min_stiffness=None, max_stiffness=None) ->
             "give a range with min_stiffness <= max_stiffness."
         )
     selected = frame[(frame["stiffness"] >= low) & (frame["stiffness"] <= high)]
-    theory = functools.cache(theory_exponent)
+    methods = methods_by_name(solvers)
+    theory = functools.cache(lambda name, n_steps=None: theory_exponent(methods.get(name, name), n_steps))
     rows = []
     for key, group in selected.groupby(list(FIT_KEYS), sort=False, dropna=False):
         grad = group["grad"].to_numpy(dtype=np.float64)

@@ -26,7 +26,7 @@ MAX_NAMES_LISTED = 8
 
 
 def report(
-    frame: pd.DataFrame, out_dir, fits: pd.DataFrame | None = None, *, problems=()
+    frame: pd.DataFrame, out_dir, fits: pd.DataFrame | None = None, *, problems=(), solvers=()
 ) -> dict[str, Path]:
     """Write the report of a sweep into ``out_dir`` (created if needed).
 
@@ -46,7 +46,9 @@ def report(
     is zero in every row, saying how many and which (:func:`~pystiffsens.study.fit.rank_entries`).
     The knob is that of the :class:`~pystiffsens.Problem` in ``problems`` with the frame's
     problem name, else that of the built-in problem of that name (``pss.problems``); a custom
-    problem not passed in ``problems`` is reported without one.
+    problem not passed in ``problems`` is reported without one. Likewise the theory's exponent of
+    a method that is not registered in ``pss.solvers`` (a tableau of your own) comes from
+    ``solvers`` (the solver objects or tableaux that were swept).
 
     Returns the written paths by name (``"gradients"``, ``"fits"``, ``"comparison"``,
     ``"comparison_plot"``, ``"gradients_plot:<problem>"``, ``"summary"``).
@@ -57,7 +59,7 @@ def report(
     out = resume.prepare_out_dir(out_dir)
     paths = {"gradients": out / "gradients.csv", "fits": out / "fits.csv", "comparison": out / "comparison.csv"}
     frame = resume.merge_into(paths["gradients"], frame[list(GRADIENT_COLUMNS)])
-    fits = fit_decay(frame) if fits is None else fits
+    fits = fit_decay(frame, solvers=solvers) if fits is None else fits
     comparison = compare(frame, fits)
     fits.to_csv(paths["fits"], index=False)
     comparison.to_csv(paths["comparison"], index=False)

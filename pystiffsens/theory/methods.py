@@ -52,11 +52,11 @@ def stability_function(method) -> Theory:
         return OneStepStability.from_tableau(method)
     if isinstance(method, str) and method not in solvers.CATALOG:
         return bdf(BDF_ORDERS[choose("method", method, method_names() + _variable_order_names())])
-    if isinstance(method, (str, solvers.AbstractSolver)):
+    if isinstance(method, (str, solvers.AbstractSolver, solvers.ExponentialTableau)):
         return solvers.get(method).stability()
     raise ValueError(
         f"method={method!r} must be a method name (one of {method_names()}), a solver object, a ButcherTableau, "
-        "a RosenbrockTableau, or pystiffsens.theory.bdf(order) for a BDF order."
+        "a RosenbrockTableau, an ExponentialTableau, or pystiffsens.theory.bdf(order) for a BDF order."
     )
 
 
