@@ -149,3 +149,28 @@ def test_stiffness_along_solution_needs_accepted_steps():
 
     with pytest.raises(ValueError, match="pystiffsens.solve"):
         stiffness_along_solution(problem, NoSteps())
+
+
+def test_stiffness_by_parameter_finds_the_rate_of_the_fast_mode():
+    # linear_modes: J = [[-a, c], [0, -lam]], rho = max(a, lam) = lam = 100: scaling lam by 10 gives 1000.
+    frame = pss.stiffness.stiffness_by_parameter(pss.problems.get("linear_modes"))
+    assert list(frame["param"]) == ["lam", "a", "c"]
+    np.testing.assert_allclose(frame["scaled_spectral_radius"], [1000.0, 100.0, 100.0], rtol=1e-12)
+    np.testing.assert_allclose(frame["elasticity"], [1.0, 0.0, 0.0], atol=1e-12)
+    # HIRES: of its twelve rates, the one its built-in stiffness knob sets (chosen by hand) comes first.
+    hires = pss.problems.get("hires")
+    frame = pss.stiffness.stiffness_by_parameter(hires, points=4)
+    assert (frame["param"].iloc[0],) == hires.knob_entries() and frame["elasticity"].iloc[0] > 0.9
+    assert frame["elasticity"].iloc[1] < 0.1
+
+
+def test_stiffness_by_parameter_names_entries_as_frames_do_and_refuses_bad_input():
+    from pystiffsens.results import flatten_params
+    from pystiffsens.stiffness.by_parameter import parameter_entries
+
+    problem = pss.problems.get("stiff_neural_ode")
+    assert sorted(name for name, _, _ in parameter_entries(problem)) == sorted(flatten_params(problem.params))
+    with pytest.raises(ValueError, match=r"factor=1.0 must be a positive number other than 1"):
+        pss.stiffness.stiffness_by_parameter(problem, factor=1.0)
+    with pytest.raises(ValueError, match=r"entries=\['lam_medium'\] are not parameter entries of 'stiff_neural_ode'"):
+        pss.stiffness.stiffness_by_parameter(problem, entries=["lam_medium"])

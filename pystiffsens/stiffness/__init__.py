@@ -3,10 +3,12 @@
 ``stiffness_ratio``, ``spectral_radius`` (Gelfand, power method, eigenvalues),
 ``singular_ratio``, ``singular_max`` and ``frobenius`` act on one matrix or a batch (:mod:`.proxies`);
 ``stiffness_along_solution`` evaluates them at the Jacobian of every accepted step of a
-solve (:mod:`.along_solution`).
+solve (:mod:`.along_solution`); ``stiffness_by_parameter`` finds the parameters that set the
+stiffness, the knobs for a sweep (:mod:`.by_parameter`).
 """
 
 from .along_solution import PROXY_COLUMNS, rhs_jacobians, stiffness_along_solution
+from .by_parameter import stiffness_by_parameter
 from .proxies import (
     GELFAND_SQUARINGS,
     POWER_ITERATIONS,
@@ -31,5 +33,6 @@ __all__ = [
     "singular_ratio",
     "spectral_radius",
     "stiffness_along_solution",
+    "stiffness_by_parameter",
     "stiffness_ratio",
 ]
