@@ -379,7 +379,7 @@ def test_every_fact_is_carried_by_the_method():
         assert solver.name in pss.solvers.names() and isinstance(solver.adaptive, bool)
         # An OrdinaryDiffEq counterpart or None (tests/test_julia_backend.py: solvers.jl says why)
         assert solver.julia is None or isinstance(solver.julia, str)
-    assert [s.name for s in pss.solvers.CATALOG if s.julia is None] == ["LawsonEuler", "ETDRK4"]
+    assert [s.name for s in pss.solvers.CATALOG if s.julia is None] == []
     assert [s.name for s in pss.solvers.CATALOG if s.julia_gpu] == ["Rodas4", "Rodas5P"]
     assert pss.solvers.fixed_step_names() == ["ImplicitEuler", "Trapezoid", "BDF2", "LawsonEuler", "ETDRK4"]
     shapes = memory.Shapes(n=3, P=3, n_stops=1, state=24, dense=120, saved_steps=100)

@@ -87,13 +87,14 @@ def test_split_errors_name_the_part_and_the_fix():
     with pytest.raises(ValueError, match="cannot pair with 'KenCarp4'.*c differs"):
         ESDIRK(KENCARP4, explicit=TRBDF2.__class__(A=np.tril(np.ones((6, 6)), -1) / 6, b=KENCARP4.b,
                                                   c=np.arange(6) / 6, name="bad"))
-    _, split = _linear_split()
+    # backend='julia' runs a split problem (KenCarp4 on a SplitODEProblem, the others on the sum);
+    # only the exponential integrators refuse it there (tests/test_julia_backend.py).
     julia = pss.backends.get("julia")
-    with pytest.raises(ValueError, match="SplitRHS.*backend='julia' does not build a SplitODEProblem"):
-        julia.check(split, pss.solvers.get("KenCarp4"), None, pss.Options(), "cpu")
-    with pytest.raises(ValueError, match="has a SplitRHS, which backend='julia' does not take.*split=False"):
-        julia.check(pss.problems.get("stiff_neural_ode", split=True), pss.solvers.get("Rodas5P"), None,
-                    pss.Options(), "cpu")
+    split_node = pss.problems.get("stiff_neural_ode", split=True)
+    for solver in ("KenCarp4", "Rodas5P"):
+        julia.check(split_node, pss.solvers.get(solver), None, pss.Options(), "cpu")
+    with pytest.raises(ValueError, match="whose rhs is a SplitRHS, on backend='julia'.*split=False"):
+        julia.check(split_node, pss.solvers.get("LawsonEuler"), None, pss.Options(dt=0.1), "cpu")
 
 
 def test_which_part_is_stiff_is_part_of_the_model_identity():

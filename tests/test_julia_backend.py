@@ -28,6 +28,7 @@ import stat
 import sys
 import time
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -62,8 +63,9 @@ SOURCE_FILES = sorted((JULIA_DIR / "src").glob("*.jl")) + sorted((JULIA_DIR / "e
 # Project.toml (snapshots of the upstream repositories, 2026):
 GENERAL_REGISTRY_UUIDS = {
     # SciML/OrdinaryDiffEq.jl, lib/<name>/Project.toml (OrdinaryDiffEq 7.7.0, commit b211787:
-    # BDF 2.4.4, FIRK 2.8.0, Rosenbrock 2.6.6, SDIRK 2.9.1)
+    # BDF 2.4.4, ExponentialRK 2.3.0, FIRK 2.8.0, Rosenbrock 2.6.6, SDIRK 2.9.1)
     "OrdinaryDiffEqBDF": "6ad6398a-0878-4a85-9266-38940aa047c8",
+    "OrdinaryDiffEqExponentialRK": "e0540318-69ee-4070-8777-9e2de6de23de",
     "OrdinaryDiffEqFIRK": "5960d6e9-dd7a-4743-88e7-cf307b64f125",
     "OrdinaryDiffEqRosenbrock": "43230ef6-c299-4910-a778-202eb28ce4ce",
     "OrdinaryDiffEqSDIRK": "2d112036-d095-4a1e-ab9a-08536f3ecdbf",
@@ -163,7 +165,10 @@ def _keyword_defaults(path: pathlib.Path, function: str) -> dict:
             out = {}
             for arg in arguments.named_children:
                 if arg.type == "named_argument":
-                    out[arg.named_children[0].text.decode()] = float(arg.named_children[-1].text.decode())
+                    value = arg.named_children[-1]
+                    out[arg.named_children[0].text.decode()] = (
+                        value.text.decode() == "true" if value.type == "boolean_literal" else float(value.text.decode())
+                    )
                 elif arg.type == "identifier":
                     out[arg.text.decode()] = None
             return out
@@ -226,7 +231,7 @@ def test_project_toml_names_the_solver_and_sensitivity_stack():
     project = _project()
     assert project["name"] == "PyStiffSens"
     assert {"OrdinaryDiffEqRosenbrock", "OrdinaryDiffEqSDIRK", "OrdinaryDiffEqFIRK", "OrdinaryDiffEqBDF",
-            "SciMLBase", "SciMLSensitivity", "Zygote", "StaticArrays"} <= set(project["deps"])
+            "OrdinaryDiffEqExponentialRK", "SciMLBase", "SciMLSensitivity", "Zygote", "StaticArrays"} <= set(project["deps"])
     assert set(project["weakdeps"]) == {"CUDA", "DiffEqGPU"}
     assert project["extensions"] == {"PyStiffSensCUDAExt": ["CUDA", "DiffEqGPU"]}
     assert (JULIA_DIR / "ext" / "PyStiffSensCUDAExt.jl").is_file()
@@ -248,6 +253,7 @@ def test_project_toml_bounds_every_dependency():
 # (SciMLSensitivity.jl #1555); the floor is the 7.119 line this package was read against.
 ADMITTED_VERSIONS = {
     "OrdinaryDiffEqBDF": (["2.0.0", "2.4.4"], ["1.26.0", "3.0.0"]),
+    "OrdinaryDiffEqExponentialRK": (["2.0.0", "2.3.0"], ["1.15.0", "3.0.0"]),
     "OrdinaryDiffEqFIRK": (["2.0.0", "2.8.0"], ["1.26.0", "3.0.0"]),
     "OrdinaryDiffEqRosenbrock": (["2.0.0", "2.6.6"], ["1.31.1", "3.0.0"]),
     "OrdinaryDiffEqSDIRK": (["2.0.0", "2.9.1"], ["1.13.0", "3.0.0"]),
@@ -353,15 +359,21 @@ def test_the_solver_table_is_keyed_by_the_ordinarydiffeq_names_of_the_catalog():
     entries = _dict_entries(SOLVERS_JL, "SOLVERS")
     assert set(entries) == {solver.julia for solver in names.solvers()}
     for name, constructor in entries.items():  # each key is the constructor it builds
-        assert constructor.text.decode() == f"() -> {name}()"
+        assert constructor.text.decode() == f"() -> {name}({CONSTRUCTOR_KEYWORDS.get(name, '')})"
     assert set(entries) <= _imported(MODULE_JL, r"OrdinaryDiffEq\w+")
     assert "BDF2" not in entries and "ABDF2" in entries
 
 
+# The only constructors called with a keyword: OrdinaryDiffEq's exponential integrators default to
+# `krylov = false`, which needs a SplitODEProblem with a constant linear operator (header of
+# src/solvers.jl); with `krylov = true` they take the Jacobian each step, as pystiffsens's do.
+CONSTRUCTOR_KEYWORDS = {"LawsonEuler": "krylov = true", "ETDRK4": "krylov = true"}
+
+
 # The OrdinaryDiffEq v7 sublibrary that exports each constructor pystiffsens names (the `export`
 # lists of lib/<sublibrary>/src/<sublibrary>.jl, OrdinaryDiffEq.jl b211787; NEWS.md: "`KenCarp*`/
-# `TRBDF2` -> OrdinaryDiffEqSDIRK, ... `RadauIIA*` -> OrdinaryDiffEqFIRK"). LawsonEuler and ETDRK4
-# have no entry in SOLVERS yet (see the header of src/solvers.jl).
+# `TRBDF2` -> OrdinaryDiffEqSDIRK, ... `RadauIIA*` -> OrdinaryDiffEqFIRK"; LawsonEuler and ETDRK4:
+# lib/OrdinaryDiffEqExponentialRK/src/OrdinaryDiffEqExponentialRK.jl).
 SUBLIBRARY = {
     "Rodas4": "OrdinaryDiffEqRosenbrock",
     "Rodas5P": "OrdinaryDiffEqRosenbrock",
@@ -549,6 +561,105 @@ def test_unsupported_sensitivities_are_refused_on_both_sides_with_the_same_reaso
     assert not set(refused) & set(_dict_entries(SENSITIVITIES_JL, "SENSITIVITIES"))
 
 
+def _resolved_strings(path: pathlib.Path, node) -> str:
+    """The text of a string value node, or of the ``const`` string an identifier names."""
+    if node.type == "identifier":
+        node = _const_value(path, node.text.decode())
+    return _joined_strings(node)
+
+
+def _pair_entries(path: pathlib.Path, name: str) -> dict:
+    """``const name = Dict(...)((a, b) => value, ...)`` as {(a, b): value text}."""
+    arguments = _const_value(path, name).named_children[-1]
+    out = {}
+    for pair in (n for n in arguments.named_children if n.type == "binary_expression"):
+        key = pair.named_children[0]
+        assert key.type == "tuple_expression", key.text
+        out[tuple(_string(k) for k in key.named_children)] = _resolved_strings(path, pair.named_children[-1])
+    return out
+
+
+@needs_tree_sitter
+def test_unsupported_solver_and_sensitivity_pairs_are_the_same_on_both_sides():
+    julia = _pair_entries(SENSITIVITIES_JL, "UNSUPPORTED_COMBINATIONS")
+    assert julia == names.UNSUPPORTED_COMBINATIONS
+    solvers = set(_dict_entries(SOLVERS_JL, "SOLVERS"))
+    sensitivities = set(_dict_entries(SENSITIVITIES_JL, "SENSITIVITIES"))
+    assert all(solver in solvers and sensitivity in sensitivities for solver, sensitivity in julia)
+    # what was decided for the exponential integrators (README, "verified only by reading")
+    for solver in ("LawsonEuler", "ETDRK4"):
+        assert {s for (j, s) in julia if j == solver} == {
+            "ForwardDiffSensitivity", "BacksolveAdjoint", "InterpolatingAdjoint", "QuadratureAdjoint", "GaussAdjoint"}
+        assert names.sensitivities_for(solver) == ["ForwardSensitivity", "ZygoteAdjoint"]
+        assert "expv!/phiv!" in julia[solver, "ForwardDiffSensitivity"]
+        assert "isdtchangeable = false" in julia[solver, "GaussAdjoint"]
+    # the Julia side refuses them itself, before solving
+    for function in ("gradient_problem", "gradient_ensemble"):
+        path = JULIA_DIR / "src" / ("gradient.jl" if function == "gradient_problem" else "ensemble.jl")
+        assert _calls(_function(path, function), "check_combination"), function
+
+
+@needs_tree_sitter
+def test_split_problems_run_imex_only_with_the_imex_solvers_and_are_refused_by_the_exponential_ones():
+    assert _string_tuple(SOLVERS_JL, "IMEX_SOLVERS") == names.IMEX_SOLVERS == ("KenCarp4",)
+    refused = {name: _resolved_strings(SOLVERS_JL, node)
+               for name, node in _dict_entries(SOLVERS_JL, "SPLIT_UNSUPPORTED").items()}
+    assert refused == names.SPLIT_UNSUPPORTED
+    assert set(refused) == {"LawsonEuler", "ETDRK4"} and "f.f1" in refused["ETDRK4"]
+    # every method that splits on backend='jax' either splits on Julia too or is refused there:
+    # none quietly solves the sum of a SplitRHS where jax would not
+    splitting = {solver.julia for solver in names.solvers() if solver.splits}
+    assert splitting == set(names.IMEX_SOLVERS) | set(names.SPLIT_UNSUPPORTED)
+    assert not set(names.IMEX_SOLVERS) & set(names.SPLIT_UNSUPPORTED)
+
+
+@needs_tree_sitter
+def test_odeproblem_gives_imex_solvers_the_stiff_part_as_f1_and_the_others_the_sum():
+    function = _function(JULIA_DIR / "src" / "problem.jl", "odeproblem")
+    text = function.text.decode()
+    (split,) = _calls(function, "SplitODEProblem{true}")
+    first, second, *rest = [a.text.decode() for a in split.named_children[1].named_children]
+    # OrdinaryDiffEq's KenCarp4 solves f1 implicitly and f2 explicitly (nlsolve_f,
+    # lib/OrdinaryDiffEqCore/src/integrators/integrator_utils.jl; generic_imex_perform_step.jl)
+    assert (first, second) == ("InPlaceRHS(RHS(stiff, prob.layout))", "InPlaceRHS(RHS(nonstiff, prob.layout))")
+    assert rest == ["prob.u0", "prob.tspan", "prob.p"]
+    assert "stiff, nonstiff = prob.parts" in text and "solver in IMEX_SOLVERS" in text
+    assert _calls(function, "check_split")
+    (plain,) = _calls(function, "ODEProblem{true}")
+    assert plain.named_children[1].named_children[0].text.decode() == "InPlaceRHS(RHS(prob.rhs, prob.layout))"
+    # every CPU computation builds the problem for its solver
+    for path in ("solve.jl", "gradient.jl", "ensemble.jl"):
+        calls = _calls(_tree(JULIA_DIR / "src" / path), "odeproblem")
+        assert calls, path
+        assert all(len(c.named_children[1].named_children) == 2 for c in calls), path
+    assert "SplitODEProblem" in _imported(MODULE_JL, "SciMLBase")
+
+
+@needs_tree_sitter
+def test_the_split_builtins_have_their_parts_on_the_julia_side():
+    path = JULIA_DIR / "src" / "problems.jl"
+    parts = {}
+    for name, call in _dict_entries(path, "BUILTINS").items():
+        args = call.named_children[-1].named_children
+        parts[name] = args[4].text.decode() if len(args) > 4 else None
+    split = {name for name in pss.problems.names() if "split" in pss.problems.options(name)}
+    assert {name for name, value in parts.items() if value is not None} == split == {"stiff_neural_ode"}
+    assert parts["stiff_neural_ode"] == "(stiff_neural_ode_stiff, stiff_neural_ode_nonstiff)"
+    assert _keyword_defaults(path, "stiff_neural_ode")["split"] is False
+    assert _calls(_function(JULIA_DIR / "src" / "interop.jl", "problem_from_arrays"), "StiffProblem")
+
+
+@needs_tree_sitter
+def test_custom_sources_in_two_parts_use_the_names_python_checks_for():
+    interop = JULIA_DIR / "src" / "interop.jl"
+    text = _function(interop, "custom_problem").text.decode()
+    for name in convert.SPLIT_PARTS:
+        assert f":{name}" in text, name
+        assert f":{name}" in _tree(interop).text.decode()
+    assert "SumRHS(stiff, nonstiff)" in text and "parts = (stiff, nonstiff)" in text
+    assert convert.SPLIT_PARTS == ("rhs_stiff", "rhs_nonstiff")
+
+
 def test_reverse_diff_adjoint_is_refused_before_julia_starts(monkeypatch):
     monkeypatch.setattr(_runtime, "ensure_julia", lambda: pytest.fail("looked for Julia"))
     monkeypatch.setattr(_runtime, "module_for", lambda device: pytest.fail("started Julia"))
@@ -603,9 +714,9 @@ def test_every_python_builtin_has_a_julia_twin_with_the_same_parameters_and_knob
 
 
 # The MLP weights of stiff_neural_ode are drawn in Python from a JAX PRNG key (options
-# `hidden`, `seed`) and passed to Julia as the required keywords W1, b1, W2, b2.
-# split=True gives a SplitRHS, which the Julia backend refuses (it builds no SplitODEProblem).
-PYTHON_ONLY_OPTIONS = {"stiff_neural_ode": {"hidden", "seed", "split"}}
+# `hidden`, `seed`) and passed to Julia as the required keywords W1, b1, W2, b2. Its `split`
+# is an option on both sides (Python: a SplitRHS; Julia: the problem in two parts).
+PYTHON_ONLY_OPTIONS = {"stiff_neural_ode": {"hidden", "seed"}}
 JULIA_ONLY_KEYWORDS = {"stiff_neural_ode": {"W1", "b1", "W2", "b2"}}
 
 
@@ -866,6 +977,45 @@ def test_custom_problem_without_julia_source_is_rejected():
         convert.problem_args(_custom(implementations={"cuda_c": "..."}))
 
 
+def test_the_split_neural_ode_converts_to_its_name_in_two_parts():
+    split = convert.problem_args(pss.problems.get("stiff_neural_ode", split=True))
+    plain = convert.problem_args(pss.problems.get("stiff_neural_ode"))
+    assert (split.name, split.source, split.split) == ("stiff_neural_ode", None, True)
+    assert (plain.name, plain.source, plain.split) == ("stiff_neural_ode", None, False)
+    assert split.param_names == plain.param_names and split.param_shapes == plain.param_shapes
+    np.testing.assert_array_equal(split.params, plain.params)
+    # every other built-in is unsplit
+    assert not any(convert.problem_args(pss.problems.get(n)).split for n in pss.problems.names())
+
+
+JULIA_PARTS = (
+    "rhs_stiff(u, p, t) = state_like(u, -p.lam * u[1])\n"
+    "function rhs_nonstiff(u, p, t)\n    return state_like(u, sin(t))\nend\n"
+)
+
+
+def _split_custom(source=JULIA_PARTS, **changes):
+    rhs = pss.SplitRHS(lambda t, y, p: -p["lam"] * y, lambda t, y, p: jnp.sin(t) + 0 * y)
+    return _custom(rhs=rhs, implementations=None if source is None else {"julia": source}, **changes)
+
+
+def test_a_custom_split_problem_passes_its_two_parts():
+    args = convert.problem_args(_split_custom())
+    assert args.split and args.source == JULIA_PARTS and args.name == "decay"
+
+
+@pytest.mark.parametrize("source", [JULIA_RHS, "rhs_stiff(u, p, t) = u\n", None],
+                         ids=["only rhs", "one part", "no source"])
+def test_a_custom_split_problem_needs_both_parts_in_julia(source):
+    with pytest.raises(ValueError, match=r"`rhs_stiff\(u, p, t\)` and `rhs_nonstiff\(u, p, t\)`"):
+        convert.problem_args(_split_custom(source))
+
+
+def test_an_unsplit_custom_problem_still_needs_rhs():
+    with pytest.raises(ValueError, match=r"implementations\['julia'\].*rhs\(u, p, t\)"):
+        convert.problem_args(_custom(implementations={"julia": JULIA_PARTS}))
+
+
 def test_julia_source_must_define_rhs():
     with pytest.raises(ValueError, match=r"implementations\['julia'\].*rhs"):
         convert.problem_args(_custom(implementations={"julia": "f(u, p, t) = u"}))
@@ -1049,8 +1199,8 @@ class FakePyStiffSens:
         y0, t0, _, saveat, _, _, p = args[-7:]
         self.problem = dict(y0=np.asarray(y0), t0=float(t0), saveat=np.asarray(saveat), n=np.asarray(p).size)
 
-    def problem_from_arrays(self, *args):
-        self._record("problem_from_arrays", args)
+    def problem_from_arrays(self, *args, split):
+        self._record("problem_from_arrays", args, {"split": split})
         self._keep(args)
         return "<problem_from_arrays>"
 
@@ -1058,8 +1208,8 @@ class FakePyStiffSens:
         self._record("custom_module", args)
         return "<custom_module>"
 
-    def custom_problem(self, *args):
-        self._record("custom_problem", args)
+    def custom_problem(self, *args, split):
+        self._record("custom_problem", args, {"split": split})
         self._keep(args)
         return "<custom_problem>"
 
@@ -1309,6 +1459,92 @@ def test_a_solver_object_without_an_ordinarydiffeq_counterpart_is_refused():
     assert custom.julia is None
     with pytest.raises(ValueError, match="no OrdinaryDiffEq counterpart"):
         JuliaBackend().solver(custom)
+
+
+# --- split problems and the exponential integrators --------------------------------
+
+
+@pytest.mark.parametrize("solver", ["KenCarp4", "Rodas5P", "TRBDF2"])
+def test_a_split_builtin_reaches_julia_in_two_parts(fake_julia, solver):
+    # Julia builds a SplitODEProblem for KenCarp4 and solves the sum with the others
+    pss.gradient(pss.problems.get("stiff_neural_ode", split=True), solver, "GaussAdjoint", backend="julia")
+    (build, build_args, build_kwargs), (run, run_args, _) = fake_julia.calls
+    assert (build, build_args[0], build_kwargs) == ("problem_from_arrays", "stiff_neural_ode", {"split": True})
+    assert run == "gradient_problem" and run_args[1:] == (solver, "GaussAdjoint")
+
+
+def test_an_unsplit_builtin_reaches_julia_as_one_right_hand_side(fake_julia):
+    pss.solve(pss.problems.get("stiff_neural_ode"), "KenCarp4", backend="julia")
+    assert fake_julia.calls[0][2] == {"split": False}
+
+
+def test_a_custom_split_problem_reaches_julia_with_its_parts(fake_julia):
+    pss.gradient(_split_custom(), "KenCarp4", "InterpolatingAdjoint", backend="julia")
+    (module, module_args, _), (build, _, build_kwargs), _ = fake_julia.calls
+    assert (module, module_args) == ("custom_module", (JULIA_PARTS,))
+    assert (build, build_kwargs) == ("custom_problem", {"split": True})
+
+
+@pytest.mark.parametrize("sensitivity", names.sensitivity_names())
+def test_kencarp4_on_a_split_problem_takes_every_sensitivity(fake_julia, sensitivity):
+    # read in SciMLSensitivity: each keeps the SplitFunction for the forward solve and rebuilds
+    # only the augmented (plain) systems from its sum (README, "verified only by reading")
+    result = pss.gradient(pss.problems.get("stiff_neural_ode", split=True), "KenCarp4", sensitivity, backend="julia")
+    assert result.sensitivity == sensitivity and fake_julia.runs()[0][1:3] == ("KenCarp4", sensitivity)
+
+
+@pytest.mark.usefixtures("julia_must_not_start")
+@pytest.mark.parametrize("solver", ["LawsonEuler", "ETDRK4"])
+def test_the_exponential_integrators_refuse_a_split_problem_before_julia(solver):
+    problem = pss.problems.get("stiff_neural_ode", split=True)
+    match = (rf"solver='{solver}' cannot run problem 'stiff_neural_ode', whose rhs is a SplitRHS, on "
+             r"backend='julia': .*A = f\.f1\.f.*Jacobian of the stiff part.*split=False")
+    with pytest.raises(ValueError, match=match):
+        pss.solve(problem, solver, dt=0.01, backend="julia")
+    with pytest.raises(ValueError, match=match):
+        pss.gradient(problem, solver, "ForwardSensitivity", dt=0.01, backend="julia")
+    with pytest.raises(ValueError, match=match):
+        pss.sweep(problem, [1.0, 2.0], solver, "ForwardSensitivity", dt=0.01, backend="julia", progress=False)
+
+
+@pytest.mark.usefixtures("julia_must_not_start")
+@pytest.mark.parametrize("solver", ["LawsonEuler", "ETDRK4"])
+@pytest.mark.parametrize("sensitivity, why", [
+    ("ForwardDiffSensitivity", r"expv!/phiv!.*BLAS floats only.*dual numbers"),
+    ("BacksolveAdjoint", r"backward solve.*positive dt.*isdtchangeable = false.*away from t0"),
+    ("InterpolatingAdjoint", r"backward solve.*isdtchangeable = false"),
+    ("QuadratureAdjoint", r"backward solve.*isdtchangeable = false"),
+    ("GaussAdjoint", r"backward solve.*isdtchangeable = false"),
+])
+def test_the_exponential_integrators_refuse_the_sensitivities_that_cannot_run_them(solver, sensitivity, why):
+    match = (rf"solver='{solver}' with sensitivity='{sensitivity}' is not supported by backend='julia': .*{why}.*"
+             rf"With {solver} use ForwardSensitivity, ZygoteAdjoint, or backend='jax'")
+    with pytest.raises(ValueError, match=match):
+        pss.gradient("dahlquist", solver, sensitivity, dt=0.01, backend="julia")
+    with pytest.raises(ValueError, match=match):
+        pss.sweep("dahlquist", [1.0, 2.0], solver, sensitivity, dt=0.01, backend="julia", progress=False)
+
+
+@pytest.mark.parametrize("solver", ["LawsonEuler", "ETDRK4"])
+def test_the_exponential_integrators_reach_julia_with_a_dt_and_forward_sensitivities(fake_julia, solver):
+    pss.solve("linear_modes", solver, dt=0.01, backend="julia")
+    result = pss.gradient("linear_modes", solver, "ForwardSensitivity", dt=0.01, backend="julia")
+    runs = fake_julia.runs()
+    assert [(r[0], r[1], r[2], r[3]["dt"]) for r in runs] == [
+        ("solve_problem", solver, None, 0.01), ("gradient_problem", solver, "ForwardSensitivity", 0.01)]
+    assert result.success and result.solver == solver
+    assert [call[2] for call in fake_julia.calls if call[0] == "problem_from_arrays"] == [{"split": False}] * 2
+
+
+@pytest.mark.parametrize("solver", ["LawsonEuler", "ETDRK4"])
+@pytest.mark.parametrize("problem, size", [(lambda: pss.problems.get("dahlquist"), "<="),
+                                           (lambda: pss.problems.get("stiff_neural_ode", hidden=32), ">")])
+def test_the_automatic_choice_for_an_exponential_integrator_is_one_that_runs_it(fake_julia, solver, problem, size):
+    result = pss.gradient(problem(), solver, None, dt=0.01, backend="julia")
+    assert fake_julia.runs()[0][1:3] == (solver, "ForwardSensitivity")
+    rule = result.extra["sensitivity_choice"]
+    assert rule.startswith("auto: ") and f" {size} 100, but " in rule
+    assert rule.endswith(f"cannot run {solver} on backend='julia': ForwardSensitivity")
 
 
 # --- missing Julia ------------------------------------------------------------------
@@ -1729,3 +1965,32 @@ def test_saveat_from_t0_agrees_with_jax(sensitivity):
     _close(list(julia.flat_grad().values()), list(jax.flat_grad().values()), rel=1e-3)
     sol = pss.solve(problem, "Rodas5P", backend="julia", **TOLERANCES)
     np.testing.assert_array_equal(sol.ys[0], problem.y0)
+
+
+@needs_julia
+@pytest.mark.parametrize("sensitivity", ["ForwardDiffSensitivity", "ForwardSensitivity", "GaussAdjoint",
+                                         "InterpolatingAdjoint", "BacksolveAdjoint"])
+def test_kencarp4_imex_on_the_split_neural_ode_agrees_with_jax(sensitivity):
+    problem = pss.problems.get("stiff_neural_ode", split=True)
+    julia = pss.gradient(problem, "KenCarp4", sensitivity, backend="julia", **TOLERANCES)
+    jax = pss.gradient(problem, "KenCarp4", sensitivity, backend="jax", **TOLERANCES)
+    assert julia.status == jax.status == ReturnCode.Success
+    _close(julia.loss, jax.loss, rel=1e-5)
+    _close(list(julia.flat_grad().values()), list(jax.flat_grad().values()), rel=1e-3)
+
+
+@needs_julia
+@pytest.mark.parametrize("solver", ["LawsonEuler", "ETDRK4"])
+def test_the_exponential_integrators_are_exact_on_a_linear_problem_on_both_backends(solver):
+    # y' = A y: with L the Jacobian each step both backends step exactly, and so does the forward
+    # sensitivity system (linear too); 64 steps of the binary dt reach t_end exactly
+    problem, dt = pss.problems.get("linear_modes"), 1 / 64
+    loss, grad = problem.exact_loss_and_grad()
+    for backend in ("julia", "jax"):
+        sol = pss.solve(problem, solver, dt=dt, backend=backend)
+        _close(sol.ys[-1], problem.exact_solution(problem.tspan[1], problem.params), rel=1e-9)
+    result = pss.gradient(problem, solver, "ForwardSensitivity", dt=dt, backend="julia")
+    assert result.success
+    _close(result.loss, loss, rel=1e-9)
+    for key in grad:
+        _close(result.grad[key], grad[key], rel=1e-7)

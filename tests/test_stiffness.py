@@ -166,10 +166,10 @@ def test_stiffness_by_parameter_finds_the_rate_of_the_fast_mode():
 
 def test_stiffness_by_parameter_names_entries_as_frames_do_and_refuses_bad_input():
     from pystiffsens.results import flatten_params
-    from pystiffsens.stiffness.by_parameter import parameter_entries
+    from pystiffsens.stiffness.by_parameter import entry_positions
 
     problem = pss.problems.get("stiff_neural_ode")
-    assert sorted(name for name, _, _ in parameter_entries(problem)) == sorted(flatten_params(problem.params))
+    assert sorted(name for name, _, _ in entry_positions(problem)) == sorted(flatten_params(problem.params))
     with pytest.raises(ValueError, match=r"factor=1.0 must be a positive number other than 1"):
         pss.stiffness.stiffness_by_parameter(problem, factor=1.0)
     with pytest.raises(ValueError, match=r"entries=\['lam_medium'\] are not parameter entries of 'stiff_neural_ode'"):

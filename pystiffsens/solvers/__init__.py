@@ -53,9 +53,10 @@ register(ESDIRK(TRAPEZOID, julia="Trapezoid"))
 # OrdinaryDiffEq's fixed-leading-coefficient BDF2 (Alberdi Celaya et al., Procedia Comput. Sci.
 # 29, 2014) starts with one implicit-Euler step, as this one does.
 register(BDF("BDF2", max_order=2, adaptive=False, julia="ABDF2"))
-# OrdinaryDiffEq's LawsonEuler and ETDRK4 need a SplitODEProblem, which pystiffsens does not build.
-register(ExponentialRK(LAWSON_EULER))
-register(ExponentialRK(ETDRK4))
+# On Julia, LawsonEuler(krylov = true) and ETDRK4(krylov = true): the Jacobian of each step is the
+# linear part, as here (pystiffsens/julia/README.md says which sensitivities run them).
+register(ExponentialRK(LAWSON_EULER, julia="LawsonEuler"))
+register(ExponentialRK(ETDRK4, julia="ETDRK4"))
 
 
 def get(solver) -> AbstractSolver:

@@ -60,8 +60,9 @@ term by term on Dahlquist's equation (the tangents of ``f`` and of ``L y`` are c
 carries the same floor in general. Sweeps of the gradient decay far into the stiff range are
 therefore best run with Lawson Euler, as Fronk & Petzold (arXiv:2412.01181) do.
 
-Julia: OrdinaryDiffEq's ``LawsonEuler`` and ``ETDRK4`` need a ``SplitODEProblem`` with a linear
-operator, which pystiffsens does not build, so ``julia`` is None.
+Julia: OrdinaryDiffEq's ``LawsonEuler(krylov = true)`` and ``ETDRK4(krylov = true)`` take the
+Jacobian of each step as their linear part, as these do, with Krylov phi-functions (exact up
+to 30 states); ForwardSensitivity differentiates them there (``pystiffsens/julia/README.md``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ COLUMNS = ("param", "value", "spectral_radius", "scaled_spectral_radius", "ratio
 """Columns of :func:`stiffness_by_parameter`, in order."""
 
 
-def parameter_entries(problem) -> list[tuple[str, int, tuple[int, ...]]]:
+def entry_positions(problem) -> list[tuple[str, int, tuple[int, ...]]]:
     """``(name, leaf index, index within the leaf)`` of every scalar parameter entry of ``problem``.
 
     Names as frames write them (``k1``, ``k[3]``, ``W1[0,1]``, ``net.layers[0].weight[2,0]``),
@@ -104,7 +104,7 @@ def stiffness_by_parameter(
         raise ValueError(f"points={points!r} must be a positive integer.")
     if method not in SPECTRAL_RADIUS_METHODS:
         raise ValueError(f"method={method!r} is not a spectral radius method; valid: {list(SPECTRAL_RADIUS_METHODS)}.")
-    every = parameter_entries(problem)
+    every = entry_positions(problem)
     if entries is not None:
         known = {name for name, _, _ in every}
         unknown = [name for name in entries if name not in known]

@@ -35,13 +35,14 @@ def _julia_problem(jl, args: convert.JuliaProblem):
     Names and shapes go as Python tuples, which juliacall converts to Julia tuples of
     ``String`` and ``Int`` (lists would arrive as wrapped Python objects). A custom
     problem's source is evaluated in a call of its own (``custom_module``), so that the
-    functions it defines are callable in the calls that follow (Julia's world age).
+    functions it defines are callable in the calls that follow (Julia's world age). A
+    problem in two parts goes with ``split=True``, and Julia builds it from its parts.
     """
     arrays = (args.y0, args.tspan[0], args.tspan[1], args.saveat, args.param_names, args.param_shapes, args.params)
     if args.source is None:
-        return jl.problem_from_arrays(args.name, *arrays)
+        return jl.problem_from_arrays(args.name, *arrays, split=args.split)
     module = jl.custom_module(args.source)
-    return jl.custom_problem(module, args.name, *arrays)
+    return jl.custom_problem(module, args.name, *arrays, split=args.split)
 
 
 def solve(problem, solver, options, *, device: str = "cpu") -> Solution:

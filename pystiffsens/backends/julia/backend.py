@@ -1,9 +1,11 @@
 """``backend="julia"`` behind the backend interface: names and checks in Python, the work in Julia.
 
 Every refusal happens here, before Julia is looked for: a method without a Julia
-counterpart, a sensitivity SciMLSensitivity cannot run, a method without a GPU kernel on
-``cuda``, a problem the Julia side cannot take (:func:`.convert.problem_args`). The calls
-then go through :mod:`.api` with the Julia names of the resolved objects.
+counterpart, a sensitivity SciMLSensitivity cannot run, a solver and sensitivity (or
+solver and split problem) that cannot run together (:func:`_refuse_unsupported`), a method
+without a GPU kernel on ``cuda``, a problem the Julia side cannot take
+(:func:`.convert.problem_args`). The calls then go through :mod:`.api` with the Julia
+names of the resolved objects.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from .names import (
     DEVICES,
     GPU_SENSITIVITIES,
     JULIA_ONLY,
+    SPLIT_UNSUPPORTED,
+    UNSUPPORTED_COMBINATIONS,
     UNSUPPORTED_SENSITIVITIES,
     SciMLSensitivity,
     gpu_solvers,
+    sensitivities_for,
     sensitivity_names,
 )
 from .names import solvers as julia_solvers
@@ -65,7 +70,9 @@ class JuliaBackend(Backend):
         (``src/concrete_solve.jl``): ForwardDiffSensitivity when states + parameters <= 100,
         GaussAdjoint otherwise (ReverseDiffAdjoint, the native choice above 100, cannot run
         here). On ``device="cuda"`` it is ForwardDiffSensitivity whatever the size: a DiffEqGPU
-        kernel runs forward mode only.
+        kernel runs forward mode only. Where that choice cannot run with ``solver``
+        (:data:`~.names.UNSUPPORTED_COMBINATIONS`), it is the first of the sensitivities that
+        can (for LawsonEuler and ETDRK4: ForwardSensitivity).
         """
         if sensitivity.is_auto(value):
             n, P = int(problem.y0.shape[0]), problem.parameters()[1].size
@@ -74,8 +81,10 @@ class JuliaBackend(Backend):
                 return Choice(sensitivity.ForwardDiffSensitivity(),
                               "auto: device='cuda' runs forward mode inside the DiffEqGPU kernel")
             if n + P <= limit:
-                return Choice(sensitivity.ForwardDiffSensitivity(), f"auto: {n} states + {P} parameters <= {limit}")
-            return Choice(sensitivity.GaussAdjoint(), f"auto: {n} states + {P} parameters > {limit}")
+                choice = Choice(sensitivity.ForwardDiffSensitivity(), f"auto: {n} states + {P} parameters <= {limit}")
+            else:
+                choice = Choice(sensitivity.GaussAdjoint(), f"auto: {n} states + {P} parameters > {limit}")
+            return _usable_choice(choice, solver)
         if isinstance(value, SciMLSensitivity):
             return Choice(value)
         if isinstance(value, str):
@@ -97,12 +106,7 @@ class JuliaBackend(Backend):
         device = _device(device)
         if solver.julia is None:
             self.solver(solver)  # raises, naming the solvers that run here
-        if solver.splits and isinstance(problem.rhs, SplitRHS):
-            raise ValueError(
-                f"problem {problem.label!r} has a SplitRHS, which {solver.name} runs implicit-explicit on backend='jax'; "
-                "backend='julia' does not build a SplitODEProblem, so it would treat the whole right-hand side "
-                "implicitly. Use backend='jax', or a problem with a plain rhs."
-            )
+        _refuse_unsupported(problem, solver, sensitivity)
         convert.problem_args(problem)
         if device != "cuda":
             return
@@ -141,6 +145,41 @@ class JuliaBackend(Backend):
         self.check(problem, solver, sensitivity.algorithm, options, device)
         return functools.partial(_ensemble, problem, np.asarray(stiffness, dtype=float), solver,
                                  sensitivity.algorithm.name, options, device)
+
+
+def _refuse_unsupported(problem, solver, sensitivity) -> None:
+    """``ValueError`` for a solver that cannot run with ``problem``'s split or with ``sensitivity``.
+
+    The one place for such pairs: :data:`~.names.SPLIT_UNSUPPORTED` (solvers that cannot take
+    a :class:`~pystiffsens.SplitRHS`) and :data:`~.names.UNSUPPORTED_COMBINATIONS` (solver
+    and sensitivity pairs SciMLSensitivity cannot run), the tables the Julia side refuses
+    with too. A SplitRHS with any other solver runs: KenCarp4 as an IMEX pair
+    (``SplitODEProblem``), the rest on the sum, as on backend='jax'.
+    """
+    julia = solver.julia
+    if isinstance(problem.rhs, SplitRHS) and julia in SPLIT_UNSUPPORTED:
+        raise ValueError(
+            f"solver={solver.name!r} cannot run problem {problem.label!r}, whose rhs is a SplitRHS, on "
+            f"backend='julia': {SPLIT_UNSUPPORTED[julia]}. Build the problem without the split (for "
+            "stiff_neural_ode: split=False), or use backend='jax'."
+        )
+    if sensitivity is None or (julia, sensitivity.name) not in UNSUPPORTED_COMBINATIONS:
+        return
+    raise ValueError(
+        f"solver={solver.name!r} with sensitivity={sensitivity.name!r} is not supported by backend='julia': "
+        f"{UNSUPPORTED_COMBINATIONS[julia, sensitivity.name]}. With {solver.name} use "
+        f"{', '.join(sensitivities_for(julia))}, or backend='jax'."
+    )
+
+
+def _usable_choice(choice: Choice, solver) -> Choice:
+    """``choice``, or where it cannot run with ``solver`` the first sensitivity that can, with the rule said."""
+    name = choice.algorithm.name
+    if (solver.julia, name) not in UNSUPPORTED_COMBINATIONS:
+        return choice
+    usable = sensitivities_for(solver.julia)[0]
+    algorithm = SciMLSensitivity(usable) if usable in JULIA_ONLY else sensitivity.get(usable)
+    return Choice(algorithm, f"{choice.rule}, but {name} cannot run {solver.name} on backend='julia': {usable}")
 
 
 def _refuse_options(algorithm) -> None:

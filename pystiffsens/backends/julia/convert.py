@@ -1,7 +1,8 @@
 """Conversions across the language boundary, all in plain NumPy (testable without Julia).
 
 Going in, a :class:`~pystiffsens.Problem` becomes :class:`JuliaProblem`: a built-in name
-(or the Julia source of a custom problem, ``problem.implementations["julia"]``), the state,
+(or the Julia source of a custom problem, ``problem.implementations["julia"]``), whether its
+right-hand side comes in two parts (a :class:`~pystiffsens.SplitRHS`), the state,
 the times (``saveat`` may start at ``t0``: Julia then returns ``y0`` as the first saved state)
 and the parameters as one flat float64 vector, each parameter flattened column-major
 (Julia's ``vec`` order) with its name and shape. Coming back, the dictionaries built by
@@ -28,6 +29,11 @@ from ...returncode import ReturnCode
 
 _LOSS_DEFINITION = re.compile(r"^\s*(?:function\s+)?loss\s*\(", re.MULTILINE)
 _RHS_DEFINITION = re.compile(r"^\s*(?:function\s+)?rhs\s*\(", re.MULTILINE)
+#: The Julia source of a SplitRHS problem defines its two parts under these names.
+SPLIT_PARTS = ("rhs_stiff", "rhs_nonstiff")
+_PART_DEFINITIONS = {
+    name: re.compile(rf"^\s*(?:function\s+)?{name}\s*\(", re.MULTILINE) for name in SPLIT_PARTS
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,12 +41,17 @@ class JuliaProblem:
     """A problem as the arguments of ``PyStiffSens.problem_from_arrays`` / ``custom_problem``.
 
     ``source`` is ``None`` for a built-in problem, else the Julia source defining ``rhs``
-    (and possibly ``loss``). ``params`` is flat: parameter ``param_names[i]`` of shape
-    ``param_shapes[i]`` follows the previous ones, flattened column-major.
+    (and possibly ``loss``), or ``rhs_stiff`` and ``rhs_nonstiff`` when ``split``.
+    ``split`` is True for a problem whose right-hand side is a
+    :class:`~pystiffsens.SplitRHS`: Julia then builds it in its two parts (``split = true``),
+    a ``SplitODEProblem`` for an IMEX method. ``params`` is flat: parameter
+    ``param_names[i]`` of shape ``param_shapes[i]`` follows the previous ones, flattened
+    column-major.
     """
 
     name: str
     source: str | None
+    split: bool
     y0: np.ndarray
     tspan: tuple[float, float]
     saveat: np.ndarray
@@ -51,11 +62,18 @@ class JuliaProblem:
 
 @functools.cache
 def _builtin_functions() -> dict:
-    """Right-hand side of each built-in problem -> (name, its default loss)."""
+    """Right-hand side of each built-in problem -> (name, its default loss, whether it is split).
+
+    A built-in with the option ``split`` (``stiff_neural_ode``) is there twice: its plain
+    right-hand side and its :class:`~pystiffsens.SplitRHS` (equal for equal parts).
+    """
     out = {}
     for name in problems.names():
         built = problems.get(name)
-        out[built.rhs] = (name, built.loss)
+        out[built.rhs] = (name, built.loss, False)
+        if "split" in problems.options(name):
+            split = problems.get(name, split=True)
+            out[split.rhs] = (name, split.loss, True)
     return out
 
 
@@ -63,11 +81,13 @@ def problem_args(problem: Problem) -> JuliaProblem:
     """The Julia call arguments of ``problem``; ``ValueError`` for a problem Julia cannot take.
 
     A built-in problem (its own right-hand side, no ``implementations["julia"]``) is named,
-    and Julia uses its twin in ``pystiffsens/julia/src/problems.jl``; its loss must be the
-    built-in default. Any other problem needs ``problem.implementations["julia"]`` (see
-    :mod:`pystiffsens.backends.julia`), which must define ``loss`` too when the problem has a
-    custom loss. Parameters must be a dict of named real scalars and arrays (Julia receives
-    them as a NamedTuple).
+    and Julia uses its twin in ``pystiffsens/julia/src/problems.jl`` (in its two parts when
+    built with ``split=True``); its loss must be the built-in default. Any other problem needs
+    ``problem.implementations["julia"]`` (see :mod:`pystiffsens.backends.julia`): source
+    defining ``rhs(u, p, t)``, or for a :class:`~pystiffsens.SplitRHS` ``rhs_stiff(u, p, t)``
+    and ``rhs_nonstiff(u, p, t)``, and ``loss`` too when the problem has a custom loss.
+    Parameters must be a dict of named real scalars and arrays (Julia receives them as a
+    NamedTuple).
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem={problem!r} must be a pss.Problem or one of {problems.names()}.")
@@ -82,30 +102,32 @@ def problem_args(problem: Problem) -> JuliaProblem:
         param_shapes=shapes,
         params=flatten_params(problem.params, names),
     )
+    split = isinstance(problem.rhs, SplitRHS)
     source = (problem.implementations or {}).get("julia")
     builtin = _builtin_functions().get(problem.rhs) if source is None else None
     if builtin is not None:
-        name, default_loss = builtin
+        name, default_loss, split = builtin
         if problem.loss is not default_loss:
             raise ValueError(
                 f"backend='julia' computes the default loss of the built-in problem {name!r}; this one has "
                 f"loss={problem.loss!r}. Give the problem implementations={{'julia': source}} with Julia source "
                 "defining rhs(u, p, t) and loss(ts, ys, p), or use backend='jax'."
             )
-        return JuliaProblem(name=name, source=None, **common)
-    if source is None and isinstance(problem.rhs, SplitRHS):
-        raise ValueError(
-            f"problem {problem.label!r} has a SplitRHS, which backend='julia' does not take (it builds no "
-            "SplitODEProblem): pass implementations={'julia': source} with the whole rhs(u, p, t), build the "
-            "problem without the split (for stiff_neural_ode: split=False), or use backend='jax'."
-        )
+        return JuliaProblem(name=name, source=None, split=split, **common)
+    wanted = "`rhs_stiff(u, p, t)` and `rhs_nonstiff(u, p, t)`" if split else "`rhs(u, p, t)`"
     if source is None:
         raise ValueError(
             f"problem {problem.label!r} is not a built-in, so backend='julia' needs its right-hand side in "
-            "Julia: pass implementations={'julia': source} with source defining `rhs(u, p, t)` (out of place, "
+            f"Julia: pass implementations={{'julia': source}} with source defining {wanted} (out of place, "
             "p a NamedTuple of the parameters; see examples/julia_backend_custom_rhs.py), or use backend='jax'."
         )
-    if not _RHS_DEFINITION.search(source):
+    if split and not all(pattern.search(source) for pattern in _PART_DEFINITIONS.values()):
+        raise ValueError(
+            f"problem {problem.label!r} has a SplitRHS, so its implementations['julia'] must be Julia source "
+            f"defining both parts, {wanted}, of the same form as rhs (the stiff part is the one an IMEX "
+            "method such as KenCarp4 treats implicitly)."
+        )
+    if not split and not _RHS_DEFINITION.search(source):
         raise ValueError(
             f"implementations['julia'] of problem {problem.label!r} must be Julia source defining `rhs(u, p, t)`."
         )
@@ -114,7 +136,7 @@ def problem_args(problem: Problem) -> JuliaProblem:
             f"problem {problem.label!r} has a custom loss, which backend='julia' cannot run from Python; "
             "define `loss(ts, ys, p)` in implementations['julia'] as well (ys[i] is the state at ts[i])."
         )
-    return JuliaProblem(name=problem.label, source=source, **common)
+    return JuliaProblem(name=problem.label, source=source, split=split, **common)
 
 
 def _check_params(problem: Problem) -> None:

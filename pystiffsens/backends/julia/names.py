@@ -10,8 +10,12 @@ pystiffsens uses on both sides: the catalog's algorithms except those in
 :data:`UNSUPPORTED_SENSITIVITIES` (refused with the reason), plus :data:`JULIA_ONLY` ones the
 native backend does not have; ``SENSITIVITIES`` in ``src/sensitivities.jl``. Whether steps
 are fixed is decided in Python (:meth:`pystiffsens.options.Options.for_method`): Julia takes
-fixed steps exactly when it is given a ``dt``. tests/test_julia_backend.py compares the two
-sides.
+fixed steps exactly when it is given a ``dt``. A problem whose ``rhs`` is a
+:class:`~pystiffsens.SplitRHS` runs as OrdinaryDiffEq's ``SplitODEProblem`` with the methods in
+:data:`IMEX_SOLVERS` and as the sum with the others, except those in
+:data:`SPLIT_UNSUPPORTED`, which refuse it. Pairs of a solver and a sensitivity that
+SciMLSensitivity cannot run are :data:`UNSUPPORTED_COMBINATIONS`. tests/test_julia_backend.py
+compares the two sides.
 """
 
 from __future__ import annotations
@@ -34,6 +38,45 @@ UNSUPPORTED_SENSITIVITIES = {
 }
 #: Inside a GPU kernel gradients are forward mode (ForwardDiff duals).
 GPU_SENSITIVITIES = ("ForwardDiffSensitivity",)
+
+#: OrdinaryDiffEq algorithms that run a SplitRHS as a ``SplitODEProblem``, the stiff part
+#: implicit and the non-stiff part explicit (``IMEX_SOLVERS`` in ``src/solvers.jl``).
+IMEX_SOLVERS = ("KenCarp4",)
+
+_EXPONENTIAL = ("LawsonEuler", "ETDRK4")
+_EXPONENTIAL_SPLIT = (
+    "OrdinaryDiffEq's exponential integrators take the f1 of a SplitODEProblem as a constant linear "
+    "operator (A = f.f1.f in exponential_rk_perform_step.jl), while pystiffsens takes L from the Jacobian "
+    "of the stiff part at each step; only on a problem without the split do both take L from the Jacobian "
+    "of the whole right-hand side at each step"
+)
+_EXPONENTIAL_DUALS = (
+    "OrdinaryDiffEq's exponential integrators (krylov = true) compute their exponentials with "
+    "ExponentialUtilities' expv!/phiv!, whose matrix exponential (ExpMethodHigham2005Base) is defined for "
+    "BLAS floats only, so the dual numbers of ForwardDiffSensitivity cannot pass through them"
+)
+_EXPONENTIAL_BACKWARD = (
+    "the adjoint's backward solve runs the same algorithm with the same positive dt and adaptive = false, "
+    "and OrdinaryDiffEq turns a positive dt towards t0 only for adaptive or dt-changeable methods; "
+    "the exponential integrators are neither (isdtchangeable = false), so that solve would step away from t0"
+)
+#: OrdinaryDiffEq algorithms that cannot run a SplitRHS problem, with the reason (``SPLIT_UNSUPPORTED``
+#: in ``src/solvers.jl``).
+SPLIT_UNSUPPORTED = {solver: _EXPONENTIAL_SPLIT for solver in _EXPONENTIAL}
+#: (OrdinaryDiffEq algorithm, SciMLSensitivity type) pairs that cannot run, with the reason
+#: (``UNSUPPORTED_COMBINATIONS`` in ``src/sensitivities.jl``). The sources read are named in
+#: pystiffsens/julia/README.md ("What is verified only by reading").
+UNSUPPORTED_COMBINATIONS = {
+    (solver, sensitivity): reason
+    for solver in _EXPONENTIAL
+    for sensitivity, reason in (
+        ("ForwardDiffSensitivity", _EXPONENTIAL_DUALS),
+        ("BacksolveAdjoint", _EXPONENTIAL_BACKWARD),
+        ("InterpolatingAdjoint", _EXPONENTIAL_BACKWARD),
+        ("QuadratureAdjoint", _EXPONENTIAL_BACKWARD),
+        ("GaussAdjoint", _EXPONENTIAL_BACKWARD),
+    )
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,3 +101,8 @@ def sensitivity_names() -> list[str]:
     """Names of the sensitivities the Julia backend runs."""
     native = [name for name in _sensitivity.names() if name not in UNSUPPORTED_SENSITIVITIES]
     return native + list(JULIA_ONLY)
+
+
+def sensitivities_for(julia_solver: str) -> list[str]:
+    """Names of the sensitivities the Julia backend runs with the OrdinaryDiffEq algorithm ``julia_solver``."""
+    return [name for name in sensitivity_names() if (julia_solver, name) not in UNSUPPORTED_COMBINATIONS]

@@ -10,19 +10,23 @@ Python reaches it through `pystiffsens.backends.julia`; Julia users call the sam
 functions directly, e.g. `gradient_problem(robertson(), "Rodas5P", "GaussAdjoint")`.
 Methods are named as their Julia types: solvers by OrdinaryDiffEq constructor
 (`solver_names()`: "Rodas4", "Rodas5P", "Rosenbrock23", "KenCarp4", "TRBDF2", "Kvaerno5",
-"RadauIIA5", "FBDF", "ImplicitEuler", "Trapezoid", "ABDF2"), or on `device = "cuda"` by
+"RadauIIA5", "FBDF", "ImplicitEuler", "Trapezoid", "ABDF2", "LawsonEuler", "ETDRK4"), or on
+`device = "cuda"` by
 DiffEqGPU kernel ("GPURodas4", "GPURodas5P"); sensitivities by SciMLSensitivity type
 ("ForwardDiffSensitivity", "GaussAdjoint", ...).
-A `dt` keyword means fixed steps of `dt`; without one the steps are adaptive.
+A `dt` keyword means fixed steps of `dt`; without one the steps are adaptive. A problem in
+two parts (`stiff_neural_ode(; split = true)`, or custom source defining `rhs_stiff` and
+`rhs_nonstiff`) runs as a `SplitODEProblem` with KenCarp4 (IMEX) and as the sum otherwise.
 """
 module PyStiffSens
 
 # OrdinaryDiffEq v7: each solver family from its sublibrary (see src/solvers.jl)
 using OrdinaryDiffEqBDF: ABDF2, FBDF
+using OrdinaryDiffEqExponentialRK: ETDRK4, LawsonEuler
 using OrdinaryDiffEqFIRK: RadauIIA5
 using OrdinaryDiffEqRosenbrock: Rodas4, Rodas5P, Rosenbrock23
 using OrdinaryDiffEqSDIRK: ImplicitEuler, KenCarp4, Kvaerno5, TRBDF2, Trapezoid
-using SciMLBase: EnsembleProblem, EnsembleThreads, ODEProblem, ReturnCode, remake, solve
+using SciMLBase: EnsembleProblem, EnsembleThreads, ODEProblem, ReturnCode, SplitODEProblem, solve
 using SciMLSensitivity: BacksolveAdjoint, ForwardDiffSensitivity, ForwardSensitivity, GaussAdjoint,
     InterpolatingAdjoint, QuadratureAdjoint, ZygoteAdjoint
 using StaticArrays: SArray, StaticVector, SVector

@@ -22,11 +22,17 @@ function gradient_ensemble(
     members = [with_params(prob, rows[i, :]) for i in axes(rows, 1)]
     alg = algorithm(solver)
     sensealg = sensitivity_algorithm(sensitivity)
+    check_combination(solver, sensitivity)
     kwargs = solve_kwargs(prob, rtol, atol, dt, max_steps)
+    # each member solves and differentiates a problem of its own: `remake` would share the
+    # `_func_cache` of a SplitFunction (src/remake.jl, SciMLBase) between threads
     ensemble = EnsembleProblem(
-        odeproblem(prob);
-        prob_func = (ode, ctx) -> remake(ode; p = members[ctx.sim_id].p),
-        output_func = (sol, ctx) -> (gradient_from_primal(members[ctx.sim_id], sol, alg, sensealg, kwargs), false),
+        odeproblem(prob, solver);
+        prob_func = (ode, ctx) -> odeproblem(members[ctx.sim_id], solver),
+        output_func = function (sol, ctx)
+            member = members[ctx.sim_id]
+            return (gradient_from_primal(member, odeproblem(member, solver), sol, alg, sensealg, kwargs), false)
+        end,
         safetycopy = false,
     )
     sim = solve(ensemble, alg, EnsembleThreads(); trajectories = length(members), kwargs...)

@@ -6,7 +6,8 @@
 Loss and gradient of `prob`; see [`gradient_dict`](@ref). `solver` is named as in
 [`solve_problem`](@ref) (an OrdinaryDiffEq constructor on "cpu", a DiffEqGPU kernel on
 "cuda"); `sensitivity` is a SciMLSensitivity type name (`SENSITIVITIES`, e.g.
-"GaussAdjoint"; on "cuda" only "ForwardDiffSensitivity").
+"GaussAdjoint"; on "cuda" only "ForwardDiffSensitivity"). A pair SciMLSensitivity cannot
+run (`UNSUPPORTED_COMBINATIONS`) throws before solving.
 """
 function gradient_problem(
         prob::StiffProblem, solver::AbstractString, sensitivity::AbstractString;
@@ -19,15 +20,18 @@ function gradient_problem(
     end
     alg = algorithm(solver)
     sensealg = sensitivity_algorithm(sensitivity)
+    check_combination(solver, sensitivity)
+    ode = odeproblem(prob, solver)
     kwargs = solve_kwargs(prob, rtol, atol, dt, max_steps)
-    primal = solve(odeproblem(prob), alg; kwargs...)
-    return gradient_from_primal(prob, primal, alg, sensealg, kwargs)
+    primal = solve(ode, alg; kwargs...)
+    return gradient_from_primal(prob, ode, primal, alg, sensealg, kwargs)
 end
 
 """
-    gradient_from_primal(prob, primal, alg, sensealg, kwargs) -> Dict
+    gradient_from_primal(prob, ode, primal, alg, sensealg, kwargs) -> Dict
 
-The gradient of `prob.loss`, given its forward solution `primal`.
+The gradient of `prob.loss`, given `ode` (its [`odeproblem`](@ref) for `alg`) and its
+forward solution `primal`.
 
 A forward solve whose retcode is not `ReturnCode.Success` gives its retcode and NaN
 loss and gradient, without differentiating (not `SciMLBase.successful_retcode`, which
@@ -36,12 +40,11 @@ SciMLSensitivity's rules run `sensealg`. A non-finite loss or gradient is report
 "Unstable"; an error inside the differentiation (e.g. a sensealg that cannot handle
 the solver) as "Failure" with the error text. The counters are those of `primal`.
 """
-function gradient_from_primal(prob::StiffProblem, primal, alg, sensealg, kwargs)
+function gradient_from_primal(prob::StiffProblem, ode, primal, alg, sensealg, kwargs)
     n = length(prob.p)
     stats = stats_dict(primal)
     primal.retcode == ReturnCode.Success ||
         return gradient_dict(NaN, nothing, retcode_word(primal), stats, nothing, 0.0, n)
-    ode = odeproblem(prob)
     function objective(p)
         sol = solve(ode, alg; p = p, sensealg = sensealg, kwargs...)
         return (loss = prob.loss(prob.saveat, sol.u, unflatten(prob.layout, p)), retcode = sol.retcode)

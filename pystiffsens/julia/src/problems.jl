@@ -6,29 +6,37 @@
 final_state_sum(ts, ys, p) = sum(ys[end])
 
 """
-    Builtin(rhs, loss, knob, param_names)
+    Builtin(rhs, loss, knob, param_names, parts = nothing)
 
-A registry entry: right-hand side, default loss, stiffness knob and the parameter names.
+A registry entry: right-hand side, default loss, stiffness knob, the parameter names and,
+for a problem pystiffsens can build in two parts (`split=True`), `(stiff, nonstiff)` whose
+sum is `rhs`.
 """
-struct Builtin{F, L, K}
+struct Builtin{F, L, K, S}
     rhs::F
     loss::L
     knob::K
     param_names::Vector{Symbol}
+    parts::S
 end
+Builtin(rhs, loss, knob, param_names) = Builtin(rhs, loss, knob, param_names, nothing)
 
 """
-    builtin(name, params, u0, t_end; saveat = [t_end]) -> StiffProblem
+    builtin(name, params, u0, t_end; saveat = [t_end], split = false) -> StiffProblem
 
-The built-in problem `name` with the named `params`, on `(0, t_end)`.
+The built-in problem `name` with the named `params`, on `(0, t_end)`; with `split = true`
+in its two parts (`Builtin.parts`).
 """
-function builtin(name::AbstractString, params::NamedTuple, u0, t_end; saveat = [Float64(t_end)])
+function builtin(name::AbstractString, params::NamedTuple, u0, t_end; saveat = [Float64(t_end)], split::Bool = false)
     entry = builtin_entry(name)
     Set(keys(params)) == Set(entry.param_names) || throw(
         ArgumentError("problem $(repr(name)) takes parameters $(entry.param_names), got $(collect(keys(params)))")
     )
+    split && entry.parts === nothing &&
+        throw(ArgumentError("problem $(repr(name)) has no split into a stiff and a non-stiff part"))
     p, lay = flatten(params)
-    return StiffProblem(name, entry.rhs, entry.loss, entry.knob, u0, (0.0, Float64(t_end)), saveat, p, lay)
+    parts = split ? entry.parts : nothing
+    return StiffProblem(name, entry.rhs, entry.loss, entry.knob, u0, (0.0, Float64(t_end)), saveat, p, lay; parts)
 end
 
 """
@@ -209,11 +217,13 @@ van_der_pol(; mu = 1.0e3, t_end = 2.0) = builtin("van_der_pol", (mu = mu,), [2.0
 
 # --- stiff neural ODE (pystiffsens/problems/neural.py) ----------------------------
 
-function stiff_neural_ode_rhs(u, p, t)
-    rates = state_like(u, p.lam_slow, p.lam_fast)
-    hidden = tanh.(p.W1 * u .+ p.b1)
-    return -rates .* u .+ (p.W2 * hidden .+ p.b2)
-end
+"""The known linear part -diag(lam_slow, lam_fast) y: stiff (`_linear` in neural.py)."""
+stiff_neural_ode_stiff(u, p, t) = -state_like(u, p.lam_slow, p.lam_fast) .* u
+
+"""The network W2 tanh(W1 y + b1) + b2: non-stiff (`_network` in neural.py)."""
+stiff_neural_ode_nonstiff(u, p, t) = p.W2 * tanh.(p.W1 * u .+ p.b1) .+ p.b2
+
+stiff_neural_ode_rhs(u, p, t) = stiff_neural_ode_stiff(u, p, t) .+ stiff_neural_ode_nonstiff(u, p, t)
 
 """
     stiff_neural_ode(; W1, b1, W2, b2, lam_fast = 100.0, lam_slow = 1.0, t_end = 1.0)
@@ -221,10 +231,12 @@ end
 y' = -diag(lam_slow, lam_fast) y + W2 tanh(W1 y + b1) + b2, y(0) = (1, 1); knob
 `lam_fast`; loss y1 + y2 at t_end. The weights are arguments: pystiffsens draws them
 with a JAX PRNG key (`pss.problems.get("stiff_neural_ode", seed=...)`) and passes them.
+With `split = true` (pystiffsens's `split=True`) it comes in two parts: the linear part
+stiff, the network non-stiff, so that KenCarp4 takes the network explicitly.
 """
-function stiff_neural_ode(; W1, b1, W2, b2, lam_fast = 100.0, lam_slow = 1.0, t_end = 1.0)
+function stiff_neural_ode(; W1, b1, W2, b2, lam_fast = 100.0, lam_slow = 1.0, t_end = 1.0, split = false)
     params = (lam_slow = lam_slow, lam_fast = lam_fast, W1 = W1, b1 = b1, W2 = W2, b2 = b2)
-    return builtin("stiff_neural_ode", params, [1.0, 1.0], t_end)
+    return builtin("stiff_neural_ode", params, [1.0, 1.0], t_end; split)
 end
 
 const BUILTINS = Dict{String, Builtin}(
@@ -236,6 +248,7 @@ const BUILTINS = Dict{String, Builtin}(
     "pollution" => Builtin(pollution_rhs, final_state_sum, pollution_knob, [:k]),
     "van_der_pol" => Builtin(van_der_pol_rhs, final_state_sum, :mu, [:mu]),
     "stiff_neural_ode" => Builtin(
-        stiff_neural_ode_rhs, final_state_sum, :lam_fast, [:lam_slow, :lam_fast, :W1, :b1, :W2, :b2]
+        stiff_neural_ode_rhs, final_state_sum, :lam_fast, [:lam_slow, :lam_fast, :W1, :b1, :W2, :b2],
+        (stiff_neural_ode_stiff, stiff_neural_ode_nonstiff),
     ),
 )

@@ -42,6 +42,50 @@ const UNSUPPORTED_SENSITIVITIES = Dict{String, String}(
         "with ForwardDiff, as every solver here does (marked broken upstream in test/Core2/stiff_adjoints.jl)",
 )
 
+const EXPONENTIAL_DUALS =
+    "OrdinaryDiffEq's exponential integrators (krylov = true) compute their exponentials with " *
+    "ExponentialUtilities' expv!/phiv!, whose matrix exponential (ExpMethodHigham2005Base) is defined for " *
+    "BLAS floats only, so the dual numbers of ForwardDiffSensitivity cannot pass through them"
+const EXPONENTIAL_BACKWARD =
+    "the adjoint's backward solve runs the same algorithm with the same positive dt and adaptive = false, " *
+    "and OrdinaryDiffEq turns a positive dt towards t0 only for adaptive or dt-changeable methods; " *
+    "the exponential integrators are neither (isdtchangeable = false), so that solve would step away from t0"
+
+"""Sensitivities SciMLSensitivity cannot run with a particular solver, keyed by (solver,
+sensitivity), with the reason (the same table as `UNSUPPORTED_COMBINATIONS` in
+pystiffsens/backends/julia/names.py). What was read, and where, is in the README
+(section "What is verified only by reading")."""
+const UNSUPPORTED_COMBINATIONS = Dict{Tuple{String, String}, String}(
+    ("LawsonEuler", "ForwardDiffSensitivity") => EXPONENTIAL_DUALS,
+    ("LawsonEuler", "BacksolveAdjoint") => EXPONENTIAL_BACKWARD,
+    ("LawsonEuler", "InterpolatingAdjoint") => EXPONENTIAL_BACKWARD,
+    ("LawsonEuler", "QuadratureAdjoint") => EXPONENTIAL_BACKWARD,
+    ("LawsonEuler", "GaussAdjoint") => EXPONENTIAL_BACKWARD,
+    ("ETDRK4", "ForwardDiffSensitivity") => EXPONENTIAL_DUALS,
+    ("ETDRK4", "BacksolveAdjoint") => EXPONENTIAL_BACKWARD,
+    ("ETDRK4", "InterpolatingAdjoint") => EXPONENTIAL_BACKWARD,
+    ("ETDRK4", "QuadratureAdjoint") => EXPONENTIAL_BACKWARD,
+    ("ETDRK4", "GaussAdjoint") => EXPONENTIAL_BACKWARD,
+)
+
+"""
+    check_combination(solver, sensitivity)
+
+Throw if SciMLSensitivity cannot differentiate the algorithm named `solver` with the
+sensitivity named `sensitivity` (`UNSUPPORTED_COMBINATIONS`).
+"""
+function check_combination(solver::AbstractString, sensitivity::AbstractString)
+    key = (String(solver), String(sensitivity))
+    haskey(UNSUPPORTED_COMBINATIONS, key) || return nothing
+    usable = sort!([name for name in keys(SENSITIVITIES) if !haskey(UNSUPPORTED_COMBINATIONS, (key[1], name))])
+    throw(
+        ArgumentError(
+            "solver $(repr(solver)) with sensitivity $(repr(sensitivity)) is not supported by PyStiffSens: " *
+                "$(UNSUPPORTED_COMBINATIONS[key]); with $(repr(solver)) use $(join(usable, ", "))"
+        )
+    )
+end
+
 """
     sensitivity_algorithm(name) -> SciMLSensitivity sensealg
 

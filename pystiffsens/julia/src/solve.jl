@@ -38,7 +38,8 @@ Solve `prob`; see [`solution_dict`](@ref). `solver` is an OrdinaryDiffEq algorit
 constructor name on "cpu" ([`solver_names`](@ref), e.g. "Rodas5P", "RadauIIA5" or
 "ABDF2") and a DiffEqGPU kernel on "cuda"
 ("GPURodas4", "GPURodas5P"). A `dt` makes the steps fixed steps of `dt`; without one they
-are adaptive.
+are adaptive. A problem in two parts runs as a `SplitODEProblem` for an IMEX method
+(KenCarp4) and as the sum for the others (see [`odeproblem`](@ref)).
 """
 function solve_problem(
         prob::StiffProblem, solver::AbstractString;
@@ -47,6 +48,6 @@ function solve_problem(
     check_step(dt)
     check_device(device, solver)
     device == "cuda" && return gpu_solve(prob, solver; rtol, atol, dt, max_steps)
-    sol = solve(odeproblem(prob), algorithm(solver); solve_kwargs(prob, rtol, atol, dt, max_steps)...)
+    sol = solve(odeproblem(prob, solver), algorithm(solver); solve_kwargs(prob, rtol, atol, dt, max_steps)...)
     return solution_dict(sol, length(prob.u0))
 end

@@ -2,6 +2,7 @@
 # `julia --project=pystiffsens/julia -e 'using Pkg; Pkg.test()'`).
 # The backend parity tests live in Python: tests/test_julia_backend.py.
 using PyStiffSens
+using SciMLBase: SplitFunction
 using Test
 
 @testset "flat parameters round-trip, column-major" begin
@@ -24,16 +25,15 @@ end
     @test Set(solver_names()) == Set(
         [
             "Rodas4", "Rodas5P", "Rosenbrock23", "KenCarp4", "TRBDF2", "Kvaerno5", "RadauIIA5", "FBDF",
-            "ImplicitEuler", "Trapezoid", "ABDF2",
+            "ImplicitEuler", "Trapezoid", "ABDF2", "LawsonEuler", "ETDRK4",
         ]
     )
     for name in solver_names()  # each key builds the constructor of its name
         @test nameof(typeof(PyStiffSens.algorithm(name))) == Symbol(name)
     end
     @test PyStiffSens.algorithm("ABDF2") isa PyStiffSens.ABDF2
-    # no OrdinaryDiffEq counterpart yet (see the header of src/solvers.jl)
-    @test_throws ArgumentError PyStiffSens.algorithm("LawsonEuler")
-    @test_throws ArgumentError PyStiffSens.algorithm("ETDRK4")
+    # the exponential integrators take the Jacobian each step (see the header of src/solvers.jl)
+    @test PyStiffSens.algorithm("LawsonEuler").krylov && PyStiffSens.algorithm("ETDRK4").krylov
     @test_throws ArgumentError PyStiffSens.algorithm("BDF2")  # pystiffsens's name, not OrdinaryDiffEq's
     @test_throws ArgumentError PyStiffSens.algorithm("GPURodas5P")  # a kernel, for device "cuda"
     @test_throws ArgumentError solve_problem(dahlquist(), "GPURodas5P")
@@ -152,5 +152,64 @@ end
         single = gradient_problem(with_stiffness(prob, s), "KenCarp4", "GaussAdjoint"; rtol = 1.0e-8, atol = 1.0e-10)
         @test r["retcode"] == single["retcode"] == "Success"
         @test r["grad"] ≈ single["grad"]
+    end
+end
+
+# --- problems in two parts and the exponential integrators (issue 26) ---------------
+
+const NEURAL_WEIGHTS = (
+    W1 = [0.1 -0.2; 0.05 0.1; -0.1 0.2], b1 = [0.0, 0.1, -0.1], W2 = [0.2 -0.1 0.1; 0.1 0.05 -0.2], b2 = [0.1, -0.1],
+)
+
+@testset "a problem in two parts is a SplitODEProblem for KenCarp4 and the sum otherwise" begin
+    split = stiff_neural_ode(; NEURAL_WEIGHTS..., split = true)
+    plain = stiff_neural_ode(; NEURAL_WEIGHTS...)
+    @test plain.parts === nothing && split.parts !== nothing
+    imex = PyStiffSens.odeproblem(split, "KenCarp4")
+    @test imex.f isa SplitFunction
+    @test !(PyStiffSens.odeproblem(split, "Rodas5P").f isa SplitFunction)
+    @test !(PyStiffSens.odeproblem(plain, "KenCarp4").f isa SplitFunction)
+    u, q, t = [0.3, -0.7], PyStiffSens.parameters(split), 0.2
+    stiff, nonstiff = split.parts
+    @test stiff(u, q, t) ≈ -[q.lam_slow, q.lam_fast] .* u  # f1, the implicit part, is the linear one
+    @test stiff(u, q, t) .+ nonstiff(u, q, t) ≈ split.rhs(u, q, t)
+    @test_throws ArgumentError PyStiffSens.odeproblem(split, "LawsonEuler")
+    @test_throws ArgumentError solve_problem(split, "ETDRK4"; dt = 0.01)
+    for sensitivity in ("ForwardDiffSensitivity", "ForwardSensitivity", "InterpolatingAdjoint", "GaussAdjoint")
+        a = gradient_problem(split, "KenCarp4", sensitivity; rtol = 1.0e-9, atol = 1.0e-11)
+        b = gradient_problem(plain, "KenCarp4", sensitivity; rtol = 1.0e-9, atol = 1.0e-11)
+        @test a["retcode"] == b["retcode"] == "Success"
+        @test a["loss"] ≈ b["loss"] rtol = 1.0e-5  # the same ODE, solved IMEX and fully implicit
+        @test a["grad"] ≈ b["grad"] rtol = 1.0e-3
+    end
+    results = sweep(split, [10.0, 100.0], "KenCarp4", "GaussAdjoint"; rtol = 1.0e-8, atol = 1.0e-10)
+    @test all(r -> r["retcode"] == "Success", results)
+end
+
+const TWO_PARTS = PyStiffSens.custom_module(
+    "rhs_stiff(u, p, t) = state_like(u, -p.lam * u[1])\nrhs_nonstiff(u, p, t) = state_like(u, zero(u[1]))\n"
+)
+
+@testset "custom source in two parts" begin
+    lam, T = 10.0, 1.0
+    prob = PyStiffSens.custom_problem(TWO_PARTS, "decay", [1.0], 0.0, T, [T], ("lam",), ((),), [lam]; split = true)
+    r = gradient_problem(prob, "KenCarp4", "GaussAdjoint"; rtol = 1.0e-10, atol = 1.0e-12)
+    @test r["retcode"] == "Success"
+    @test r["loss"] ≈ exp(-lam * T) rtol = 1.0e-6
+    @test only(r["grad"]) ≈ -T * exp(-lam * T) rtol = 1.0e-5
+    @test_throws ArgumentError PyStiffSens.custom_problem(TWO_PARTS, "decay", [1.0], 0.0, T, [T], ("lam",), ((),), [lam])
+    @test_throws ArgumentError PyStiffSens.custom_problem(FIRST_SAVED, "decay", [1.0], 0.0, T, [T], ("lam",), ((),), [lam]; split = true)
+end
+
+@testset "$solver with fixed steps is exact on a linear problem, its gradient by ForwardSensitivity" for solver in ("LawsonEuler", "ETDRK4")
+    lam, T, dt = 10.0, 1.0, 1 / 64  # L = J exactly, so every step is exact; 64 steps of a binary dt reach T
+    s = solve_problem(dahlquist(; lam), solver; dt)
+    @test s["retcode"] == "Success" && only(s["ys"]) ≈ exp(-lam * T) rtol = 1.0e-10
+    @test_throws ArgumentError solve_problem(dahlquist(; lam), solver)  # fixed steps need a dt
+    r = gradient_problem(dahlquist(; lam), solver, "ForwardSensitivity"; dt)
+    @test r["retcode"] == "Success"
+    @test only(r["grad"]) ≈ -T * exp(-lam * T) rtol = 1.0e-8
+    for sensitivity in ("ForwardDiffSensitivity", "GaussAdjoint", "InterpolatingAdjoint", "BacksolveAdjoint", "QuadratureAdjoint")
+        @test_throws ArgumentError gradient_problem(dahlquist(; lam), solver, sensitivity; dt)
     end
 end
