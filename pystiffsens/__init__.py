@@ -12,7 +12,8 @@
 The core (problems, solvers, sensitivities, ``solve``, ``gradient``) is imported at once;
 the layers that need pandas, statsmodels, matplotlib or optax (``study``, ``stiffness``,
 ``theory``, ``resnet``, ``node`` and the study functions ``sweep``, ``fit_decay``, ``compare``,
-``report``) are imported on first use (PEP 562), so ``import pystiffsens`` stays light.
+``report``) and the real-model readers (``sbml``, ``petab``; ``pip install
+'pystiffsens[petab]'``) are imported on first use (PEP 562), so ``import pystiffsens`` stays light.
 """
 
 import importlib as _importlib
@@ -30,7 +31,7 @@ from .problem import Problem, SplitRHS  # noqa: E402
 from .results import GradientResult, Solution  # noqa: E402
 from .returncode import ReturnCode  # noqa: E402
 
-_LAZY_MODULES = ("node", "resnet", "stiffness", "study", "theory")
+_LAZY_MODULES = ("node", "petab", "resnet", "sbml", "stiffness", "study", "theory")
 _LAZY_STUDY_NAMES = ("compare", "fit_decay", "report", "sweep")
 
 __all__ = [
@@ -48,9 +49,11 @@ __all__ = [
     "make_gradient_fn",
     "memory",
     "node",
+    "petab",
     "problems",
     "report",
     "resnet",
+    "sbml",
     "sensitivity",
     "solve",
     "solvers",

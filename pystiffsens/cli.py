@@ -18,6 +18,7 @@ _SUBCOMMAND_MODULES = (
     "pystiffsens.theory._cli",
     "pystiffsens.resnet._cli",
     "pystiffsens.node._cli",
+    "pystiffsens.petab._cli",
 )
 
 

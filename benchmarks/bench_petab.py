@@ -1,0 +1,142 @@
+"""Every model of a local clone of the PEtab benchmark collection through ``pystiffsens.petab``.
+
+    git clone https://github.com/Benchmarking-Initiative/Benchmark-Models-PEtab
+    python benchmarks/bench_petab.py --collection Benchmark-Models-PEtab/Benchmark-Models
+
+Per model (each in a child process of its own, so that a model that takes too long or
+crashes is a row, not the end): states, reactions, estimated parameters, conditions, the
+status (or the construct refused, from the error message), the log-likelihood at the nominal
+parameters and AMICI's reference value for it, the time of ``load``, of the first ``nllh``
+call (tracing and compilation) and the median of later calls, and the same for the gradient
+with each sensitivity (forward mode, the discrete adjoint, the continuous adjoints), at rtol
+1e-8 and atol 1e-10 with Rodas5P. Writes ``results/petab.csv`` and prints a Markdown table.
+``amici_petab.py`` gives AMICI's side (it runs in AMICI's own environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _common
+
+RESULTS = Path(__file__).parent / "results"
+
+SENSITIVITIES = ("ForwardDiffSensitivity", "ReverseDiffAdjoint", "InterpolatingAdjoint", "GaussAdjoint")
+
+#: log-likelihoods at the nominal parameters computed by AMICI, from AMICI's repository
+#: (tests/benchmark_models/benchmark_models.yaml, commit 5c524dd21796d316726fc3b68e6cfbccf3914f4a).
+AMICI_LLH = {
+    "Bachmann_MSB2011": 418.40573341425295,
+    "Beer_MolBioSystems2014": 58622.9145631413,
+    "Boehm_JProteomeRes2014": -138.22199693517703,
+    "Borghans_BiophysChem1997": 83.3237191357272,
+    "Brannmark_JBC2010": -141.889113770537,
+    "Bruno_JExpBot2016": 46.688176988431806,
+    "Chen_MSB2009": -115700.1192629893,
+    "Crauste_CellSystems2017": -190.96521897435176,
+    "Elowitz_Nature2000": 63.20279991419332,
+    "Fiedler_BMCSystBiol2016": 58.58390161681,
+    "Fujita_SciSignal2010": 53.08377736998929,
+    "Isensee_JCB2018": -3949.375966548649,
+    "Lucarelli_CellSystems2018": -1681.6059879426584,
+    "Schwen_PONE2014": -943.9992988598723,
+    "Sneyd_PNAS2002": 319.79177818768756,
+    "Smith_BMCSystBiol2013": -888198.436541014,
+    "Weber_BMC2015": -296.2017922646865,
+    "Zheng_PNAS2012": 278.33353271001477,
+}
+
+
+def _timed(call, repeats: int) -> tuple[float, float, object]:
+    """(first call's seconds, median of ``repeats`` later calls, last result)."""
+    start = time.perf_counter()
+    out = call()
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = call()
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times), out
+
+
+def one_model(path: Path, solver: str, rtol: float, atol: float, repeats: int, sensitivities) -> dict:
+    """The row of one model (runs in the child process)."""
+    import libsbml
+
+    import pystiffsens.petab as petab
+
+    name = path.name
+    row = {"model": name, "solver": solver, "rtol": rtol, "atol": atol, "amici_llh": AMICI_LLH.get(name)}
+    start = time.perf_counter()
+    try:
+        problem = petab.load(path / f"{name}.yaml")
+    except ValueError as error:
+        return row | {"status": f"refused: {error}"}
+    row["load_s"] = time.perf_counter() - start
+    sbml = libsbml.readSBMLFromFile(str(problem.table.sbml_path)).getModel()
+    row |= {"states": len(problem.model.state_ids), "reactions": sbml.getNumReactions(),
+            "estimated": len(problem.estimated), "conditions": len(problem.conditions)}
+    first, median, nllh = _timed(lambda: problem.nllh(solver=solver, rtol=rtol, atol=atol), repeats)
+    row |= {"llh": -nllh, "nllh_first_s": first, "nllh_s": median, "status": "Success" if nllh == nllh else "NaN"}
+    for algorithm in sensitivities:
+        first, median, grad = _timed(
+            lambda a=algorithm: problem.gradient(solver=solver, sensitivity=a, rtol=rtol, atol=atol), repeats)
+        row |= {f"{algorithm}_first_s": first, f"{algorithm}_s": median,
+                f"{algorithm}_grad": json.dumps(grad)}
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--collection", type=Path, required=True, help="the Benchmark-Models folder of a clone")
+    parser.add_argument("--models", nargs="*", help="model names (default: every model of the collection)")
+    parser.add_argument("--solver", default="Rodas5P")
+    parser.add_argument("--sensitivities", nargs="*", default=list(SENSITIVITIES))
+    parser.add_argument("--rtol", type=float, default=1e-8)
+    parser.add_argument("--atol", type=float, default=1e-10)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per model")
+    parser.add_argument("--out", type=Path, default=RESULTS / "petab.csv")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # run one model here and print its row as JSON
+    args = parser.parse_args(argv)
+    if args.one:
+        row = one_model(args.collection / args.one, args.solver, args.rtol, args.atol, args.repeats,
+                        args.sensitivities)
+        print(json.dumps(row))
+        return 0
+    names = args.models or sorted(p.name for p in args.collection.iterdir() if (p / f"{p.name}.yaml").exists())
+    print("\n".join(_common.machine_info()))
+    rows = []
+    for k, name in enumerate(names, 1):
+        _common.progress(f"[{k}/{len(names)}] {name}")
+        command = [sys.executable, __file__, "--collection", str(args.collection), "--one", name, "--solver",
+                   args.solver, "--rtol", str(args.rtol), "--atol", str(args.atol), "--repeats", str(args.repeats),
+                   "--sensitivities", *args.sensitivities]
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+            lines = done.stdout.strip().splitlines()
+            row = json.loads(lines[-1]) if done.returncode == 0 and lines else {
+                "model": name, "status": f"crashed: {done.stderr.strip().splitlines()[-1:]}"}
+        except subprocess.TimeoutExpired:
+            row = {"model": name, "status": f"timeout after {args.timeout:g} s"}
+        row["wall_s"] = time.perf_counter() - start
+        rows.append(row)
+        _common.progress(f"    {row.get('status')}: llh {row.get('llh')} (AMICI {row.get('amici_llh')})")
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    _common.write_rows(str(args.out), rows, columns)
+    shown = ["model", "states", "reactions", "estimated", "conditions", "status", "llh", "amici_llh", "nllh_s",
+             "nllh_first_s", *(f"{a}_s" for a in args.sensitivities)]
+    print(_common.markdown_table(shown, [[_common.fmt(row.get(c)) for c in shown] for row in rows]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

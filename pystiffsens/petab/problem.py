@@ -1,0 +1,450 @@
+"""A PEtab v1 problem as a differentiable negative log-likelihood over its estimated parameters.
+
+:func:`load` reads the tables (:mod:`~pystiffsens.petab.tables`) and the SBML model
+(:mod:`pystiffsens.sbml`), and builds one JAX function of the estimated parameters ``x`` (on
+their PEtab scales): every simulation (a pair of preequilibration and simulation condition)
+is solved with ``pss.solve``, simulations of the same structure as one ``jax.vmap``ped batch
+saved at the union of their measurement times, and the measurements' nllh terms are summed.
+Its value and gradient are compiled once per solver, sensitivity and tolerances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _xla, api
+from ..problem import Problem
+from . import preequilibration, tables
+from .formulas import MeasurementSet, compile_observables
+
+_UNSCALE = {"lin": lambda v: v, "log": jnp.exp, "log10": lambda v: 10.0**v}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Simulation:
+    """One simulation: a simulation condition, optionally preceded by a preequilibration condition."""
+
+    preequilibration: str | None
+    condition: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Batch:
+    """Simulations of one structure, solved as one vmapped batch.
+
+    ``segments`` are the problems solved one after the other, split at the event times
+    ``event_times`` (the events at a segment's end are applied before the next starts);
+    ``fires[lane, i, j]`` says whether the model's event ``j`` fires at ``event_times[i]`` in that
+    lane; ``save`` gives, for each segment, the positions in ``times`` of the states it saves (its
+    last saved state, the segment's end, starts the next segment).
+    """
+
+    simulations: tuple[_Simulation, ...]
+    times: np.ndarray
+    event_times: tuple[float, ...]
+    fires: np.ndarray
+    segments: tuple
+    save: tuple
+
+
+def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZON) -> PetabProblem:
+    """Load a PEtab v1 problem: its negative log-likelihood as a differentiable function.
+
+    Supported (PEtab v1 specification, ``doc/v1/documentation_data_format.rst``): one SBML model;
+    condition tables setting parameters, compartments and species initial values (numbers or
+    parameter ids; NaN for a species keeps its value); ``observableParameters`` and
+    ``noiseParameters`` overrides (``;``-separated numbers or parameter ids); ``lin``/``log``/
+    ``log10`` observable transformations; ``normal`` and ``laplace`` noise; estimated and fixed
+    parameters on ``lin``/``log``/``log10`` scales; preequilibration (see
+    :mod:`~pystiffsens.petab.preequilibration`, simulated for ``preequilibration_horizon``);
+    time-triggered SBML events (the solve is split at their times, which must not depend on
+    estimated parameters; a measurement at an event time sees the state after the event).
+
+    Refused with a ``ValueError`` naming the construct and the file: PEtab v2 and extensions,
+    several models or problems, mapping tables, steady-state measurements (``time`` inf),
+    measurements before ``t = 0``, objective priors other than flat ones, other
+    transformations or noise distributions, events together with preequilibration, events whose
+    time depends on an estimated parameter or lies at or before ``t = 0``; the SBML reader
+    refuses SBML it cannot translate (e.g. events not triggered by time).
+    """
+    from .. import sbml  # the SBML reader: python-libsbml, imported only for PEtab problems
+
+    table = tables.read(yaml_path)
+    model = sbml.load(str(table.sbml_path))
+    return PetabProblem(table, model, float(preequilibration_horizon))
+
+
+class PetabProblem:
+    """A PEtab v1 problem loaded by :func:`load`.
+
+    Attributes
+    ----------
+    nominal : dict, the estimated parameters' nominal values on their PEtab scales, by id.
+    estimated : tuple of the estimated parameter ids (the parameter table's order).
+    model : the SBML model (:class:`pystiffsens.sbml.Model`).
+    conditions : the simulation condition ids, in the order of first measurement.
+    """
+
+    def __init__(self, table: tables.Tables, model, horizon: float):
+        self.table, self.model, self.horizon = table, model, horizon
+        self.name = table.yaml_path.stem
+        self.estimated = table.estimated
+        self.nominal = {pid: float(tables.scale(table.parameters[pid].nominal, table.parameters[pid].scale))
+                        for pid in self.estimated}
+        self._conditions = tables.split_conditions(table, model.parameter_ids, model.species_ids, model.state_ids)
+        self._check_sources()
+        self._compiled = compile_observables(model, table.observables, table.parameters, str(table.yaml_path))
+        sims = list(dict.fromkeys(_Simulation(m.preequilibration, m.condition) for m in table.measurements))
+        self.conditions = tuple(dict.fromkeys(s.condition for s in sims))
+        if any(s.preequilibration for s in sims):
+            # The problem every preequilibration solves (built here: a Problem made inside a trace holds tracers).
+            self._pre_template = Problem(model.rhs, np.zeros(len(model.state_ids)), (0.0, horizon),
+                                         {name: float(v) for name, v in model.defaults.items()}, saveat=[horizon],
+                                         name=f"{self.name}:preequilibration")
+        self._batches, order = self._plan(sims)
+        # The internal measurement order, by batch: (row in the measurement table, batch, lane, index in its times).
+        self._order = order
+        self._measurements = MeasurementSet([table.measurements[k] for k, *_ in order], self._compiled)
+        self._programs: dict = {}
+
+    # -- public API -------------------------------------------------------------------------
+    def nllh(self, x=None, *, solver="Rodas5P", rtol: float = 1e-8, atol: float = 1e-10,
+             max_steps: int = 100_000) -> float:
+        """PEtab's negative log-likelihood of all measurements at ``x``.
+
+        ``x``: estimated parameter values by id on their PEtab scales (ids left out keep their
+        nominal values; None: :attr:`nominal`). ``solver``, ``rtol``, ``atol``, ``max_steps`` as
+        in ``pss.solve``. NaN when a solve fails or a preequilibration does not reach a steady
+        state. The first call with a solver and tolerances compiles the program; later calls
+        with any ``x`` run it without tracing.
+        """
+        run = self._program("nllh", solver, None, rtol, atol, max_steps)
+        return float(run(self._vector(x)))
+
+    def gradient(self, x=None, *, solver="Rodas5P", sensitivity=None, rtol: float = 1e-8, atol: float = 1e-10,
+                 max_steps: int = 100_000) -> dict[str, float]:
+        """The derivative of :meth:`nllh` by estimated parameter id, on its scale.
+
+        ``jax.grad`` of the nllh through ``pss.solve(..., sensitivity=sensitivity)``, so every
+        pystiffsens sensitivity (``pss.sensitivity.names()``; None: pystiffsens's choice) gives it.
+        ``x`` and the other arguments as in :meth:`nllh`; NaN entries when a solve fails.
+        """
+        run = self._program("gradient", solver, sensitivity, rtol, atol, max_steps)
+        grad = np.asarray(run(self._vector(x)))
+        return {pid: float(g) for pid, g in zip(self.estimated, grad)}
+
+    def simulations(self, x=None, *, solver="Rodas5P", rtol: float = 1e-8, atol: float = 1e-10,
+                    max_steps: int = 100_000):
+        """The measurement table with PEtab's ``simulation`` column (and the noise parameter as ``sigma``) at ``x``.
+
+        A PEtab v1 simulation table: ``petab.v1.calculate_llh`` recomputes the likelihood from it
+        (with ``problem.table.petab_problem``'s measurement, observable and parameter tables).
+        """
+        run = self._program("simulations", solver, None, rtol, atol, max_steps)
+        simulation, sigma = (np.asarray(a) for a in run(self._vector(x)))
+        frame = self.table.petab_problem.measurement_df.copy()
+        rows = np.array([k for k, *_ in self._order])
+        frame.loc[frame.index[rows], "simulation"] = simulation
+        frame.loc[frame.index[rows], "sigma"] = sigma
+        return frame
+
+    def problem(self, condition_id: str | None = None, *, stiffness=None) -> Problem:
+        """One simulation condition as a plain :class:`pss.Problem`, at the nominal parameters.
+
+        ``params`` are the model inputs on linear scale (``model.parameter_ids``), the loss is the
+        condition's nllh term as a function of them, ``saveat`` its measurement times and ``y0``
+        its initial state (after preequilibration, computed at the nominal parameters with
+        Rodas5P, rtol 1e-8, atol 1e-10; ``y0`` is fixed, so derivatives by parameters that set
+        initial values are not carried). ``stiffness`` is passed to ``pss.Problem`` (a model
+        parameter id or a callable). Conditions with events inside their time span are refused.
+        """
+        if condition_id is None:
+            if len(self.conditions) != 1:
+                raise ValueError(f"{self.name} has {len(self.conditions)} simulation conditions; give "
+                                 f"condition_id, one of {list(self.conditions)}.")
+            condition_id = self.conditions[0]
+        found = [(b, lane) for b, batch in enumerate(self._batches) for lane, s in enumerate(batch.simulations)
+                 if s.condition == condition_id]
+        if not found:
+            raise ValueError(f"condition_id={condition_id!r} is not a simulation condition of {self.name}; "
+                             f"valid: {list(self.conditions)}.")
+        if len(found) > 1:
+            raise ValueError(f"condition_id={condition_id!r} is simulated after {len(found)} different "
+                             f"preequilibrations in {self.name}; pystiffsens.petab.problem cannot choose one.")
+        b, lane = found[0]
+        batch = self._batches[b]
+        if batch.event_times:
+            raise ValueError(f"condition {condition_id!r} of {self.name} has events at t = {list(batch.event_times)}; "
+                             "a pss.Problem has no events, so it cannot be written as one.")
+        theta = self._theta(jnp.asarray([self.nominal[pid] for pid in self.estimated]))
+        p_pre, s_pre, p_sim, s_sim = (jax.tree.map(lambda a: a[lane], part) for part in self._inputs(batch, theta))
+        y0 = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, "Rodas5P", None, 1e-8, 1e-10, 100_000)
+        if not bool(jnp.all(jnp.isfinite(y0))):
+            raise ValueError(f"condition {condition_id!r} of {self.name}: the preequilibration did not reach a "
+                             "steady state at the nominal parameters.")
+        rows = [(k, batch.times[t_idx]) for k, bb, ll, t_idx in self._order if (bb, ll) == (b, lane)]
+        subset = MeasurementSet([self.table.measurements[k] for k, _ in rows], self._compiled)
+        times = np.unique([t for _, t in rows])
+        t_index = np.searchsorted(times, [t for _, t in rows])
+        theta = {k: float(v) for k, v in theta.items()}
+
+        def loss(ts, ys, p):
+            pk = {name: jnp.broadcast_to(value, (t_index.size,)) for name, value in p.items()}
+            return jnp.sum(subset.nllh_terms(ys[t_index], ts[t_index], pk, theta))
+
+        params = self._resolved(p_sim)
+        t_end = float(times[-1]) if times[-1] > 0 else 1.0
+        return Problem(self.model.rhs, np.asarray(y0), (0.0, t_end), params, loss=loss, saveat=times,
+                       stiffness=stiffness, name=f"{self.name}:{condition_id}")
+
+    # -- building -----------------------------------------------------------------------------
+    def _check_sources(self) -> None:
+        """Every parameter id a condition or measurement names must be a table or model parameter."""
+        known = set(self.table.parameters) | set(self.model.parameter_ids)
+        for cond in self._conditions.values():
+            for col, src in {**cond.parameters, **cond.species}.items():
+                if isinstance(src, str) and src not in known:
+                    raise ValueError(f"{self.table.condition_file}: condition {cond.id!r}, column {col!r} names "
+                                     f"{src!r}, which is neither in the parameter table nor a model parameter.")
+        for m in self.table.measurements:
+            for src in m.observable_overrides + m.noise_overrides:
+                if isinstance(src, str) and src not in known:
+                    raise ValueError(f"{self.table.yaml_path}: measurement row {m.row + 1} overrides with {src!r}, "
+                                     "which is neither in the parameter table nor a model parameter.")
+
+    def _plan(self, sims: list[_Simulation]):
+        """Group simulations into batches of one structure, and order the measurements by batch."""
+        groups: dict = {}
+        for sim in sims:
+            pre = self._conditions[sim.preequilibration] if sim.preequilibration else None
+            cond = self._conditions[sim.condition]
+            t_end = max(m.time for m in self.table.measurements
+                        if (m.preequilibration, m.condition) == (sim.preequilibration, sim.condition))
+            events = self._event_times(cond, t_end)
+            if events and pre is not None:
+                raise tables.refuse(f"events ({[e.id for e in self.model.events]}) together with preequilibration "
+                                    f"(condition {sim.condition!r} after {sim.preequilibration!r})",
+                                    self.table.yaml_path)
+            key = (pre is not None, _overridden(pre), _overridden(cond), tuple(sorted(set(events.values()))))
+            groups.setdefault(key, []).append((sim, events))
+        batches, order = [], []
+        for b, ((*_, event_times), group) in enumerate(groups.items()):
+            lanes = {sim: lane for lane, (sim, _) in enumerate(group)}
+            rows = [(k, m) for k, m in enumerate(self.table.measurements)
+                    if _Simulation(m.preequilibration, m.condition) in lanes]
+            times = np.array(sorted({m.time for _, m in rows}))
+            segments, save = self._segments(times, event_times)
+            fires = np.array([[[events.get(j) == t for j in range(len(self.model.events))] for t in event_times]
+                              for _, events in group], dtype=bool).reshape(len(group), len(event_times),
+                                                                            len(self.model.events))
+            batches.append(_Batch(tuple(lanes), times, event_times, fires, segments, save))
+            for k, m in rows:
+                order.append((k, b, lanes[_Simulation(m.preequilibration, m.condition)],
+                              int(np.searchsorted(times, m.time))))
+        return batches, order
+
+    def _event_times(self, cond, t_end: float) -> dict[int, float]:
+        """The times of the events (by index) in ``(0, t_end]`` in this condition.
+
+        Event times must not depend on estimated parameters (checked by differentiating them).
+        """
+        out = {}
+        for j, event in enumerate(self.model.events):
+
+            def time_of(x, event=event):
+                return event.time(self._condition_inputs(cond, self._theta(x))[0])
+
+            x = jnp.asarray([self.nominal[pid] for pid in self.estimated])
+            t_event = float(time_of(x))
+            if self.estimated and np.any(np.asarray(jax.grad(time_of)(x)) != 0):
+                raise tables.refuse(f"the time of event {event.id!r} depending on estimated parameters",
+                                    self.table.yaml_path)
+            if t_event <= 0:
+                raise tables.refuse(f"event {event.id!r} at t = {t_event} (at or before the start t = 0)",
+                                    self.table.yaml_path)
+            if t_event <= t_end:
+                out[j] = t_event
+        return out
+
+    def _segments(self, times: np.ndarray, events: tuple[float, ...]):
+        """The problems between events, each saving its measurement times and its end."""
+        bounds = [0.0, *events]
+        t_end = float(times[-1])
+        segments: list[Problem | None] = []
+        save = []
+        y_dummy = np.zeros(len(self.model.state_ids))
+        p_default = self._resolved(self.model.defaults)
+        for i, start in enumerate(bounds):
+            stop = bounds[i + 1] if i + 1 < len(bounds) else t_end
+            inside = times[(times >= start) & ((times < stop) if i + 1 < len(bounds) else (times <= stop))]
+            saveat = np.union1d(inside, [stop])
+            if stop <= start:  # an event at the last measurement time: nothing left to integrate
+                segments.append(None)
+            else:
+                segments.append(Problem(self.model.rhs, y_dummy, (start, stop), p_default, saveat=saveat,
+                                        name=f"{self.name}:segment"))
+            save.append(np.searchsorted(saveat, inside))
+        return tuple(segments), tuple(save)
+
+    def _resolved(self, p: Mapping) -> dict[str, float]:
+        """``p`` as floats, the NaN of a parameter set by an initial assignment replaced by the assignment's value.
+
+        A model input with an initial assignment is NaN in ``model.defaults`` (the model then
+        evaluates the assignment); a plain ``pss.Problem`` needs finite parameters, so it gets
+        the value the assignment has at ``p``'s other inputs (SBML L3V2 Sect. 4.8).
+        """
+        values = {name: float(value) for name, value in p.items()}
+        unset = [name for name in self.model.assigned_parameter_ids if math.isnan(values.get(name, math.nan))]
+        given = {name: value for name, value in values.items() if name not in unset}
+        state = np.zeros(len(self.model.state_ids))
+        for name in unset:
+            values[name] = float(self.model.compile(name)(0.0, state, given))
+        return values
+
+    # -- the JAX function ---------------------------------------------------------------------
+    def _theta(self, x) -> dict:
+        """The parameter table's values on linear scale: estimated ones from ``x``, fixed ones nominal."""
+        theta = {}
+        for pid, par in self.table.parameters.items():
+            if par.estimate:
+                theta[pid] = _UNSCALE[par.scale](x[self.estimated.index(pid)])
+            else:
+                theta[pid] = jnp.asarray(par.nominal)
+        return theta
+
+    def _condition_inputs(self, cond, theta):
+        """``(p, species)`` of a condition: model inputs and species overrides (PEtab v1, condition table)."""
+        base = {name: theta[name] if name in theta else jnp.asarray(float(value))
+                for name, value in self.model.defaults.items()}
+        p = dict(base)
+        for name, src in cond.parameters.items():
+            p[name] = _value(src, theta, base)
+        species = {name: _value(src, theta, base) for name, src in cond.species.items()
+                   if not (isinstance(src, float) and math.isnan(src))}
+        return p, species
+
+    def _inputs(self, batch: _Batch, theta):
+        """Stacked ``(p_pre, species_pre, p_sim, species_sim)`` over the batch's lanes."""
+        parts: list = [[], [], [], []]
+        for sim in batch.simulations:
+            if sim.preequilibration:
+                p_pre, s_pre = self._condition_inputs(self._conditions[sim.preequilibration], theta)
+            else:
+                p_pre, s_pre = {}, {}
+            p_sim, s_sim = self._condition_inputs(self._conditions[sim.condition], theta)
+            for part, value in zip(parts, (p_pre, s_pre, p_sim, s_sim)):
+                part.append(value)
+        return tuple(jax.tree.map(lambda *leaves: jnp.stack(leaves), *part) for part in parts)
+
+    def _initial_state(self, batch, p_pre, s_pre, p_sim, s_sim, solver, sensitivity, rtol, atol, max_steps):
+        """A lane's state at ``t = 0`` of the simulation condition (after preequilibration if any)."""
+        if not batch.simulations[0].preequilibration:
+            return self.model.initial_state(p_sim, species=s_sim)
+        y_pre = self.model.initial_state(p_pre, species=s_pre)
+        y_ss = preequilibration.steady_state(self._pre_template, p_pre, y_pre, solver=solver, sensitivity=sensitivity,
+                                             rtol=rtol, atol=atol, max_steps=max_steps)
+        return self.model.initial_state(p_sim, species=s_sim, y=y_ss)
+
+    def _simulate(self, batch: _Batch, inputs, solver, sensitivity, rtol, atol, max_steps):
+        """States of every lane at the batch's times, ``(lanes, times, states)``, from its stacked ``inputs``."""
+
+        def lane(p_pre, s_pre, p_sim, s_sim, fires):
+            y = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, solver, sensitivity, rtol, atol, max_steps)
+            ys = jnp.full((batch.times.size, y.size), jnp.nan)
+            offset = 0
+            for i, (segment, save) in enumerate(zip(batch.segments, batch.save)):
+                if segment is not None:
+                    sol = api.solve(segment, solver, sensitivity=sensitivity, params=p_sim, y0=y, rtol=rtol,
+                                    atol=atol, max_steps=max_steps)
+                    ys = ys.at[offset:offset + save.size].set(sol.ys[save])
+                    y = sol.ys[-1]
+                else:
+                    ys = ys.at[offset:offset + save.size].set(jnp.broadcast_to(y, (save.size, y.size)))
+                offset += save.size
+                if i < len(batch.event_times):
+                    y = self._apply_events(batch.event_times[i], fires[i], y, p_sim)
+            return ys
+
+        p_pre, s_pre, p_sim, s_sim = inputs
+        return jax.vmap(lane)(p_pre, s_pre, p_sim, s_sim, jnp.asarray(batch.fires))
+
+    def _apply_events(self, t_event: float, fires, y, p):
+        """The state after the events that fire at ``t_event`` in this lane (``fires``), in the model's order."""
+        for event, fire in zip(self.model.events, fires):
+            y = jnp.where(fire, event.assign(t_event, y, p), y)
+        return y
+
+    def _nllh_fn(self, solver, sensitivity, rtol, atol, max_steps):
+        simulate = self._simulations_fn(solver, sensitivity, rtol, atol, max_steps)
+
+        def nllh(x):
+            return jnp.sum(self._measurements.nllh_terms(*simulate(x)))
+
+        return nllh
+
+    def _simulations_fn(self, solver, sensitivity, rtol, atol, max_steps):
+        """``x -> (ys, ts, p, theta)`` per measurement in the internal order."""
+
+        def simulate(x):
+            theta = self._theta(x)
+            ys, ts, p = [], [], {}
+            for b, batch in enumerate(self._batches):
+                inputs = self._inputs(batch, theta)
+                states = self._simulate(batch, inputs, solver, sensitivity, rtol, atol, max_steps)
+                rows = [(lane, t_idx) for _, bb, lane, t_idx in self._order if bb == b]
+                lanes = np.array([r[0] for r in rows], dtype=int)
+                t_idx = np.array([r[1] for r in rows], dtype=int)
+                ys.append(states[lanes, t_idx])
+                ts.append(jnp.asarray(batch.times[t_idx]))
+                for name, values in inputs[2].items():
+                    p.setdefault(name, []).append(values[lanes])
+            p = {name: jnp.concatenate(parts) for name, parts in p.items()}
+            return jnp.concatenate(ys), jnp.concatenate(ts), p, theta
+
+        return simulate
+
+    def _program(self, kind: str, solver, sensitivity, rtol, atol, max_steps):
+        key = (kind, solver, sensitivity, float(rtol), float(atol), int(max_steps))
+        if key not in self._programs:
+            if kind == "simulations":
+                simulate = self._simulations_fn(solver, sensitivity, rtol, atol, max_steps)
+                fn = lambda x: self._measurements.evaluate(*simulate(x))  # noqa: E731
+            else:
+                fn = self._nllh_fn(solver, sensitivity, rtol, atol, max_steps)
+                fn = fn if kind == "nllh" else jax.grad(fn)
+            self._programs[key] = _xla.jit(fn)
+        return self._programs[key]
+
+    def _vector(self, x) -> jnp.ndarray:
+        """``x`` (a dict by estimated id, on scale; None: nominal) as the vector the programs take."""
+        if x is None:
+            return jnp.asarray([self.nominal[pid] for pid in self.estimated], dtype=jnp.float64)
+        if not isinstance(x, Mapping):
+            raise ValueError(f"x must be a dict of estimated parameter values by id (on their scales), got "
+                             f"{type(x).__name__}; ids: {list(self.estimated)}.")
+        unknown = sorted(set(x) - set(self.estimated))
+        if unknown:
+            raise ValueError(f"x has {unknown}, which are not estimated parameters of {self.name}; "
+                             f"valid ids: {list(self.estimated)}.")
+        return jnp.asarray([float(x.get(pid, self.nominal[pid])) for pid in self.estimated], dtype=jnp.float64)
+
+
+def _overridden(cond) -> tuple[str, ...]:
+    """Species a condition sets (non-NaN), which fixes the structure of its initial state."""
+    if cond is None:
+        return ()
+    return tuple(sorted(name for name, src in cond.species.items()
+                        if not (isinstance(src, float) and math.isnan(src))))
+
+
+def _value(src, theta, base):
+    """A value source (a number or a parameter id) in a condition with model inputs ``base``."""
+    if isinstance(src, float):
+        return jnp.asarray(src)
+    return theta[src] if src in theta else base[src]

@@ -1,0 +1,289 @@
+"""The translated model: right-hand side, initial state, formulas and events as JAX functions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import jax.numpy as jnp
+import sympy
+
+from .events import TimeEvent
+from .jaxify import Program
+from .mathml import TIME, parse_infix, to_sympy
+from .translate import AMOUNT_PREFIX, Translation
+
+
+class Model:
+    """An SBML model translated to JAX (build it with :func:`pystiffsens.sbml.load`).
+
+    Attributes
+    ----------
+    source : the file path, or ``'<string>'``; named in every error about the model.
+    state_ids : ids of the state variables, in the order of ``y``: species that reactions, rate
+        rules or events change (document order), then parameters and compartments with rate
+        rules and parameters that events assign.
+    state_kinds : per state, what ``y`` holds: ``"concentration"``, ``"amount"`` (species with
+        ``hasOnlySubstanceUnits``, and species in a compartment whose size a rule sets) or ``"value"``.
+    species_ids : every species id.
+    parameter_ids : the inputs ``p``: every parameter and compartment whose value no rule sets.
+        Parameters that events assign are inputs (their value at the start) and states.
+    defaults : the file's value of each parameter id (``value``/``size``); NaN where unset and
+        where an initial assignment sets it (absent or NaN in ``p`` means "use the initial assignment").
+    assigned_parameter_ids : the parameter ids with an initial assignment (NaN in :attr:`defaults`).
+    events : the time-triggered events, :class:`~pystiffsens.sbml.TimeEvent`.
+    """
+
+    def __init__(self, translation: Translation):
+        self._t = translation
+        self.source = translation.source
+        self.id = translation.model_id
+        self.state_ids = translation.state_ids
+        self.state_kinds = translation.state_kinds
+        self.species_ids = translation.species_ids
+        self.parameter_ids = translation.parameter_ids
+        self.defaults = dict(translation.defaults)
+        self.assigned_parameter_ids = tuple(k for k in self.parameter_ids if k in translation.with_initial_assignment)
+        self._programs: dict = {}
+        self.events = tuple(self._time_event(spec) for spec in translation.events)
+
+    def __repr__(self) -> str:
+        return (
+            f"sbml.Model({self.id!r} from {self.source!r}: {len(self.state_ids)} states, "
+            f"{len(self.parameter_ids)} parameters, {len(self.events)} events)"
+        )
+
+    # -- evaluation environments
+    def _inputs(self, p: Mapping, names) -> dict:
+        """The env entries of the inputs ``names``; an input with an initial assignment that ``p`` lacks is NaN."""
+        assigned = self._t.with_initial_assignment
+        missing = [k for k in names if k not in p and k not in assigned]
+        if missing:
+            raise ValueError(
+                f"{self.source}: p lacks the parameters {missing}; p must hold every id of model.parameter_ids "
+                "but those with initial assignments (model.defaults has the file's values)."
+            )
+        return {self._t.input_bases[k]: jnp.asarray(p.get(k, jnp.nan), dtype=jnp.float64) for k in names}
+
+    def _overrides(self, p: Mapping) -> tuple[str, ...]:
+        return tuple(sid for sid in self._t.overridable_species if sid in p)
+
+    def _env(self, t, y, p: Mapping) -> tuple[dict, tuple[str, ...]]:
+        y = jnp.asarray(y, dtype=jnp.float64)
+        if y.shape != (len(self.state_ids),):
+            raise ValueError(
+                f"{self.source}: y has shape {y.shape}; the model has {len(self.state_ids)} states "
+                f"{list(self.state_ids)}."
+            )
+        overrides = self._overrides(p)
+        env = self._inputs(p, [k for k in self.parameter_ids if k not in self.state_ids])
+        env.update({sid: jnp.asarray(p[sid], dtype=jnp.float64) for sid in overrides})
+        env.update({base: y[i] for i, base in enumerate(self._t.state_bases)})
+        env[TIME.name] = jnp.asarray(t, dtype=jnp.float64)
+        return env, overrides
+
+    def _program(self, outputs: tuple, overrides: tuple, what: str, initial: bool = False) -> Program:
+        """The program of ``outputs`` at time t (or at the start, ``initial``), built once per model and key."""
+        key = (outputs, overrides, initial)
+        if key not in self._programs:
+            t = self._t
+            definitions = t.initial_definitions if initial else t.definitions
+            bases = t.initial_bases(overrides) if initial else t.rhs_bases(overrides)
+            self._programs[key] = Program(definitions, bases, outputs, self.source, what)
+        return self._programs[key]
+
+    # -- the contract
+    def rhs(self, t, y, p: Mapping):
+        """``dy/dt`` at ``(t, y)``: a float64 array like ``y``; jax-traceable (``jit``, ``vmap``, ``grad``).
+
+        ``p`` maps every id of :attr:`parameter_ids` to a scalar (extra keys are ignored, except
+        ids of constant or boundary species without rules, whose value in their own units
+        replaces the file's). A parameter with an initial assignment (SBML L3V2 Sect. 4.8) takes
+        the assignment where ``p`` lacks it or holds NaN (see :meth:`initial_state`).
+        """
+        env, overrides = self._env(t, y, p)
+        derivatives = self._program(self._t.derivatives, overrides, "the right-hand side")(env)
+        return jnp.stack([jnp.broadcast_to(d, ()) for d in derivatives])
+
+    def initial_state(self, p: Mapping, species: Mapping | None = None, y=None, t0=0.0):
+        """The state at ``t0`` (default 0, where SBML applies initial assignments), jax-traceable in ``p``.
+
+        Parameters
+        ----------
+        p : every id of :attr:`parameter_ids` to a scalar. **Rule for inputs with an initial
+            assignment:** where ``p`` lacks one or holds NaN (as :attr:`defaults` does), it takes
+            the initial assignment, evaluated from the other inputs; any other value overrides the
+            assignment (as a PEtab condition table does). The same rule holds in :meth:`rhs`,
+            :meth:`compile` and the events, so the value is the same at every time.
+        species : overrides of state values, by state id (species, or parameters and compartments
+            with rate rules), each in the quantity's own SBML units: the initial concentration of
+            a species unless it has ``hasOnlySubstanceUnits``, then its amount. A NaN value means
+            "no override". Values may be traced. Overrides replace only the named states; initial
+            assignments of other quantities that reference them keep the file's values.
+        y : a state to start from instead of the file's initial values and initial assignments
+            (e.g. the end of a preequilibration); overrides are applied to it.
+
+        Returns a float64 array in the order of :attr:`state_ids` (units: :attr:`state_kinds`).
+        """
+        t = self._t
+        if y is None:
+            overrides = self._overrides(p)
+            env = self._inputs(p, self.parameter_ids)
+            env.update({sid: jnp.asarray(p[sid], dtype=jnp.float64) for sid in overrides})
+            env[TIME.name] = jnp.asarray(t0, dtype=jnp.float64)
+            program = self._program(t.initial_outputs, overrides, "the initial state", initial=True)
+            start = jnp.stack([jnp.broadcast_to(v, ()) for v in program(env)])
+        else:
+            start = jnp.asarray(y, dtype=jnp.float64)
+            if start.shape != (len(self.state_ids),):
+                raise ValueError(
+                    f"{self.source}: y has shape {start.shape}; the model has {len(self.state_ids)} states."
+                )
+        if not species:
+            return start
+        unknown = [sid for sid in species if sid not in self.state_ids]
+        if unknown:
+            raise ValueError(
+                f"{self.source}: cannot override the initial values of {unknown}: not state variables "
+                f"(states: {list(self.state_ids)}). Constant and boundary species without rules are "
+                "set through p; species set by assignment rules cannot be set."
+            )
+        sizes = self._state_sizes(t0, start, p)
+        for sid, value in species.items():
+            i = self.state_ids.index(sid)
+            value = jnp.asarray(value, dtype=jnp.float64)
+            converted = value * sizes[sid] if sid in sizes else value
+            start = start.at[i].set(jnp.where(jnp.isnan(value), start[i], converted))
+        return start
+
+    def _state_sizes(self, t, y, p) -> dict:
+        """The compartment size of each state kept as amount but named in concentration units, at ``(t, y)``."""
+        amounts = [sid for sid, base in zip(self.state_ids, self._t.state_bases) if base.startswith(AMOUNT_PREFIX)]
+        if not amounts:
+            return {}
+        env, overrides = self._env(t, y, p)
+        outputs = tuple(sympy.Symbol(self._t.compartment_of[sid]) for sid in amounts)
+        return dict(zip(amounts, self._program(outputs, overrides, "compartment sizes")(env)))
+
+    def compile(self, formula, extra=()):
+        """A JAX function ``f(t, y, p, extra_values={}) -> scalar`` of ``formula`` at state ``y``.
+
+        ``formula`` is a string in SBML L3 infix syntax, with ``log(x)`` the natural logarithm as
+        in PEtab (:func:`pystiffsens.sbml.mathml.parse_infix`), or a sympy expression (e.g. from
+        ``petab.v1.math.sympify_petab``; symbols are matched by name). Every model id can be used
+        with its SBML meaning: species as concentration (amount with ``hasOnlySubstanceUnits``),
+        parameters, compartments, assignment-rule targets, reaction ids (their rates); ``time``
+        and ``t`` (where no model id is ``t``) are the time. ``extra`` names further symbols
+        (PEtab's ``observableParameter1_obs``), valued at call time by ``extra_values``.
+        ``p`` is as in :meth:`rhs`. For expressions of no model quantity, see :func:`pystiffsens.sbml.to_jax`.
+        """
+        extra = tuple(extra)
+        clash = sorted(set(extra) & self._t.ids)
+        if clash:
+            raise ValueError(
+                f"{self.source}: extra names {clash} are model ids; placeholders must differ from model ids."
+            )
+        unknown: list[str] = []
+
+        def resolve(name: str):
+            if name in self._t.ids or name in extra:
+                return sympy.Symbol(name)
+            if name in ("t", "time"):
+                return TIME
+            unknown.append(name)
+            return sympy.Symbol(name)
+
+        if isinstance(formula, str):
+            expr = to_sympy(parse_infix(formula, self.source), resolve, f"the formula {formula!r}", self.source)
+        elif isinstance(formula, sympy.Basic):
+            expr = formula.xreplace({s: resolve(s.name) for s in formula.free_symbols})
+        else:
+            raise ValueError(f"{self.source}: formula={formula!r} must be a string or a sympy expression.")
+        if unknown:
+            raise ValueError(
+                f"{self.source}: the formula {str(formula)!r} uses {sorted(set(unknown))}, which are neither "
+                f"model ids nor extra names {list(extra)}; model ids: {sorted(self._t.ids)}."
+            )
+
+        def evaluate(t, y, p, extra_values: Mapping | None = None):
+            extra_values = {} if extra_values is None else extra_values
+            missing = [name for name in extra if name not in extra_values]
+            if missing:
+                raise ValueError(f"{self.source}: the formula {str(formula)!r} needs extra_values for {missing}.")
+            env, overrides = self._env(t, y, p)
+            env.update({name: jnp.asarray(extra_values[name], dtype=jnp.float64) for name in extra})
+            program = self._program((expr,), overrides + extra, f"the formula {str(formula)!r}")
+            return jnp.broadcast_to(program(env)[0], ())
+
+        return evaluate
+
+    def problem(self, tspan=None, saveat=None, params=None, loss=None, stiffness=None, name=None):
+        """A :class:`pystiffsens.Problem` of this model (``rhs=model.rhs``).
+
+        ``params`` is :attr:`defaults` updated by ``params``, less the parameters that take their
+        initial assignments (NaN); ``y0`` is :meth:`initial_state` at those parameters and
+        ``tspan[0]``. To differentiate through initial values that depend on parameters, pass
+        ``y0=model.initial_state(params)`` to ``pss.solve`` with traced params. ``tspan``
+        defaults to ``(0, max(saveat))``. A model with events is refused: a Problem has no events.
+        """
+        from ..problem import Problem
+
+        if self.events:
+            raise ValueError(
+                f"{self.source}: the model has events {[e.id for e in self.events]}, which a pss.Problem "
+                "cannot represent; simulate between the event times with model.rhs and model.events."
+            )
+        values = dict(self.defaults)
+        for key, value in (params or {}).items():
+            if key not in values and key not in self._t.overridable_species:
+                raise ValueError(
+                    f"{self.source}: params names {key!r}, which is not a parameter id; valid: "
+                    f"{list(self.parameter_ids)} (and constant species {list(self._t.overridable_species)})."
+                )
+            values[key] = value
+        unset = [k for k in self.parameter_ids if k not in self._t.with_initial_assignment and _is_nan(values[k])]
+        if unset:
+            raise ValueError(f"{self.source}: the parameters {unset} have no value in the file; give them in params=.")
+        if tspan is None:
+            if saveat is None:
+                raise ValueError(f"{self.source}: give tspan=(t0, t1) or saveat= to build a problem.")
+            tspan = (0.0, float(max(saveat)))
+        values = {k: float(v) for k, v in values.items() if not (k in self._t.with_initial_assignment and _is_nan(v))}
+        y0 = self.initial_state(values, t0=tspan[0])
+        return Problem(self.rhs, y0, tspan, values, loss=loss, saveat=saveat, stiffness=stiffness, name=name or self.id)
+
+    def _time_event(self, spec) -> TimeEvent:
+        t = self._t
+        inputs = [k for k in self.parameter_ids]
+
+        def time(p):
+            overrides = self._overrides(p)
+            env = self._inputs(p, inputs)
+            env.update({sid: jnp.asarray(p[sid], dtype=jnp.float64) for sid in overrides})
+            env[TIME.name] = jnp.asarray(math.nan)
+            return jnp.broadcast_to(
+                self._program((spec.time,), overrides, f"the trigger of event {spec.id!r}", initial=True)(env)[0], ()
+            )
+
+        targets = [target for target, _ in spec.assignments]
+        indices = [t.state_ids.index(target) for target in targets]
+
+        def assign(time_, y, p):
+            env, overrides = self._env(time_, y, p)
+            values = self._program(
+                tuple(e for _, e in spec.assignments), overrides, f"the assignments of event {spec.id!r}"
+            )(env)
+            sizes = self._state_sizes(time_, y, p)
+            y_new = jnp.asarray(y, dtype=jnp.float64)
+            for target, i, value in zip(targets, indices, values):
+                y_new = y_new.at[i].set(value * sizes[target] if target in sizes else value)
+            return y_new
+
+        return TimeEvent(spec.id, time, assign, spec.initial_value)
+
+
+def _is_nan(value) -> bool:
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
