@@ -66,6 +66,15 @@ def _timed(call, repeats: int) -> tuple[float, float, object]:
     return first, statistics.median(times), out
 
 
+def problem_file(path: Path) -> Path:
+    """The model folder's PEtab YAML: ``<name>.yaml``, else its only YAML file."""
+    named = path / f"{path.name}.yaml"
+    found = [named] if named.exists() else sorted(path.glob("*.yaml"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"{path}: no single PEtab YAML file (found {[f.name for f in found]})")
+    return found[0]
+
+
 def one_model(path: Path, solver: str, rtol: float, atol: float, repeats: int, sensitivities) -> dict:
     """The row of one model (runs in the child process)."""
     import libsbml
@@ -76,8 +85,8 @@ def one_model(path: Path, solver: str, rtol: float, atol: float, repeats: int, s
     row = {"model": name, "solver": solver, "rtol": rtol, "atol": atol, "amici_llh": AMICI_LLH.get(name)}
     start = time.perf_counter()
     try:
-        problem = petab.load(path / f"{name}.yaml")
-    except ValueError as error:
+        problem = petab.load(problem_file(path))
+    except (ValueError, FileNotFoundError) as error:
         return row | {"status": f"refused: {error}"}
     row["load_s"] = time.perf_counter() - start
     sbml = libsbml.readSBMLFromFile(str(problem.table.sbml_path)).getModel()
@@ -111,7 +120,7 @@ def main(argv=None) -> int:
                         args.sensitivities)
         print(json.dumps(row))
         return 0
-    names = args.models or sorted(p.name for p in args.collection.iterdir() if (p / f"{p.name}.yaml").exists())
+    names = args.models or sorted(p.name for p in args.collection.iterdir() if p.is_dir())
     print("\n".join(_common.machine_info()))
     rows = []
     for k, name in enumerate(names, 1):

@@ -262,6 +262,15 @@ def test_features_problem_is_a_plain_problem(features):
     assert set(frame["status"]) == {"Success"} and np.isfinite(frame["grad"]).all()
 
 
+def test_priors_are_kept_but_are_not_part_of_the_likelihood(tmp_path):
+    flat = pss_petab.load(small_problem(tmp_path / "flat"))
+    with_prior = pss_petab.load(small_problem(tmp_path / "prior", parameters=[
+        par("k1", "lin", 0.5, objectivePriorType="normal", objectivePriorParameters="0.5;0.1"),
+        par("sd", "lin", 0.1, estimate=0)]))
+    assert with_prior.priors == {"k1": ("normal", "0.5;0.1")} and flat.priors == {}
+    assert with_prior.nllh(**TOL) == flat.nllh(**TOL)
+
+
 def test_x_is_checked(features):
     with pytest.raises(ValueError, match=r"x has \['k1'\], which are not estimated parameters .* valid ids: "
                                          r"\['k1_a', 'k2', 'scale_obs', 'sd_A', 'b_lap'\]"):
@@ -356,8 +365,6 @@ def small_problem(tmp_path, *, parameters=None, observables=None, conditions=Non
 @pytest.mark.parametrize("change, message", [
     (dict(measurements=[meas("obs_A", "main", math.inf, 1.0)]), r"a steady-state measurement \(time inf\) is not"),
     (dict(measurements=[meas("obs_A", "main", -1.0, 1.0)]), r"a measurement at time -1.0 before the start t=0"),
-    (dict(parameters=[par("k1", "lin", 0.5, objectivePriorType="normal", objectivePriorParameters="0.5;0.1"),
-                      par("sd", "lin", 0.1, estimate=0)]), r"objectivePriorType 'normal' of parameter 'k1'"),
     (dict(observables=[obs("obs_A", "A", "sd", transformation="sqrt")]),
      r"observableTransformation 'sqrt' of observable 'obs_A' is not supported .* Valid: \['lin', 'log', 'log10'\]"),
     (dict(observables=[obs("obs_A", "A", "sd", distribution="cauchy")]),

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _xla, api
+from .. import _xla, api, sbml
 from ..problem import Problem
 from . import preequilibration, tables
 from .formulas import MeasurementSet, compile_observables
@@ -68,13 +68,11 @@ def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZO
 
     Refused with a ``ValueError`` naming the construct and the file: PEtab v2 and extensions,
     several models or problems, mapping tables, steady-state measurements (``time`` inf),
-    measurements before ``t = 0``, objective priors other than flat ones, other
+    measurements before ``t = 0``, other
     transformations or noise distributions, events together with preequilibration, events whose
     time depends on an estimated parameter or lies at or before ``t = 0``; the SBML reader
     refuses SBML it cannot translate (e.g. events not triggered by time).
     """
-    from .. import sbml  # the SBML reader: python-libsbml, imported only for PEtab problems
-
     table = tables.read(yaml_path)
     model = sbml.load(str(table.sbml_path))
     return PetabProblem(table, model, float(preequilibration_horizon))
@@ -89,12 +87,16 @@ class PetabProblem:
     estimated : tuple of the estimated parameter ids (the parameter table's order).
     model : the SBML model (:class:`pystiffsens.sbml.Model`).
     conditions : the simulation condition ids, in the order of first measurement.
+    priors : the parameter table's objective priors, ``{id: (objectivePriorType,
+        objectivePriorParameters)}``; none of them enters :meth:`nllh` or :meth:`gradient`,
+        which are the likelihood of the measurements.
     """
 
     def __init__(self, table: tables.Tables, model, horizon: float):
         self.table, self.model, self.horizon = table, model, horizon
         self.name = table.yaml_path.stem
         self.estimated = table.estimated
+        self.priors = {pid: par.prior for pid, par in table.parameters.items() if par.prior is not None}
         self.nominal = {pid: float(tables.scale(table.parameters[pid].nominal, table.parameters[pid].scale))
                         for pid in self.estimated}
         self._conditions = tables.split_conditions(table, model.parameter_ids, model.species_ids, model.state_ids)

@@ -25,17 +25,22 @@ from petab.v1 import C
 from .likelihood import DISTRIBUTIONS, TRANSFORMATIONS
 
 SCALES = ("lin", "log", "log10")
-_FLAT_PRIORS = ("", "parameterScaleUniform")
 
 
 @dataclasses.dataclass(frozen=True)
 class Parameter:
-    """A row of the parameter table: ``nominal`` on linear scale, ``scale`` the estimation scale."""
+    """A row of the parameter table: ``nominal`` on linear scale, ``scale`` the estimation scale.
+
+    ``prior``: the row's ``(objectivePriorType, objectivePriorParameters)``, or None (flat). Priors
+    belong to the objective of an estimation, not to the likelihood of the measurements, so
+    they are kept here and enter no nllh (as AMICI's llh leaves them out).
+    """
 
     id: str
     scale: str
     nominal: float
     estimate: bool
+    prior: tuple[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,14 +174,11 @@ def source(value, where: str):
 
 
 def _parameters(df, where: str) -> dict[str, Parameter]:
-    """The parameter table (PEtab v1, "Parameter table"); objective priors other than flat are refused."""
+    """The parameter table (PEtab v1, "Parameter table"), with each row's objective prior (not part of the nllh)."""
     out = {}
     for pid, row in df.iterrows():
         prior = row.get(C.OBJECTIVE_PRIOR_TYPE, "")
-        prior = "" if petab.is_empty(prior) else str(prior)
-        if prior not in _FLAT_PRIORS:
-            raise refuse(f"objectivePriorType {prior!r} of parameter {pid!r}", where,
-                         "Only flat priors (empty or parameterScaleUniform) are; the nllh has no prior terms.")
+        prior = None if petab.is_empty(prior) else (str(prior), str(row.get(C.OBJECTIVE_PRIOR_PARAMETERS, "")))
         scale = str(row[C.PARAMETER_SCALE])
         if scale not in SCALES:
             raise ValueError(f"{where}: parameterScale {scale!r} of {pid!r} is not one of {list(SCALES)}.")
@@ -185,7 +187,7 @@ def _parameters(df, where: str) -> dict[str, Parameter]:
         if not math.isfinite(nominal):
             raise ValueError(f"{where}: parameter {pid!r} has no finite nominalValue ({row.get(C.NOMINAL_VALUE)!r}); "
                              "pystiffsens.petab needs one for every parameter (the default point x=None).")
-        out[str(pid)] = Parameter(str(pid), scale, nominal, estimate)
+        out[str(pid)] = Parameter(str(pid), scale, nominal, estimate, prior)
     return out
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import jax.numpy as jnp
 import sympy
 
+from ..problem import Problem
 from .events import TimeEvent
 from .jaxify import Program
 from .mathml import TIME, parse_infix, to_sympy
@@ -226,8 +227,6 @@ class Model:
         ``y0=model.initial_state(params)`` to ``pss.solve`` with traced params. ``tspan``
         defaults to ``(0, max(saveat))``. A model with events is refused: a Problem has no events.
         """
-        from ..problem import Problem
-
         if self.events:
             raise ValueError(
                 f"{self.source}: the model has events {[e.id for e in self.events]}, which a pss.Problem "
@@ -254,7 +253,7 @@ class Model:
 
     def _time_event(self, spec) -> TimeEvent:
         t = self._t
-        inputs = [k for k in self.parameter_ids]
+        inputs = list(self.parameter_ids)
 
         def time(p):
             overrides = self._overrides(p)
