@@ -203,8 +203,9 @@ def _summary(problem, gradients, stiffness, skipped, first, by_parameter, chosen
     if command:
         lines += [f"Command: `{command}`", ""]
     lines += [
-        f"{len(problem.estimated)} estimated parameters, {len(problem.conditions)} simulation conditions, "
-        f"{len(problem.model.state_ids)} states; rtol {rtol:g}, atol {atol:g}.",
+        f"{_count(len(problem.estimated), 'estimated parameter')}, "
+        f"{_count(len(problem.conditions), 'simulation condition')}, {_count(len(problem.model.state_ids), 'state')}; "
+        f"rtol {rtol:g}, atol {atol:g}.",
         "",
         "## Gradient at the nominal point, method by method",
         "",
@@ -249,3 +250,7 @@ def _summary(problem, gradients, stiffness, skipped, first, by_parameter, chosen
         lines += [f"| {r.param} | {r.solver} | {r.sensitivity} | {format_exponent(r.exponent)} | "
                   f"{format_exponent(r.theory_exponent)} |" for r in knob_fits.itertuples()]
     return "\n".join(lines) + "\n"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
