@@ -74,13 +74,13 @@ def one_model(path: Path, solver: str, rtol: float, atol: float, repeats: int, s
     sbml = libsbml.readSBMLFromFile(str(problem.table.sbml_path)).getModel()
     row |= {"states": len(problem.model.state_ids), "reactions": sbml.getNumReactions(),
             "estimated": len(problem.estimated), "conditions": len(problem.conditions)}
-    first, median, nllh = _timed(lambda: problem.nllh(solver=solver, rtol=rtol, atol=atol), repeats)
-    row |= {"llh": -nllh, "nllh_first_s": first, "nllh_s": median, "status": "Success" if nllh == nllh else "NaN"}
+    first, median, result = _timed(lambda: problem.evaluate(solver=solver, rtol=rtol, atol=atol), repeats)
+    row |= {"llh": -result.nllh, "nllh_first_s": first, "nllh_s": median, "status": result.status.name}
     for algorithm in sensitivities:
-        first, median, grad = _timed(
-            lambda a=algorithm: problem.gradient(solver=solver, sensitivity=a, rtol=rtol, atol=atol), repeats)
-        row |= {f"{algorithm}_first_s": first, f"{algorithm}_s": median,
-                f"{algorithm}_grad": json.dumps(grad)}
+        first, median, result = _timed(lambda a=algorithm: problem.evaluate(
+            gradient=True, solver=solver, sensitivity=a, rtol=rtol, atol=atol), repeats)
+        row |= {f"{algorithm}_first_s": first, f"{algorithm}_s": median, f"{algorithm}_status": result.status.name,
+                f"{algorithm}_grad": json.dumps(result.gradient)}
     return row
 
 
@@ -121,8 +121,8 @@ def main(argv=None) -> int:
         row["wall_s"] = time.perf_counter() - start
         rows.append(row)
         _common.progress(f"    {row.get('status')}: llh {row.get('llh')} (AMICI {row.get('amici_llh')})")
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    _common.write_rows(str(args.out), rows, columns)
+        # Rewritten after every model, so that an interrupted run keeps the rows it has.
+        _common.write_rows(str(args.out), rows, list(dict.fromkeys(key for row in rows for key in row)))
     shown = ["model", "states", "reactions", "estimated", "conditions", "status", "llh", "amici_llh", "nllh_s",
              "nllh_first_s", *(f"{a}_s" for a in args.sensitivities)]
     print(_common.markdown_table(shown, [[_common.fmt(row.get(c)) for c in shown] for row in rows]))

@@ -21,6 +21,8 @@ class ReturnCode(enum.IntEnum):
     DtLessThanMin = 2  #: the step size underflowed (repeated error-test failures).
     Unstable = 3  #: non-finite values appeared, or a backward solve diverged.
     ConvergenceFailure = 4  #: the Newton iteration of an implicit method did not converge.
+    Failure = 5  #: a failure none of the above names (SciMLBase's general word): a preequilibration that
+    #: reached no steady state, an error inside Julia, a Dask task that kept failing.
 
     def __str__(self) -> str:  # IntEnum would print the integer ("0") on Python >= 3.11
         return self.name

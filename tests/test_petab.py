@@ -231,6 +231,17 @@ def test_features_gradient_matches_central_differences(features):
             assert grad[pid] == pytest.approx(fd[pid], rel=1e-5, abs=1e-6), (sensitivity, pid)
 
 
+def test_vectorised_layout_gives_the_same_likelihood_and_gradient(features):
+    """The features problem in the vectorised SBML layout: the nllh and its gradient of the scalar layout."""
+    assert features.model.layout == "scalar"  # a small model: the automatic choice
+    vectorised = pss_petab.load(features.table.yaml_path, layout="vectorised")
+    assert vectorised.model.layout == "vectorised"
+    x = {**features.nominal, "k2": features.nominal["k2"] + 0.1}
+    assert vectorised.nllh(x, **TOL) == pytest.approx(features.nllh(x, **TOL), rel=1e-12)
+    grad, expected = (f.gradient(x, sensitivity="forward", **TOL) for f in (vectorised, features))
+    assert grad == pytest.approx(expected, rel=1e-9)
+
+
 def test_features_programs_are_traced_once(features, monkeypatch):
     """Repeated nllh/gradient calls at new x reuse the compiled program (no tracing)."""
     traces = []
@@ -301,8 +312,8 @@ def test_preequilibration(tmp_path):
     assert problem.problem("main").y0 == pytest.approx([2.0, 5.0], rel=1e-7)
 
 
-def test_preequilibration_that_does_not_settle_gives_nan(tmp_path):
-    """With k1 = 0 the inflow makes A grow linearly: no steady state within the horizon, so NaN."""
+def test_preequilibration_that_does_not_settle_fails_with_nan(tmp_path):
+    """With k1 = 0 the inflow makes A grow linearly: no steady state within the horizon, so NaN and Failure."""
     path = write_problem(
         tmp_path, sbml=chain_sbml(),
         parameters=[par("k2", "lin", 0.3), par("sd", "lin", 0.1, estimate=0)],
@@ -310,7 +321,22 @@ def test_preequilibration_that_does_not_settle_gives_nan(tmp_path):
         conditions=[{"conditionId": "pre", "k_in": 1.0, "k1": 0.0}, {"conditionId": "main", "k_in": 0.0, "k1": 0.5}],
         measurements=[meas("obs_B", "main", 1.0, 1.0, pre="pre")],
     )
-    assert math.isnan(pss_petab.load(path, preequilibration_horizon=100.0).nllh(**TOL))
+    problem = pss_petab.load(path, preequilibration_horizon=100.0)
+    assert math.isnan(problem.nllh(**TOL))
+    result = problem.evaluate(gradient=True, sensitivity="forward", **TOL)
+    assert result.status == pss.ReturnCode.Failure and not result.success
+    assert result.failed == {"pre:main": pss.ReturnCode.Failure}
+    assert math.isnan(result.nllh) and all(math.isnan(g) for g in result.gradient.values())
+
+
+def test_failed_solve_gives_its_status_and_nan(features):
+    """A solve that runs out of steps: MaxIters for the simulations it ends, NaN nllh and gradient."""
+    result = features.evaluate(gradient=True, sensitivity="forward", max_steps=3, **TOL)
+    assert result.status == pss.ReturnCode.MaxIters
+    assert set(result.failed) == set(features.conditions) and set(result.failed.values()) == {pss.ReturnCode.MaxIters}
+    assert math.isnan(result.nllh) and all(math.isnan(g) for g in result.gradient.values())
+    good = features.evaluate(**TOL)
+    assert good.success and good.failed == {} and good.gradient is None and good.nllh == features.nllh(**TOL)
 
 
 # -- events -----------------------------------------------------------------------------------

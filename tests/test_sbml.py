@@ -1,4 +1,7 @@
-"""The SBML translator (pystiffsens.sbml): semantics against closed forms and scipy, refusals, a benchmark model."""
+"""The SBML translator (pystiffsens.sbml): semantics against closed forms and scipy, refusals, a benchmark model.
+
+Every test runs in both program layouts (``layout="auto"`` is steered by ``SCALAR_UP_TO``).
+"""
 
 import math
 from pathlib import Path
@@ -15,6 +18,29 @@ import pystiffsens as pss
 from pystiffsens import sbml
 
 BOEHM = Path(__file__).parent / "data" / "petab" / "Boehm_JProteomeRes2014" / "model_Boehm_JProteomeRes2014.xml"
+
+
+@pytest.fixture(autouse=True, params=["scalar", "vectorised"])
+def layout(request, monkeypatch):
+    """Each test once per layout: ``sbml.load``'s automatic choice forced to it."""
+    monkeypatch.setattr(sbml.model, "SCALAR_UP_TO", 10**9 if request.param == "scalar" else -1)
+    return request.param
+
+
+def test_layouts_agree_and_differ_in_size(layout):
+    """The two layouts give the same right-hand side and Jacobian; the vectorised one is fewer operations."""
+    model = sbml.load(BOEHM)
+    assert model.layout == layout
+    other = sbml.load(BOEHM, layout="scalar" if layout == "vectorised" else "vectorised")
+    p = dict(model.defaults)
+    y = jnp.linspace(0.5, 4.0, 8)
+    np.testing.assert_allclose(model.rhs(2.0, y, p), other.rhs(2.0, y, p), rtol=1e-14)
+    jacobians = [jax.jacfwd(m.rhs, argnums=1)(2.0, y, p) for m in (model, other)]
+    np.testing.assert_allclose(*jacobians, rtol=1e-14, atol=1e-300)
+    sizes = {m.layout: len(jax.make_jaxpr(lambda y, m=m: m.rhs(2.0, y, p))(y).jaxpr.eqns) for m in (model, other)}
+    assert sizes["vectorised"] < sizes["scalar"], sizes
+    with pytest.raises(ValueError, match=r"layout='dense' is not a program layout; valid: \['auto', 'scalar', 'vectorised'\]"):
+        sbml.load(BOEHM, layout="dense")
 
 
 def _math(node, formula):

@@ -3,7 +3,8 @@
 ``pystiffsens.petab.load(yaml_path)`` reads a PEtab v1 problem (PEtab-dev/PEtab,
 ``doc/v1/documentation_data_format.rst``) with the ``petab`` library and its SBML model with
 :mod:`pystiffsens.sbml`, and returns a :class:`PetabProblem`: ``.nominal``, ``.nllh(x)``,
-``.gradient(x, sensitivity=...)`` and ``.problem(condition_id)`` (a plain ``pss.Problem``).
+``.gradient(x, sensitivity=...)``, ``.evaluate(x, gradient=True)`` (both, with every
+simulation's status, an :class:`Evaluation`) and ``.problem(condition_id)`` (a plain ``pss.Problem``).
 ``pystiffsens petab MODEL.yaml --out DIR`` writes its report (:mod:`.report`).
 
 Modules: :mod:`.tables` (reading, mapping, refusals), :mod:`.formulas` (observables and noise),
@@ -16,7 +17,7 @@ them and says what to install.
 
 REQUIREMENTS = "python-libsbml, petab and sympy (pip install 'pystiffsens[petab]')"
 
-__all__ = ["PetabProblem", "load"]
+__all__ = ["Evaluation", "PetabProblem", "load"]
 
 
 def __getattr__(name: str):

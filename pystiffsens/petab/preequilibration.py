@@ -11,7 +11,7 @@ initial state to a large time ``horizon`` (default :data:`HORIZON`) and accept t
     sqrt(mean((f(y) / (atol + rtol |y|))^2)) <= 1,
 
 with the solve's ``rtol`` and ``atol`` (AMICI's steady-state test, with its default tolerance
-factor 1). A state that fails the test makes the likelihood NaN. The derivative is that of the
+factor 1). A state that fails the test makes the likelihood NaN, with status ``Failure``. The derivative is that of the
 simulation (through ``pss.solve`` with the chosen sensitivity), which at a converged steady state
 approximates the implicit-function-theorem derivative ``-J^-1 df/dp`` that AMICI's Newton
 solver uses; no Newton solve is attempted, so models with conserved moieties (a singular ``J``)
@@ -23,6 +23,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from .. import api
+from ..returncode import ReturnCode
 
 #: Default time the preequilibration condition is simulated for before the steady-state test.
 HORIZON = 1e8
@@ -35,9 +36,10 @@ def steady_state_norm(rhs, y, p, rtol: float, atol: float):
 
 
 def steady_state(template, p, y0, *, solver, sensitivity, rtol: float, atol: float, max_steps: int):
-    """The end of ``template`` (a problem on ``[0, horizon]`` saving its end) from ``y0``, if it is steady.
+    """``(y, status)``: the end of ``template`` (a problem on ``[0, horizon]`` saving its end) from ``y0``, if steady.
 
-    Differentiable in ``p`` and ``y0``; NaN when the solve fails or the end state fails the test.
+    Differentiable in ``p`` and ``y0``. When the solve fails, ``y`` is NaN and ``status`` the
+    solve's; when its end fails the test, ``y`` is NaN and ``status`` is ``Failure``.
     The test is relative to ``y``: a state growing linearly, ``y = c t``, passes it once ``rtol t``
     exceeds about 1, as in AMICI (whose simulation stops at the first such time). A horizon below
     ``1 / rtol`` tells such a model from a settled one; the default :data:`HORIZON` suits rates
@@ -47,4 +49,5 @@ def steady_state(template, p, y0, *, solver, sensitivity, rtol: float, atol: flo
                     max_steps=max_steps)
     y = sol.ys[-1]
     converged = steady_state_norm(template.rhs, y, p, rtol, atol) <= 1.0
-    return jnp.where(converged, y, jnp.nan)
+    status = jnp.where((sol.status == ReturnCode.Success) & ~converged, ReturnCode.Failure, sol.status)
+    return jnp.where(converged, y, jnp.nan), status

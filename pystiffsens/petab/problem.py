@@ -20,10 +20,37 @@ import numpy as np
 
 from .. import _xla, api, sbml
 from ..problem import Problem
+from ..returncode import ReturnCode
 from . import preequilibration, tables
 from .formulas import MeasurementSet, compile_observables
 
 _UNSCALE = {"lin": lambda v: v, "log": jnp.exp, "log10": lambda v: 10.0**v}
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """The negative log-likelihood (and its gradient) at one point, with how its simulations ended.
+
+    Attributes
+    ----------
+    nllh : PEtab's negative log-likelihood; NaN when a simulation failed.
+    gradient : its derivative by estimated parameter id, on its scale (None unless asked for);
+        NaN entries when a simulation failed.
+    status : :class:`~pystiffsens.ReturnCode`: ``Success``, or the code of the first failed
+        simulation in :attr:`failed`.
+    failed : ``{simulation: code}`` of every simulation that failed, each named by its condition
+        id (``"preequilibration_id:condition_id"`` after a preequilibration). A preequilibration
+        that reaches no steady state is ``Failure``.
+    """
+
+    nllh: float
+    gradient: dict[str, float] | None
+    status: ReturnCode
+    failed: dict[str, ReturnCode]
+
+    @property
+    def success(self) -> bool:
+        return self.status == ReturnCode.Success
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +80,7 @@ class _Batch:
     save: tuple
 
 
-def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZON) -> PetabProblem:
+def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZON, layout: str = "auto") -> PetabProblem:
     """Load a PEtab v1 problem: its negative log-likelihood as a differentiable function.
 
     Supported (PEtab v1 specification, ``doc/v1/documentation_data_format.rst``): one SBML model;
@@ -65,6 +92,7 @@ def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZO
     :mod:`~pystiffsens.petab.preequilibration`, simulated for ``preequilibration_horizon``);
     time-triggered SBML events (the solve is split at their times, which must not depend on
     estimated parameters; a measurement at an event time sees the state after the event).
+    ``layout`` is the SBML model's program layout (:func:`pystiffsens.sbml.load`).
 
     Refused with a ``ValueError`` naming the construct and the file: PEtab v2 and extensions,
     several models or problems, mapping tables, steady-state measurements (``time`` inf),
@@ -74,7 +102,7 @@ def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZO
     refuses SBML it cannot translate (e.g. events not triggered by time).
     """
     table = tables.read(yaml_path)
-    model = sbml.load(str(table.sbml_path))
+    model = sbml.load(str(table.sbml_path), layout=layout)
     return PetabProblem(table, model, float(preequilibration_horizon))
 
 
@@ -110,36 +138,60 @@ class PetabProblem:
                                          {name: float(v) for name, v in model.defaults.items()}, saveat=[horizon],
                                          name=f"{self.name}:preequilibration")
         self._batches, order = self._plan(sims)
+        # Each simulation's name, in the order of the programs' statuses (batch by batch, lane by lane).
+        self._labels = [f"{s.preequilibration}:{s.condition}" if s.preequilibration else s.condition
+                        for batch in self._batches for s in batch.simulations]
         # The internal measurement order, by batch: (row in the measurement table, batch, lane, index in its times).
         self._order = order
         self._measurements = MeasurementSet([table.measurements[k] for k, *_ in order], self._compiled)
         self._programs: dict = {}
 
     # -- public API -------------------------------------------------------------------------
-    def nllh(self, x=None, *, solver="Rodas5P", rtol: float = 1e-8, atol: float = 1e-10,
-             max_steps: int = 100_000) -> float:
-        """PEtab's negative log-likelihood of all measurements at ``x``.
+    def evaluate(self, x=None, *, gradient: bool = False, solver="Rodas5P", sensitivity=None, rtol: float = 1e-8,
+                 atol: float = 1e-10, max_steps: int = 100_000) -> Evaluation:
+        """The nllh at ``x`` (and with ``gradient=True`` its gradient), with the status of every simulation.
 
         ``x``: estimated parameter values by id on their PEtab scales (ids left out keep their
-        nominal values; None: :attr:`nominal`). ``solver``, ``rtol``, ``atol``, ``max_steps`` as
-        in ``pss.solve``. NaN when a solve fails or a preequilibration does not reach a steady
-        state. The first call with a solver and tolerances compiles the program; later calls
-        with any ``x`` run it without tracing.
+        nominal values; None: :attr:`nominal`). ``solver``, ``sensitivity``, ``rtol``, ``atol``,
+        ``max_steps`` as in ``pss.solve``; the gradient is ``jax.grad`` of the nllh through
+        ``pss.solve(..., sensitivity=sensitivity)``, so every pystiffsens sensitivity
+        (``pss.sensitivity.names()``; None: pystiffsens's choice) gives it. The first call with a
+        solver, sensitivity and tolerances compiles the program; later calls with any ``x`` run
+        it without tracing. A failed simulation makes the nllh and every gradient entry NaN.
         """
-        run = self._program("nllh", solver, None, rtol, atol, max_steps)
-        return float(run(self._vector(x)))
+        vector = self._vector(x)
+        if gradient:
+            run = self._program("gradient", solver, sensitivity, rtol, atol, max_steps)
+            (nllh, statuses), grad = run(vector)
+        else:
+            run = self._program("nllh", solver, None, rtol, atol, max_steps)
+            nllh, statuses = run(vector)
+        failed = {label: ReturnCode.from_value(code) for label, code in zip(self._labels, np.asarray(statuses))
+                  if code != ReturnCode.Success}
+        status = next(iter(failed.values()), ReturnCode.Success)
+        nan = bool(failed)
+        grads = None
+        if gradient:
+            grads = {pid: math.nan if nan else float(g) for pid, g in zip(self.estimated, np.asarray(grad))}
+        return Evaluation(math.nan if nan else float(nllh), grads, status, failed)
+
+    def nllh(self, x=None, *, solver="Rodas5P", rtol: float = 1e-8, atol: float = 1e-10,
+             max_steps: int = 100_000) -> float:
+        """PEtab's negative log-likelihood of all measurements at ``x``: :meth:`evaluate`'s ``nllh``.
+
+        NaN when a solve fails or a preequilibration does not reach a steady state (which
+        simulation, and how, :meth:`evaluate` says).
+        """
+        return self.evaluate(x, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps).nllh
 
     def gradient(self, x=None, *, solver="Rodas5P", sensitivity=None, rtol: float = 1e-8, atol: float = 1e-10,
                  max_steps: int = 100_000) -> dict[str, float]:
-        """The derivative of :meth:`nllh` by estimated parameter id, on its scale.
+        """The derivative of :meth:`nllh` by estimated parameter id, on its scale: :meth:`evaluate`'s ``gradient``.
 
-        ``jax.grad`` of the nllh through ``pss.solve(..., sensitivity=sensitivity)``, so every
-        pystiffsens sensitivity (``pss.sensitivity.names()``; None: pystiffsens's choice) gives it.
-        ``x`` and the other arguments as in :meth:`nllh`; NaN entries when a solve fails.
+        NaN entries when a solve fails (which simulation, and how, :meth:`evaluate` says).
         """
-        run = self._program("gradient", solver, sensitivity, rtol, atol, max_steps)
-        grad = np.asarray(run(self._vector(x)))
-        return {pid: float(g) for pid, g in zip(self.estimated, grad)}
+        return self.evaluate(x, gradient=True, solver=solver, sensitivity=sensitivity, rtol=rtol, atol=atol,
+                             max_steps=max_steps).gradient
 
     def simulations(self, x=None, *, solver="Rodas5P", rtol: float = 1e-8, atol: float = 1e-10,
                     max_steps: int = 100_000):
@@ -149,7 +201,7 @@ class PetabProblem:
         (with ``problem.table.petab_problem``'s measurement, observable and parameter tables).
         """
         run = self._program("simulations", solver, None, rtol, atol, max_steps)
-        simulation, sigma = (np.asarray(a) for a in run(self._vector(x)))
+        simulation, sigma = (np.asarray(a) for a in run(self._vector(x))[0])
         frame = self.table.petab_problem.measurement_df.copy()
         rows = np.array([k for k, *_ in self._order])
         frame.loc[frame.index[rows], "simulation"] = simulation
@@ -186,7 +238,7 @@ class PetabProblem:
                              "a pss.Problem has no events, so it cannot be written as one.")
         theta = self._theta(jnp.asarray([self.nominal[pid] for pid in self.estimated]))
         p_pre, s_pre, p_sim, s_sim = (jax.tree.map(lambda a: a[lane], part) for part in self._inputs(batch, theta))
-        y0 = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, "Rodas5P", None, 1e-8, 1e-10, 100_000)
+        y0, _ = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, "Rodas5P", None, 1e-8, 1e-10, 100_000)
         if not bool(jnp.all(jnp.isfinite(y0))):
             raise ValueError(f"condition {condition_id!r} of {self.name}: the preequilibration did not reach a "
                              "steady state at the nominal parameters.")
@@ -345,19 +397,24 @@ class PetabProblem:
         return tuple(jax.tree.map(lambda *leaves: jnp.stack(leaves), *part) for part in parts)
 
     def _initial_state(self, batch, p_pre, s_pre, p_sim, s_sim, solver, sensitivity, rtol, atol, max_steps):
-        """A lane's state at ``t = 0`` of the simulation condition (after preequilibration if any)."""
+        """``(y, status)``: a lane's state at ``t = 0`` of the simulation condition (after preequilibration if any)."""
         if not batch.simulations[0].preequilibration:
-            return self.model.initial_state(p_sim, species=s_sim)
+            return self.model.initial_state(p_sim, species=s_sim), jnp.int32(ReturnCode.Success)
         y_pre = self.model.initial_state(p_pre, species=s_pre)
-        y_ss = preequilibration.steady_state(self._pre_template, p_pre, y_pre, solver=solver, sensitivity=sensitivity,
-                                             rtol=rtol, atol=atol, max_steps=max_steps)
-        return self.model.initial_state(p_sim, species=s_sim, y=y_ss)
+        y_ss, status = preequilibration.steady_state(self._pre_template, p_pre, y_pre, solver=solver,
+                                                     sensitivity=sensitivity, rtol=rtol, atol=atol,
+                                                     max_steps=max_steps)
+        return self.model.initial_state(p_sim, species=s_sim, y=y_ss), status
 
     def _simulate(self, batch: _Batch, inputs, solver, sensitivity, rtol, atol, max_steps):
-        """States of every lane at the batch's times, ``(lanes, times, states)``, from its stacked ``inputs``."""
+        """``(states, status)`` of every lane from the batch's stacked ``inputs``: ``(lanes, times, states)``, ``(lanes,)``.
+
+        A lane's status is that of its first failed solve (``Success`` when none failed).
+        """
 
         def lane(p_pre, s_pre, p_sim, s_sim, fires):
-            y = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, solver, sensitivity, rtol, atol, max_steps)
+            y, status = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, solver, sensitivity, rtol, atol,
+                                            max_steps)
             ys = jnp.full((batch.times.size, y.size), jnp.nan)
             offset = 0
             for i, (segment, save) in enumerate(zip(batch.segments, batch.save)):
@@ -366,12 +423,13 @@ class PetabProblem:
                                     atol=atol, max_steps=max_steps)
                     ys = ys.at[offset:offset + save.size].set(sol.ys[save])
                     y = sol.ys[-1]
+                    status = jnp.where(status == ReturnCode.Success, sol.status, status)
                 else:
                     ys = ys.at[offset:offset + save.size].set(jnp.broadcast_to(y, (save.size, y.size)))
                 offset += save.size
                 if i < len(batch.event_times):
                     y = self._apply_events(batch.event_times[i], fires[i], y, p_sim)
-            return ys
+            return ys, status
 
         p_pre, s_pre, p_sim, s_sim = inputs
         return jax.vmap(lane)(p_pre, s_pre, p_sim, s_sim, jnp.asarray(batch.fires))
@@ -386,19 +444,21 @@ class PetabProblem:
         simulate = self._simulations_fn(solver, sensitivity, rtol, atol, max_steps)
 
         def nllh(x):
-            return jnp.sum(self._measurements.nllh_terms(*simulate(x)))
+            *simulated, statuses = simulate(x)
+            return jnp.sum(self._measurements.nllh_terms(*simulated)), statuses
 
         return nllh
 
     def _simulations_fn(self, solver, sensitivity, rtol, atol, max_steps):
-        """``x -> (ys, ts, p, theta)`` per measurement in the internal order."""
+        """``x -> (ys, ts, p, theta, statuses)``: per measurement in the internal order, and per simulation."""
 
         def simulate(x):
             theta = self._theta(x)
-            ys, ts, p = [], [], {}
+            ys, ts, p, statuses = [], [], {}, []
             for b, batch in enumerate(self._batches):
                 inputs = self._inputs(batch, theta)
-                states = self._simulate(batch, inputs, solver, sensitivity, rtol, atol, max_steps)
+                states, status = self._simulate(batch, inputs, solver, sensitivity, rtol, atol, max_steps)
+                statuses.append(status)
                 rows = [(lane, t_idx) for _, bb, lane, t_idx in self._order if bb == b]
                 lanes = np.array([r[0] for r in rows], dtype=int)
                 t_idx = np.array([r[1] for r in rows], dtype=int)
@@ -407,7 +467,7 @@ class PetabProblem:
                 for name, values in inputs[2].items():
                     p.setdefault(name, []).append(values[lanes])
             p = {name: jnp.concatenate(parts) for name, parts in p.items()}
-            return jnp.concatenate(ys), jnp.concatenate(ts), p, theta
+            return jnp.concatenate(ys), jnp.concatenate(ts), p, theta, jnp.concatenate(statuses)
 
         return simulate
 
@@ -416,10 +476,13 @@ class PetabProblem:
         if key not in self._programs:
             if kind == "simulations":
                 simulate = self._simulations_fn(solver, sensitivity, rtol, atol, max_steps)
-                fn = lambda x: self._measurements.evaluate(*simulate(x))  # noqa: E731
+
+                def fn(x):
+                    *simulated, statuses = simulate(x)
+                    return self._measurements.evaluate(*simulated), statuses
             else:
                 fn = self._nllh_fn(solver, sensitivity, rtol, atol, max_steps)
-                fn = fn if kind == "nllh" else jax.grad(fn)
+                fn = fn if kind == "nllh" else jax.value_and_grad(fn, has_aux=True)
             self._programs[key] = _xla.jit(fn)
         return self._programs[key]
 

@@ -55,21 +55,21 @@ def gradients_at_nominal(problem, solvers=SOLVERS, sensitivities=SENSITIVITIES, 
                          progress=True) -> pd.DataFrame:
     """The gradient of ``problem``'s nllh at its nominal point from every solver and sensitivity.
 
-    One row per (solver, sensitivity, estimated parameter): ``grad`` (NaN where the solve
-    failed), ``median`` (over the methods with a finite value), ``relative_deviation``
+    One row per (solver, sensitivity, estimated parameter): ``grad`` (NaN where a solve
+    failed), ``status`` (the SciML word of the first failed simulation, else ``Success``), ``median`` (over the methods with a finite value), ``relative_deviation``
     ``|grad - median| / |median|`` (0 where they are equal, also at 0; NaN for a failed method),
     ``seconds`` (the second call's time; the first compiles).
     """
     pairs = [(s, a) for s in solvers for a in sensitivities]
     rows = []
     for solver, algorithm in tqdm(pairs, desc="gradients at nominal", disable=not progress):
-        problem.gradient(solver=solver, sensitivity=algorithm, rtol=rtol, atol=atol)  # compiles
+        problem.evaluate(gradient=True, solver=solver, sensitivity=algorithm, rtol=rtol, atol=atol)  # compiles
         start = time.perf_counter()
-        grad = problem.gradient(solver=solver, sensitivity=algorithm, rtol=rtol, atol=atol)
+        result = problem.evaluate(gradient=True, solver=solver, sensitivity=algorithm, rtol=rtol, atol=atol)
         seconds = time.perf_counter() - start
-        rows += [{"solver": solver, "sensitivity": algorithm, "param": pid, "grad": value, "seconds": seconds}
-                 for pid, value in grad.items()]
-    frame = pd.DataFrame(rows, columns=["solver", "sensitivity", "param", "grad", "seconds"])
+        rows += [{"solver": solver, "sensitivity": algorithm, "param": pid, "grad": value,
+                  "status": result.status.name, "seconds": seconds} for pid, value in result.gradient.items()]
+    frame = pd.DataFrame(rows, columns=["solver", "sensitivity", "param", "grad", "status", "seconds"])
     finite = frame["grad"].where(np.isfinite(frame["grad"]))
     frame["median"] = finite.groupby(frame["param"]).transform("median")
     distance = np.abs(frame["grad"] - frame["median"])
@@ -198,7 +198,7 @@ def _plot_stiffness(stiffness: pd.DataFrame, path: Path) -> None:
 def _summary(problem, gradients, stiffness, skipped, first, by_parameter, chosen, sweep_fits, rtol, atol,
              command) -> str:
     n_methods = gradients.groupby(["solver", "sensitivity"]).ngroups
-    failed = gradients[~np.isfinite(gradients["grad"])][["solver", "sensitivity"]].drop_duplicates()
+    failed = gradients[~np.isfinite(gradients["grad"])][["solver", "sensitivity", "status"]].drop_duplicates()
     lines = [f"# {problem.name}: gradients, stiffness and decay", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
@@ -222,7 +222,7 @@ def _summary(problem, gradients, stiffness, skipped, first, by_parameter, chosen
                      + (f"{worst['relative_deviation']:.2g} | {worst['solver']} / {worst['sensitivity']} |"
                         if worst is not None else "n/a | |"))
     if not failed.empty:
-        lines += ["", "Failed (NaN gradient): " + ", ".join(f"{r.solver} / {r.sensitivity}"
+        lines += ["", "Failed (NaN gradient): " + ", ".join(f"{r.solver} / {r.sensitivity} ({r.status})"
                                                             for r in failed.itertuples()) + "."]
     lines += ["", "## Stiffness along each condition", ""]
     if not stiffness.empty:

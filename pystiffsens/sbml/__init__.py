@@ -26,11 +26,14 @@ from .translate import translate
 __all__ = ["Model", "NotSupported", "TimeEvent", "load", "to_jax"]
 
 
-def load(path_or_text) -> Model:
+def load(path_or_text, *, layout: str = "auto") -> Model:
     """The :class:`Model` of an SBML file (a ``str`` or ``os.PathLike`` path) or SBML text (a ``str`` starting "<").
 
-    Raises :class:`NotSupported` for constructs outside the supported subset and ``ValueError``
-    for unreadable or inconsistent models; both name the file.
+    ``layout``: how the model's formulas become JAX programs, ``"scalar"`` (fastest to run) or
+    ``"vectorised"`` (fastest to compile), see :mod:`.jaxify`; ``"auto"`` takes ``"scalar"`` up
+    to :data:`~pystiffsens.sbml.model.SCALAR_UP_TO` formulas (reactions and rules) and
+    ``"vectorised"`` above. Raises :class:`NotSupported` for constructs outside the supported
+    subset and ``ValueError`` for unreadable or inconsistent models; both name the file.
     """
     doc, source = read(path_or_text)
-    return Model(translate(doc, source))
+    return Model(translate(doc, source), layout=layout)

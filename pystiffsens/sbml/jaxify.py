@@ -4,15 +4,43 @@ Expressions are turned into Python functions by sympy's own ``lambdify(..., modu
 (sympy's JAX printer): ``Piecewise`` becomes ``jax.numpy.select`` (differentiable in the
 selected branch), relations and logic become ``jax.numpy.less``/``logical_and``/...
 Arguments are dummified, so no SBML id can shadow a name of the generated code.
+
+A :class:`Program` evaluates a model's named quantities in one of two layouts (``layout=``):
+
+* ``"scalar"``: one JAX operation per operation of each formula, as written. XLA:CPU fuses
+  such straight-line code into a few kernels, so it runs fastest; but a solver traces and
+  differentiates it at every stage of every step, so tracing and compiling grow with the
+  number of reactions and rules.
+* ``"vectorised"``: the quantities of one dependency level that share a shape (mass action
+  ``k*A*B``, Michaelis-Menten, ...) are computed together by one function of gathered
+  arguments, and sums of ``number * quantity`` terms (a species' stoichiometry times rates)
+  by one gather and one scatter-add. The program then has a size set by the number of
+  shapes, not of reactions, and compiles in less time; XLA:CPU runs its gathers as
+  separate kernels, so it runs slower.
+
+``benchmarks/README.md`` section 8 has the measurements.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import sympy
+from jax import lax
+
+NAN_TO = sympy.Function("nan_to")
+"""``nan_to(raw, fallback)``: ``fallback`` where ``raw`` is NaN, else ``raw`` (a caller's value that overrides an initial assignment)."""
+
+_NAMESPACE = {"nan_to": lambda raw, fallback: jnp.where(jnp.isnan(raw), fallback, raw)}
+
+
+def _lambdify(symbols: Sequence[sympy.Symbol], expr: sympy.Basic) -> Callable:
+    return sympy.lambdify(symbols, expr, modules=[_NAMESPACE, "jax"], dummify=True)
 
 
 def to_jax(expr, symbols: Sequence) -> Callable:
@@ -34,21 +62,26 @@ def to_jax(expr, symbols: Sequence) -> Callable:
             f"symbols {sorted(by_name)}."
         )
     expr = expr.xreplace({free[name]: by_name[name] for name in free})
-    fn = sympy.lambdify(symbols, expr, modules="jax", dummify=True)
+    fn = _lambdify(symbols, expr)
     return lambda *values: jnp.asarray(fn(*values), dtype=jnp.float64)
 
 
 @dataclasses.dataclass(frozen=True)
 class Definition:
-    """A named quantity's formula: ``fn(*values of deps)``."""
+    """A named quantity's formula ``expr``, a sympy expression of the names ``deps``."""
 
-    fn: Callable
+    expr: sympy.Basic
     deps: tuple[str, ...]
 
+    @functools.cached_property
+    def fn(self) -> Callable:
+        """``fn(*values of deps)``: ``expr`` as a JAX function (lambdified on first use)."""
+        return to_jax(self.expr, self.deps)
+
     @classmethod
-    def of(cls, expr: sympy.Basic) -> Definition:
-        deps = tuple(sorted(s.name for s in expr.free_symbols))
-        return cls(to_jax(expr, deps), deps)
+    def of(cls, expr) -> Definition:
+        expr = sympy.sympify(expr)
+        return cls(expr, tuple(sorted(s.name for s in expr.free_symbols)))
 
 
 class Program:
@@ -65,9 +98,13 @@ class Program:
         outputs: Sequence[sympy.Basic],
         source: str,
         what: str,
+        layout: str = "scalar",
     ):
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout={layout!r} is not a program layout; valid: {list(LAYOUTS)}.")
+        self.layout = layout
         self.bases = frozenset(bases)
-        self.outputs = [Definition.of(sympy.sympify(out)) for out in outputs]
+        self.outputs = [Definition.of(out) for out in outputs]
         order: list[str] = []
         state: dict[str, str] = {}  # name -> "visiting" | "done"
         used_bases: set[str] = set()
@@ -94,9 +131,250 @@ class Program:
                 visit(dep, ())
         self.steps = [(name, definitions[name]) for name in order]
         self.used_bases = frozenset(used_bases)
+        self._plans: dict[tuple[str, ...], Callable] = {}
 
-    def __call__(self, env: Mapping[str, object]) -> list:
+    def __call__(self, env: Mapping[str, object], block: tuple[Sequence[str], object] | None = None):
+        """The outputs' values, stacked: shape ``(len(outputs), *batch)``.
+
+        ``env`` maps base names to values (scalars, or arrays of one common batch shape);
+        ``block = (names, vector)`` gives the bases ``names`` at once as the leading axis of
+        ``vector`` (a model's state), instead of one entry of ``env`` each.
+        """
+        names, vector = block if block is not None else ((), None)
+        names = tuple(names)
+        if names not in self._plans:
+            self._plans[names] = LAYOUTS[self.layout](self.steps, self.outputs, self.used_bases, names)
+        return self._plans[names](env, vector)
+
+
+# -- the scalar plan ----------------------------------------------------------------------
+
+
+class _ScalarPlan:
+    """Each definition evaluated as its own formula, one scalar at a time, in dependency order."""
+
+    def __init__(self, steps, outputs, used_bases, block: tuple[str, ...]):
+        self.block = block
+        self.steps = [(name, d.fn, d.deps) for name, d in steps]
+        self.outputs = [(out.fn, out.deps) for out in outputs]
+
+    def __call__(self, env: Mapping[str, object], vector) -> jax.Array:
         values = dict(env)
-        for name, definition in self.steps:
-            values[name] = definition.fn(*(values[d] for d in definition.deps))
-        return [out.fn(*(values[d] for d in out.deps)) for out in self.outputs]
+        if self.block:
+            vector = jnp.asarray(vector, dtype=jnp.float64)
+            values.update({name: vector[i] for i, name in enumerate(self.block)})
+        for name, fn, deps in self.steps:
+            values[name] = fn(*(values[d] for d in deps))
+        outs = [fn(*(values[d] for d in deps)) for fn, deps in self.outputs]
+        batch = np.broadcast_shapes(*(jnp.shape(o) for o in outs))
+        return jnp.stack([jnp.broadcast_to(o, batch) for o in outs])
+
+
+# -- the vectorised plan ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Group:
+    """Quantities of one level and one shape: ``fn(*gathered, *constants)`` at once."""
+
+    fn: Callable
+    gathers: tuple[np.ndarray, ...]  # per symbol slot, the positions of its values in the value vector
+    constants: tuple[np.ndarray, ...]  # per number slot, its value in each quantity
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Linear:
+    """Linear combinations of values: ``segment_sum(values[columns] * coefficients, rows)``."""
+
+    columns: np.ndarray
+    coefficients: np.ndarray
+    rows: np.ndarray
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Level:
+    linear: _Linear | None
+    groups: tuple[_Group, ...]
+
+
+class _VectorPlan:
+    """A program laid out as levels of vectorised operations on one growing vector of values.
+
+    The vector starts with the bases (the block, then the other used bases by name); each level
+    appends its linear combinations, then its groups of one shape.
+    """
+
+    def __init__(self, steps, outputs, used_bases, block: tuple[str, ...]):
+        self.block = block
+        self.scalars = tuple(sorted(set(used_bases) - set(block)))
+        position = {name: i for i, name in enumerate(block + self.scalars)}
+        level = dict.fromkeys(position, 0)
+        combinations: dict[tuple, str] = {}  # ((name, coefficient), ...) -> the node computing it
+        by_level: dict[int, list[tuple[str, object]]] = {}  # level -> (node, expression or combination)
+
+        def add(name: str, payload, deps) -> None:
+            level[name] = 1 + max((level[d] for d in deps), default=0)
+            by_level.setdefault(level[name], []).append((name, payload))
+
+        def extract_linear(expr: sympy.Basic) -> sympy.Basic:
+            """``expr`` with each sum of ``number * name`` terms replaced by the name of a node computing it."""
+            terms = _linear_terms(expr)
+            if terms is not None:
+                if terms not in combinations:
+                    combinations[terms] = f"@linear:{len(combinations)}"
+                    add(combinations[terms], terms, [name for name, _ in terms])
+                return sympy.Symbol(combinations[terms])
+            if not expr.args or isinstance(expr, sympy.Symbol):
+                return expr
+            return expr.func(*(extract_linear(arg) for arg in expr.args))
+
+        def add_expression(name: str, expr: sympy.Basic) -> None:
+            expr = extract_linear(expr)
+            add(name, expr, [s.name for s in expr.free_symbols])
+
+        for name, definition in steps:
+            add_expression(name, definition.expr)
+        output_names = []
+        for k, out in enumerate(outputs):
+            if isinstance(out.expr, sympy.Symbol):
+                output_names.append(out.expr.name)
+            else:
+                output_names.append(f"@output:{k}")
+                add_expression(output_names[-1], out.expr)
+
+        self.levels = []
+        for lv in sorted(by_level):
+            nodes = by_level[lv]
+            combos = [(name, terms) for name, terms in nodes if isinstance(terms, tuple)]
+            linear = None
+            if combos:
+                entries = [(row, position[dep], c) for row, (_, terms) in enumerate(combos) for dep, c in terms]
+                rows, columns, coefficients = (np.array(column) for column in zip(*entries))
+                linear = _Linear(columns, coefficients.astype(np.float64), rows, len(combos))
+                for name, _ in combos:
+                    position[name] = len(position)
+            shapes: dict[sympy.Basic, list] = {}
+            for name, expr in nodes:
+                if not isinstance(expr, tuple):
+                    skeleton, symbols, constants = _skeleton(expr)
+                    shapes.setdefault(skeleton, []).append((name, symbols, constants))
+            groups = []
+            for skeleton, members in shapes.items():
+                n_symbols, n_constants = len(members[0][1]), len(members[0][2])
+                slots = [sympy.Symbol(f"s{i}") for i in range(n_symbols)]
+                slots += [sympy.Symbol(f"c{i}") for i in range(n_constants)]
+                gathers = tuple(np.array([position[m[1][i]] for m in members]) for i in range(n_symbols))
+                constants = tuple(np.array([m[2][i] for m in members], dtype=np.float64) for i in range(n_constants))
+                for name, *_ in members:
+                    position[name] = len(position)
+                groups.append(_Group(_lambdify(slots, skeleton), gathers, constants, len(members)))
+            self.levels.append(_Level(linear, tuple(groups)))
+        self.outputs = np.array([position[name] for name in output_names], dtype=int)
+
+    def __call__(self, env: Mapping[str, object], vector) -> jax.Array:
+        scalars = [jnp.asarray(env[name], dtype=jnp.float64) for name in self.scalars]
+        block = [jnp.asarray(vector, dtype=jnp.float64)] if self.block else []
+        batch = np.broadcast_shapes(*(s.shape for s in scalars), *(b.shape[1:] for b in block))
+        parts = [b if b.shape[1:] == batch else jnp.broadcast_to(b, b.shape[:1] + batch) for b in block]
+        if scalars:
+            parts.append(jnp.stack([s if s.shape == batch else jnp.broadcast_to(s, batch) for s in scalars]))
+        values = jnp.concatenate(parts) if parts else jnp.zeros((0, *batch))
+        trailing = (1,) * len(batch)
+        for lv in self.levels:
+            new = []
+            if lv.linear is not None:
+                lin = lv.linear
+                products = _take(values, lin.columns) * lin.coefficients.reshape(-1, *trailing)
+                new.append(_sum_rows(products, lin.rows, lin.size))
+            for group in lv.groups:
+                args = [_take(values, idx) for idx in group.gathers]
+                args += [c.reshape(-1, *trailing) for c in group.constants]
+                out = jnp.asarray(group.fn(*args), dtype=jnp.float64)
+                new.append(out if out.shape == (group.size, *batch) else jnp.broadcast_to(out, (group.size, *batch)))
+            values = jnp.concatenate([values, *new])
+        return _take(values, self.outputs)
+
+
+LAYOUTS: dict[str, Callable] = {"scalar": _ScalarPlan, "vectorised": _VectorPlan}
+"""The program layouts by name (module docstring)."""
+
+
+def _take(values, positions: np.ndarray):
+    """``values[positions]`` along the first axis, as one slice or one gather (the positions are known)."""
+    start = int(positions[0]) if positions.size else 0
+    if np.array_equal(positions, np.arange(start, start + positions.size)):
+        return lax.slice_in_dim(values, start, start + positions.size)
+    return lax.gather(
+        values,
+        positions.astype(np.int32)[:, None],
+        lax.GatherDimensionNumbers(
+            offset_dims=tuple(range(1, values.ndim)), collapsed_slice_dims=(0,), start_index_map=(0,)
+        ),
+        slice_sizes=(1, *values.shape[1:]),
+        mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS,
+    )
+
+
+def _sum_rows(products, rows: np.ndarray, size: int):
+    """``out[r] = sum of products[k] with rows[k] == r``, ``r < size`` (``rows`` sorted)."""
+    return lax.scatter_add(
+        jnp.zeros((size, *products.shape[1:]), dtype=products.dtype),
+        rows.astype(np.int32)[:, None],
+        products,
+        lax.ScatterDimensionNumbers(
+            update_window_dims=tuple(range(1, products.ndim)),
+            inserted_window_dims=(0,),
+            scatter_dims_to_operand_dims=(0,),
+        ),
+        indices_are_sorted=True,
+        mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS,
+    )
+
+
+def _linear_terms(expr: sympy.Basic) -> tuple[tuple[str, float], ...] | None:
+    """``((name, coefficient), ...)`` of a sum of at least two terms ``number * symbol``, else None."""
+    if not isinstance(expr, sympy.Add) or len(expr.args) < 2:
+        return None
+    terms = []
+    for term in expr.args:
+        if isinstance(term, sympy.Symbol):
+            terms.append((term.name, 1.0))
+        elif (
+            isinstance(term, sympy.Mul)
+            and len(term.args) == 2
+            and isinstance(term.args[0], sympy.Number)
+            and isinstance(term.args[1], sympy.Symbol)
+        ):
+            terms.append((term.args[1].name, float(term.args[0])))
+        else:
+            return None
+    return tuple(sorted(terms))
+
+
+def _skeleton(expr: sympy.Basic) -> tuple[sympy.Basic, list[str], list[float]]:
+    """``expr``'s shape: its symbols renamed ``s0, s1, ...`` and its numbers ``c0, c1, ...`` in order of appearance.
+
+    Exponents that are numbers stay in the shape (``x**2`` stays an integer power). Returns the
+    shape, the names of the symbols and the values of the numbers.
+    """
+    symbols: dict[str, sympy.Symbol] = {}
+    constants: list[float] = []
+
+    def rebuild(e: sympy.Basic) -> sympy.Basic:
+        if isinstance(e, sympy.Symbol):
+            if e.name not in symbols:
+                symbols[e.name] = sympy.Symbol(f"s{len(symbols)}")
+            return symbols[e.name]
+        if isinstance(e, sympy.Number):
+            constants.append(float(e))
+            return sympy.Symbol(f"c{len(constants) - 1}")
+        if isinstance(e, sympy.Pow) and isinstance(e.exp, sympy.Number):
+            return sympy.Pow(rebuild(e.base), e.exp)
+        if not e.args:
+            return e
+        return e.func(*(rebuild(arg) for arg in e.args))
+
+    shape = rebuild(expr)
+    return shape, list(symbols), constants

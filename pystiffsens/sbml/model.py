@@ -10,9 +10,13 @@ import sympy
 
 from ..problem import Problem
 from .events import TimeEvent
-from .jaxify import Program
+from .jaxify import LAYOUTS, Program
 from .mathml import TIME, parse_infix, to_sympy
 from .translate import AMOUNT_PREFIX, Translation
+
+SCALAR_UP_TO = 200
+"""``layout="auto"`` evaluates models of at most this many formulas (reactions and rules) in the
+scalar layout, larger ones vectorised (benchmarks/README.md section 8)."""
 
 
 class Model:
@@ -33,9 +37,15 @@ class Model:
         where an initial assignment sets it (absent or NaN in ``p`` means "use the initial assignment").
     assigned_parameter_ids : the parameter ids with an initial assignment (NaN in :attr:`defaults`).
     events : the time-triggered events, :class:`~pystiffsens.sbml.TimeEvent`.
+    layout : ``"scalar"`` or ``"vectorised"``, the layout of its programs (:func:`pystiffsens.sbml.load`).
     """
 
-    def __init__(self, translation: Translation):
+    def __init__(self, translation: Translation, layout: str = "auto"):
+        if layout not in ("auto", *LAYOUTS):
+            raise ValueError(f"layout={layout!r} is not a program layout; valid: {['auto', *LAYOUTS]}.")
+        if layout == "auto":
+            layout = "scalar" if len(translation.definitions) <= SCALAR_UP_TO else "vectorised"
+        self.layout = layout
         self._t = translation
         self.source = translation.source
         self.id = translation.model_id
@@ -51,7 +61,7 @@ class Model:
     def __repr__(self) -> str:
         return (
             f"sbml.Model({self.id!r} from {self.source!r}: {len(self.state_ids)} states, "
-            f"{len(self.parameter_ids)} parameters, {len(self.events)} events)"
+            f"{len(self.parameter_ids)} parameters, {len(self.events)} events, {self.layout} layout)"
         )
 
     # -- evaluation environments
@@ -69,7 +79,8 @@ class Model:
     def _overrides(self, p: Mapping) -> tuple[str, ...]:
         return tuple(sid for sid in self._t.overridable_species if sid in p)
 
-    def _env(self, t, y, p: Mapping) -> tuple[dict, tuple[str, ...]]:
+    def _env(self, t, y, p: Mapping) -> tuple[dict, tuple, tuple[str, ...]]:
+        """``(env, block, overrides)`` of a program at ``(t, y)``: the inputs by name, the state as a block."""
         y = jnp.asarray(y, dtype=jnp.float64)
         if y.shape != (len(self.state_ids),):
             raise ValueError(
@@ -79,9 +90,8 @@ class Model:
         overrides = self._overrides(p)
         env = self._inputs(p, [k for k in self.parameter_ids if k not in self.state_ids])
         env.update({sid: jnp.asarray(p[sid], dtype=jnp.float64) for sid in overrides})
-        env.update({base: y[i] for i, base in enumerate(self._t.state_bases)})
         env[TIME.name] = jnp.asarray(t, dtype=jnp.float64)
-        return env, overrides
+        return env, (self._t.state_bases, y), overrides
 
     def _program(self, outputs: tuple, overrides: tuple, what: str, initial: bool = False) -> Program:
         """The program of ``outputs`` at time t (or at the start, ``initial``), built once per model and key."""
@@ -90,7 +100,7 @@ class Model:
             t = self._t
             definitions = t.initial_definitions if initial else t.definitions
             bases = t.initial_bases(overrides) if initial else t.rhs_bases(overrides)
-            self._programs[key] = Program(definitions, bases, outputs, self.source, what)
+            self._programs[key] = Program(definitions, bases, outputs, self.source, what, self.layout)
         return self._programs[key]
 
     # -- the contract
@@ -102,9 +112,8 @@ class Model:
         replaces the file's). A parameter with an initial assignment (SBML L3V2 Sect. 4.8) takes
         the assignment where ``p`` lacks it or holds NaN (see :meth:`initial_state`).
         """
-        env, overrides = self._env(t, y, p)
-        derivatives = self._program(self._t.derivatives, overrides, "the right-hand side")(env)
-        return jnp.stack([jnp.broadcast_to(d, ()) for d in derivatives])
+        env, block, overrides = self._env(t, y, p)
+        return self._program(self._t.derivatives, overrides, "the right-hand side")(env, block)
 
     def initial_state(self, p: Mapping, species: Mapping | None = None, y=None, t0=0.0):
         """The state at ``t0`` (default 0, where SBML applies initial assignments), jax-traceable in ``p``.
@@ -133,7 +142,7 @@ class Model:
             env.update({sid: jnp.asarray(p[sid], dtype=jnp.float64) for sid in overrides})
             env[TIME.name] = jnp.asarray(t0, dtype=jnp.float64)
             program = self._program(t.initial_outputs, overrides, "the initial state", initial=True)
-            start = jnp.stack([jnp.broadcast_to(v, ()) for v in program(env)])
+            start = program(env)
         else:
             start = jnp.asarray(y, dtype=jnp.float64)
             if start.shape != (len(self.state_ids),):
@@ -162,9 +171,9 @@ class Model:
         amounts = [sid for sid, base in zip(self.state_ids, self._t.state_bases) if base.startswith(AMOUNT_PREFIX)]
         if not amounts:
             return {}
-        env, overrides = self._env(t, y, p)
+        env, block, overrides = self._env(t, y, p)
         outputs = tuple(sympy.Symbol(self._t.compartment_of[sid]) for sid in amounts)
-        return dict(zip(amounts, self._program(outputs, overrides, "compartment sizes")(env)))
+        return dict(zip(amounts, self._program(outputs, overrides, "compartment sizes")(env, block)))
 
     def compile(self, formula, extra=()):
         """A JAX function ``f(t, y, p, extra_values={}) -> scalar`` of ``formula`` at state ``y``.
@@ -211,10 +220,10 @@ class Model:
             missing = [name for name in extra if name not in extra_values]
             if missing:
                 raise ValueError(f"{self.source}: the formula {str(formula)!r} needs extra_values for {missing}.")
-            env, overrides = self._env(t, y, p)
+            env, block, overrides = self._env(t, y, p)
             env.update({name: jnp.asarray(extra_values[name], dtype=jnp.float64) for name in extra})
             program = self._program((expr,), overrides + extra, f"the formula {str(formula)!r}")
-            return jnp.broadcast_to(program(env)[0], ())
+            return program(env, block)[0]
 
         return evaluate
 
@@ -260,18 +269,16 @@ class Model:
             env = self._inputs(p, inputs)
             env.update({sid: jnp.asarray(p[sid], dtype=jnp.float64) for sid in overrides})
             env[TIME.name] = jnp.asarray(math.nan)
-            return jnp.broadcast_to(
-                self._program((spec.time,), overrides, f"the trigger of event {spec.id!r}", initial=True)(env)[0], ()
-            )
+            return self._program((spec.time,), overrides, f"the trigger of event {spec.id!r}", initial=True)(env)[0]
 
         targets = [target for target, _ in spec.assignments]
         indices = [t.state_ids.index(target) for target in targets]
 
         def assign(time_, y, p):
-            env, overrides = self._env(time_, y, p)
+            env, block, overrides = self._env(time_, y, p)
             values = self._program(
                 tuple(e for _, e in spec.assignments), overrides, f"the assignments of event {spec.id!r}"
-            )(env)
+            )(env, block)
             sizes = self._state_sizes(time_, y, p)
             y_new = jnp.asarray(y, dtype=jnp.float64)
             for target, i, value in zip(targets, indices, values):

@@ -33,12 +33,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import jax.numpy as jnp
 import libsbml
 import sympy
 
 from .errors import not_supported
-from .jaxify import Definition, Program
+from .jaxify import NAN_TO, Definition, Program
 from .mathml import TIME, number, to_sympy
 
 AMOUNT_PREFIX = "@amount:"  # env name of the amount state of a concentration species
@@ -279,10 +278,7 @@ def translate(doc: libsbml.SBMLDocument, source: str) -> Translation:
     for qid in parameter_ids:  # an input with an initial assignment: the assignment where the caller's value is NaN
         # (Model._inputs makes an absent value NaN)
         if qid in initial:
-            ia = Definition.of(initial[qid])
-            compiled[qid] = Definition(
-                lambda raw, *args, ia=ia: _nan_to(raw, ia.fn(*args)), (RAW_PREFIX + qid, *ia.deps)
-            )
+            compiled[qid] = Definition.of(NAN_TO(sympy.Symbol(RAW_PREFIX + qid), initial[qid]))
     translation = Translation(
         source=source,
         model_id=model.getId(),
@@ -313,10 +309,6 @@ def translate(doc: libsbml.SBMLDocument, source: str) -> Translation:
     _check_constant(translation, constant + overridable, "an initial assignment or initial value", source)
     events = tuple(_event(event, expr, translation, source) for event in model.getListOfEvents())
     return dataclasses.replace(translation, events=events)
-
-
-def _nan_to(raw, value):
-    return jnp.where(jnp.isnan(raw), value, raw)
 
 
 def _stoichiometry(sr, level, definitions, initial, assignment, expr, rid, source) -> sympy.Basic:

@@ -38,13 +38,14 @@ from tqdm.auto import tqdm
 from .. import _warnings
 from ..backends.base import BatchResult
 from ..problem import Problem
+from ..returncode import ReturnCode
 from . import resume
 from .batch import Batch
 from .rows import batch_rows, failed_batch
 
-TASK_FAILURE = "Failure"
-"""Status of the rows of a task that raised or whose workers kept dying (SciML's word for a
-general failure); a solve that fails numerically has its own ReturnCode instead."""
+TASK_FAILURE = ReturnCode.Failure.name
+"""Status of the rows of a task that raised or whose workers kept dying; a solve that fails
+numerically has its own ReturnCode instead."""
 
 INSTALL_HINT = "Dask sweeps need dask.distributed: pip install 'pystiffsens[dask]'."
 

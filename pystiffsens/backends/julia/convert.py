@@ -191,8 +191,8 @@ _RETCODES = {code.name: code for code in ReturnCode}
 def status_from_retcode(word: str) -> tuple[ReturnCode, dict]:
     """SciML retcode word -> (:class:`ReturnCode`, extra).
 
-    The five shared codes map by name; every other word (Terminated, Failure, DtNaN,
-    InitialFailure, ...) is ``Unstable`` with ``{"julia_retcode": word}`` in ``extra``.
+    The six shared codes map by name; every other word (Terminated, DtNaN, InitialFailure,
+    ...) is ``Unstable`` with ``{"julia_retcode": word}`` in ``extra``.
     """
     word = str(word)
     if word in _RETCODES:
