@@ -432,7 +432,10 @@ class PetabProblem:
             return ys, status
 
         p_pre, s_pre, p_sim, s_sim = inputs
-        return jax.vmap(lane)(p_pre, s_pre, p_sim, s_sim, jnp.asarray(batch.fires))
+        inputs = (p_pre, s_pre, p_sim, s_sim, jnp.asarray(batch.fires))
+        if len(batch.simulations) == 1:  # one lane: no batching rules to trace through
+            return jax.tree.map(lambda a: a[None], lane(*jax.tree.map(lambda a: a[0], inputs)))
+        return jax.vmap(lane)(*inputs)
 
     def _apply_events(self, t_event: float, fires, y, p):
         """The state after the events that fire at ``t_event`` in this lane (``fires``), in the model's order."""

@@ -100,9 +100,7 @@ class Program:
         what: str,
         layout: str = "scalar",
     ):
-        if layout not in LAYOUTS:
-            raise ValueError(f"layout={layout!r} is not a program layout; valid: {list(LAYOUTS)}.")
-        self.layout = layout
+        self.layout = layout  # a key of LAYOUTS (checked by sbml.Model)
         self.bases = frozenset(bases)
         self.outputs = [Definition.of(out) for out in outputs]
         order: list[str] = []
@@ -185,7 +183,7 @@ class _Group:
 
 @dataclasses.dataclass(frozen=True)
 class _Linear:
-    """Linear combinations of values: ``segment_sum(values[columns] * coefficients, rows)``."""
+    """Linear combinations of values: ``out[rows[k]] += values[columns[k]] * coefficients[k]``."""
 
     columns: np.ndarray
     coefficients: np.ndarray
