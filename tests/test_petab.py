@@ -28,10 +28,11 @@ TOL = dict(rtol=1e-8, atol=1e-10)
 
 
 # -- a tiny SBML model and PEtab tables written in the test ------------------------------------
-def chain_sbml(event_trigger: str | None = None) -> str:
+def chain_sbml(event_trigger: str | None = None, source_species: bool = False) -> str:
     """``0 -(k_in)-> A -(k1 A)-> B -(k2 B)-> 0`` in compartment c; A given as amount 2 (so A0 = 2 / c).
 
-    With ``event_trigger`` (e.g. ``"time >= te"``), the event ``pulse``: ``A = A + 1``.
+    With ``event_trigger`` (e.g. ``"time >= te"``), the event ``pulse``: ``A = A + 1``. With
+    ``source_species``, the inflow is ``k_in * S`` for a constant boundary species ``S`` (1.0).
     """
     doc = libsbml.SBMLDocument(3, 2)
     model = doc.createModel()
@@ -46,7 +47,12 @@ def chain_sbml(event_trigger: str | None = None) -> str:
     for pid, value in (("k_in", 0.0), ("k1", 0.5), ("k2", 0.2), ("sig_model", 0.25), ("te", 2.0)):
         par = model.createParameter()
         par.setId(pid), par.setValue(value), par.setConstant(True)
-    for rid, reactant, product, law in (("r0", None, "A", "c * k_in"), ("r1", "A", "B", "c * k1 * A"),
+    if source_species:
+        sp = model.createSpecies()
+        sp.setId("S"), sp.setCompartment("c"), sp.setHasOnlySubstanceUnits(False), sp.setInitialConcentration(1.0)
+        sp.setBoundaryCondition(True), sp.setConstant(True)
+    inflow = "c * k_in * S" if source_species else "c * k_in"
+    for rid, reactant, product, law in (("r0", None, "A", inflow), ("r1", "A", "B", "c * k1 * A"),
                                         ("r2", "B", None, "c * k2 * B")):
         rxn = model.createReaction()
         rxn.setId(rid), rxn.setReversible(False)
@@ -280,6 +286,28 @@ def test_priors_are_kept_but_are_not_part_of_the_likelihood(tmp_path):
         par("sd", "lin", 0.1, estimate=0)]))
     assert with_prior.priors == {"k1": ("normal", "0.5;0.1")} and flat.priors == {}
     assert with_prior.nllh(**TOL) == flat.nllh(**TOL)
+
+
+def test_a_condition_that_sets_a_constant_species(tmp_path):
+    """A condition column naming a constant species sets it (through p), in the simulation and the preequilibration."""
+    def nllh(directory, inflow, pre):
+        path = write_problem(
+            tmp_path / directory, sbml=chain_sbml(source_species=True),
+            parameters=[par("k1", "lin", 0.5), par("sd", "lin", 0.1, estimate=0)],
+            observables=[obs("obs_A", "A", "sd")], conditions=[{"conditionId": "main", "k_in": 1.0, **inflow}],
+            measurements=[meas("obs_A", "main", 1.0, 1.0, pre="main" if pre else "")])
+        return pss_petab.load(path).nllh(**TOL)
+
+    for pre in (False, True):
+        twice = nllh(f"S{pre}", {"S": 2.0}, pre)
+        assert twice == pytest.approx(nllh(f"k{pre}", {"k_in": 2.0}, pre), rel=1e-9)
+        assert twice != pytest.approx(nllh(f"plain{pre}", {}, pre), rel=1e-3)
+
+
+def test_visualization_files_are_not_read(tmp_path):
+    """A problem whose visualization file is missing still loads: plots do not enter the likelihood."""
+    path = small_problem(tmp_path, config_changes={"visualization_files": ["missing_visualization.tsv"]})
+    assert math.isfinite(pss_petab.load(path).nllh(**TOL))
 
 
 def test_x_is_checked(features):

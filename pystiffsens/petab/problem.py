@@ -135,7 +135,7 @@ class PetabProblem:
         if any(s.preequilibration for s in sims):
             # The problem every preequilibration solves (built here: a Problem made inside a trace holds tracers).
             self._pre_template = Problem(model.rhs, np.zeros(len(model.state_ids)), (0.0, horizon),
-                                         {name: float(v) for name, v in model.defaults.items()}, saveat=[horizon],
+                                         self._template_params(), saveat=[horizon],
                                          name=f"{self.name}:preequilibration")
         self._batches, order = self._plan(sims)
         # Each simulation's name, in the order of the programs' statuses (batch by batch, lane by lane).
@@ -333,7 +333,7 @@ class PetabProblem:
         segments: list[Problem | None] = []
         save = []
         y_dummy = np.zeros(len(self.model.state_ids))
-        p_default = self._resolved(self.model.defaults)
+        p_default = self._template_params()
         for i, start in enumerate(bounds):
             stop = bounds[i + 1] if i + 1 < len(bounds) else t_end
             inside = times[(times >= start) & ((times < stop) if i + 1 < len(bounds) else (times <= stop))]
@@ -359,6 +359,19 @@ class PetabProblem:
         state = np.zeros(len(self.model.state_ids))
         for name in unset:
             values[name] = float(self.model.compile(name)(0.0, state, given))
+        return values
+
+    def _template_params(self) -> dict[str, float]:
+        """The parameters of the template problems: a condition's ``p`` has the same entries.
+
+        That is every model input, and the constant species that condition tables set (they
+        reach the model through ``p``), each at its value in the file.
+        """
+        values = self._resolved(self.model.defaults)
+        species = sorted({name for cond in self._conditions.values() for name in cond.parameters} - set(values))
+        state = np.zeros(len(self.model.state_ids))
+        for name in species:
+            values[name] = float(self.model.compile(name)(0.0, state, values))
         return values
 
     # -- the JAX function ---------------------------------------------------------------------

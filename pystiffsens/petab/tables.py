@@ -136,7 +136,9 @@ def read(yaml_path) -> Tables:
         # petab 0.8's readers use pandas arguments that pandas 3 deprecates; not the user's concern.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"petab\.")
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"petab\.")
-        problem = petab.Problem.from_yaml(yaml_path)
+        # Visualization files do not enter the likelihood: a missing or unreadable one is no reason to refuse.
+        tables_only = {**config, C.PROBLEMS: [{k: v for k, v in entry.items() if k != C.VISUALIZATION_FILES}]}
+        problem = petab.Problem.from_yaml(tables_only, base_path=str(yaml_path.parent))
     parameters = _parameters(problem.parameter_df, _file(yaml_path, config, C.PARAMETER_FILE))
     observables = _observables(problem.observable_df, _file(yaml_path, entry, C.OBSERVABLE_FILES))
     measurements = _measurements(problem.measurement_df, observables,
