@@ -11,8 +11,9 @@ initial state to a large time ``horizon`` (default :data:`HORIZON`) and accept t
     sqrt(mean((f(y) / (atol + rtol |y|))^2)) <= 1,
 
 with the solve's ``rtol`` and ``atol`` (AMICI's steady-state test, with its default tolerance
-factor 1). A state that fails the test makes the likelihood NaN, with status ``Failure``. The derivative is that of the
-simulation (through ``pss.solve`` with the chosen sensitivity), which at a converged steady state
+factor 1). A state that fails the test makes the likelihood NaN, with status ``Failure``.
+The derivative is that of the simulation (through ``pss.solve`` with the chosen
+sensitivity), which at a converged steady state
 approximates the implicit-function-theorem derivative ``-J^-1 df/dp`` that AMICI's Newton
 solver uses; no Newton solve is attempted, so models with conserved moieties (a singular ``J``)
 need no special treatment.

@@ -56,7 +56,8 @@ def gradients_at_nominal(problem, solvers=SOLVERS, sensitivities=SENSITIVITIES, 
     """The gradient of ``problem``'s nllh at its nominal point from every solver and sensitivity.
 
     One row per (solver, sensitivity, estimated parameter): ``grad`` (NaN where a solve
-    failed), ``status`` (the SciML word of the first failed simulation, else ``Success``), ``median`` (over the methods with a finite value), ``relative_deviation``
+    failed), ``status`` (the SciML word of the first failed simulation, else ``Success``),
+    ``median`` (over the methods with a finite value), ``relative_deviation``
     ``|grad - median| / |median|`` (0 where they are equal, also at 0; NaN for a failed method),
     ``seconds`` (the second call's time; the first compiles).
     """
