@@ -181,6 +181,35 @@ def ordered_like(template, tree):
     return tree
 
 
+def difference(given, expected, shown: int = 5) -> str:
+    """How the pytree ``given`` differs from ``expected``: entries missing, extra, or of another shape.
+
+    Entries are named as :func:`path_name` names them, at most ``shown`` of each kind.
+    """
+
+    def entries(tree) -> dict[str, tuple]:
+        flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+        return {path_name(path): np.shape(leaf) for path, leaf in flat}
+
+    have, want = entries(given), entries(expected)
+
+    def listed(names) -> str:
+        names = list(names)
+        return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+    parts = []
+    missing = [name for name in want if name not in have]
+    extra = [name for name in have if name not in want]
+    reshaped = [f"{name} {have[name]} instead of {want[name]}" for name in want if name in have and have[name] != want[name]]
+    if missing:
+        parts.append(f"lacks {listed(missing)}")
+    if extra:
+        parts.append(f"has {listed(extra)}, which the problem has not")
+    if reshaped:
+        parts.append(f"has {listed(reshaped)}")
+    return "; ".join(parts) or "has the same entries in another pytree structure"
+
+
 def path_name(path) -> str:
     """``a.b[0].c`` for a pytree path (``params`` for the root itself)."""
     out = ""

@@ -215,8 +215,17 @@ def test_equinox_neural_ode_trains_with_optax_through_solve(monkeypatch):
 
 def test_params_of_another_structure_and_bad_leaves_are_refused():
     problem = pss.problems.get("dahlquist")
-    with pytest.raises(ValueError, match="params has the structure .* give params of the problem's structure"):
+    with pytest.raises(ValueError, match=r"params has extra, which the problem has not \(against problem "
+                                         r"'dahlquist'\); give params of the problem's structure"):
         pss.solve(problem, "Rodas5P", params={"lam": 1.0, "extra": 2.0})
+    decay = lambda t, y, p: -y  # noqa: E731  (reads no parameter)
+    many = pss.Problem(decay, problem.y0, problem.tspan, {f"k{i}": 1.0 for i in range(400)})
+    with pytest.raises(ValueError, match=r"params lacks k0, k1, k10, k100, k101 and 395 more; has lam, which the problem has not") as error:
+        pss.solve(many, "Rodas5P", params={"lam": 1.0})
+    assert len(str(error.value)) < 300  # names the difference, not the whole pytree
+    with pytest.raises(ValueError, match=r"params has k1 \(3,\) instead of \(2,\)"):
+        pss.solve(pss.Problem(decay, problem.y0, problem.tspan, {"k1": np.ones(2)}), "Rodas5P",
+                  params={"k1": np.ones(3)})
     with pytest.raises(ValueError, match=r"params\['lam'\] is complex"):
         pss.solve(problem, "Rodas5P", params={"lam": 1.0 + 2j})
     with pytest.raises(ValueError, match=r"params\['lam'\]=.*non-finite"):

@@ -63,9 +63,8 @@ def inputs(problem, params=None, y0=None) -> Inputs:
         _, own = problem.parameters()
         if structure.treedef != own.treedef or structure.shapes != own.shapes:
             raise ValueError(
-                f"params has the structure {structure.treedef} with shapes {structure.shapes}, but problem "
-                f"{problem.label!r} has {own.treedef} with shapes {own.shapes}; give params of the problem's "
-                "structure, or build a new problem with problem.replace(params=...)."
+                f"params {_params.difference(params, problem.params)} (against problem {problem.label!r}); give "
+                "params of the problem's structure, or build a new problem with problem.replace(params=...)."
             )
     if y0 is None:
         y0 = problem.y0
