@@ -31,6 +31,8 @@ from pathlib import Path
 import _common
 from bench_petab import problem_file
 
+from pystiffsens.sbml.jaxify import LAYOUTS
+
 RESULTS = Path(__file__).parent / "results"
 LOOP = 20
 
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--collection", type=Path, required=True, help="the Benchmark-Models folder of a clone")
     parser.add_argument("--models", nargs="+", default=[])
-    parser.add_argument("--layouts", nargs="+", default=["scalar", "vectorised"])
+    parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=list(LAYOUTS))
     parser.add_argument("--programs", action="store_true", help="also compile and time the nllh and gradient")
     parser.add_argument("--solve-steps", type=int, default=0, help="also solve the first condition for this many steps")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per model and layout")

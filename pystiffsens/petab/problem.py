@@ -11,6 +11,7 @@ Its value and gradient are compiled once per solver, sensitivity and tolerances.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 
@@ -135,7 +136,7 @@ class PetabProblem:
         if any(s.preequilibration for s in sims):
             # The problem every preequilibration solves (built here: a Problem made inside a trace holds tracers).
             self._pre_template = Problem(model.rhs, np.zeros(len(model.state_ids)), (0.0, horizon),
-                                         self._template_params(), saveat=[horizon],
+                                         self._template_params, saveat=[horizon],
                                          name=f"{self.name}:preequilibration")
         self._batches, order = self._plan(sims)
         # Each simulation's name, in the order of the programs' statuses (batch by batch, lane by lane).
@@ -333,7 +334,7 @@ class PetabProblem:
         segments: list[Problem | None] = []
         save = []
         y_dummy = np.zeros(len(self.model.state_ids))
-        p_default = self._template_params()
+        p_default = self._template_params
         for i, start in enumerate(bounds):
             stop = bounds[i + 1] if i + 1 < len(bounds) else t_end
             inside = times[(times >= start) & ((times < stop) if i + 1 < len(bounds) else (times <= stop))]
@@ -361,6 +362,7 @@ class PetabProblem:
             values[name] = float(self.model.compile(name)(0.0, state, given))
         return values
 
+    @functools.cached_property
     def _template_params(self) -> dict[str, float]:
         """The parameters of the template problems: a condition's ``p`` has the same entries.
 
