@@ -44,6 +44,24 @@ MIN_FACTOR = 0.2
 MAX_FACTOR = 6.0
 
 
+def weighted_sum(weights, vectors):
+    """``sum_i weights[i] * vectors[i]``, term by term over the nonzero ``weights``.
+
+    ``weights`` are tableau data (skipped where zero) or traced values; ``vectors`` is a
+    sequence of stage vectors, never stacked into a matrix. Why: XLA:CPU runs a step's
+    operations one after another only while every operation touches at most 512 bytes
+    (:data:`pystiffsens.integrate.SEQUENTIAL_BUFFER_BYTES`), and otherwise pays concurrent
+    scheduling on each of them. A stack of stages carried with forward-mode tangents holds
+    parameters x stages x states values: 576 bytes for Rodas5P's 8 stages on ROBER with its
+    3 parameters, enough to tip the whole step loop over (benchmarks/README.md, section 6).
+    Step outputs that hold several vectors (``Attempt.dense``) are tuples for the same reason.
+    """
+    terms = [w * v for w, v in zip(weights, vectors) if not (isinstance(w, (int, float)) and w == 0.0)]
+    if not terms:
+        return jnp.zeros_like(vectors[0])
+    return functools.reduce(lambda a, b: a + b, terms)
+
+
 class Attempt(NamedTuple):
     """The outcome of one attempted step.
 
@@ -159,15 +177,16 @@ class OneStepSolver(AbstractSolver):
 class RungeKuttaSolver(OneStepSolver):
     """A Runge–Kutta method of a :class:`~pystiffsens.solvers.ButcherTableau` (ESDIRK, FIRK).
 
-    Its ``dense`` output on a step is ``[y0, h k_1, ..., h k_s]``, read through the tableau's
-    dense-output weights.
+    Its ``dense`` output on a step is ``(y0, h k_1, ..., h k_s)`` (a tuple, or an array of
+    those rows), read through the tableau's dense-output weights.
     """
 
     def interpolate(self, dense, theta):
         """``y0 + sum_i b_i(θ) h k_i`` with ``b_i(θ) = sum_k dense[i, k] θ^(k+1)``."""
         coeffs = self.tableau.dense
         powers = theta ** jnp.arange(1, coeffs.shape[1] + 1)
-        return dense[0] + (coeffs @ powers) @ dense[1:]
+        weights = coeffs @ powers
+        return dense[0] + weighted_sum([weights[i] for i in range(coeffs.shape[0])], dense[1:])
 
 
 @functools.cache

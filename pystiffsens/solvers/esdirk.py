@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..problem import SplitRHS
-from .base import Attempt, OneStepState, RungeKuttaSolver
+from .base import Attempt, OneStepState, RungeKuttaSolver, weighted_sum
 from .newton import newton_tolerance, solve_implicit
 from .partitioned import Jacobian, partition
 from .tableaux import ButcherTableau
@@ -97,17 +97,16 @@ class ESDIRK(RungeKuttaSolver):
             if explicit is not None:
                 hk_explicit.append(h * fn.nonstiff(t_i, z, args))
                 n_f += 1
-        hk = jnp.stack(hk)
         if explicit is not None:
-            hk = hk + jnp.stack(hk_explicit)
-        y_new = y + tab.b @ hk
-        error = tab.b_error @ hk
+            hk = [k + k_explicit for k, k_explicit in zip(hk, hk_explicit)]
+        y_new = y + weighted_sum(tab.b.tolist(), hk)
+        error = weighted_sum(tab.b_error.tolist(), hk)
         if self.adaptive:
             error = systems[max(systems)].solve(error)
         return Attempt(
             state=OneStepState(y_new),
             error=error,
-            dense=jnp.concatenate([y[None], hk]),
+            dense=(y, *hk),
             converged=converged & jnp.all(jnp.isfinite(y_new)),
             n_f=n_f,
             n_jac=1 + n_extra_jac,

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .base import scaled_rms
+from .linear import lu_factor
 
 EPS = jnp.finfo(jnp.float64).eps
 #: An update this small (in error-weight units) counts as converged, as in OrdinaryDiffEq's nlsolve.
@@ -44,8 +45,7 @@ def newton_tolerance(rtol):
 
 
 def _exact_linear_solve(g_lin, b):
-    matrix = jax.jacfwd(g_lin)(b)
-    return jnp.linalg.solve(matrix, b)
+    return lu_factor(jax.jacfwd(g_lin)(b)).solve(b)
 
 
 def solve_implicit(G, z0, lu, scale, tol, max_iter) -> tuple[jnp.ndarray, NewtonStats]:
@@ -59,7 +59,7 @@ def solve_implicit(G, z0, lu, scale, tol, max_iter) -> tuple[jnp.ndarray, Newton
     def iterate(g, z_init):
         def update(mode, z):
             def full(z):
-                return -jnp.linalg.solve(jax.jacfwd(g)(z), g(z))
+                return -lu_factor(jax.jacfwd(g)(z)).solve(g(z))
 
             return lax.cond(mode == FULL, full, lambda z: -lu.solve(g(z)), z)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .base import Attempt, OneStepSolver, OneStepState
+from .base import Attempt, OneStepSolver, OneStepState, weighted_sum
 from .partitioned import Jacobian, partition
 from .tableaux import RosenbrockTableau
 
@@ -52,14 +52,15 @@ class Rosenbrock(OneStepSolver):
             f_i, g_i = part.f_both(t + tab.alpha[i] * h, a_i, args)
             U.append(system.solve_implicit(stage_rhs(i, f_i, f_t, U)))
             G.append(g_i)
-        B_U = jacobian.apply_B(jnp.stack(U))  # one batched product for all stages
-        U_q = []
-        for i in range(tab.stages):
-            U_q.append(system.solve_quadrature(stage_rhs(i, G[i], g_t, U_q), B_U[i]))
-        U = part.join(jnp.stack(U), jnp.stack(U_q))
-        y_new = y + tab.m @ U
-        error = tab.m_error @ U
-        dense = jnp.concatenate([jnp.stack([y, y_new]), tab.H @ U])
+        if part.has_quadrature:
+            B_U = jacobian.apply_B(jnp.stack(U))  # one batched product for all stages
+            U_q: list = []
+            for i in range(tab.stages):
+                U_q.append(system.solve_quadrature(stage_rhs(i, G[i], g_t, U_q), B_U[i]))
+            U = [part.join(U[i], U_q[i]) for i in range(tab.stages)]
+        y_new = y + weighted_sum(tab.m.tolist(), U)
+        error = weighted_sum(tab.m_error.tolist(), U)
+        dense = (y, y_new, *(weighted_sum(row, U) for row in tab.H.tolist()))
         return Attempt(
             state=OneStepState(y_new),
             error=error,
@@ -74,6 +75,6 @@ class Rosenbrock(OneStepSolver):
         """``(1 - θ) y0 + θ (y1 + (1 - θ)(K1 + θ (K2 + θ (K3 ...))))`` (Horner form)."""
         y0, y1, K = dense[0], dense[1], dense[2:]
         acc = K[-1]
-        for r in range(K.shape[0] - 2, -1, -1):
+        for r in range(len(K) - 2, -1, -1):
             acc = K[r] + theta * acc
         return (1 - theta) * y0 + theta * (y1 + (1 - theta) * acc)
