@@ -1,6 +1,6 @@
 """Variable-order, variable-step BDF in fixed-leading-coefficient form.
 
-The history ``D`` is the backward differences of the solution, rescaled to the
+The history is the array ``D`` of backward differences of the solution, rescaled to the
 new step whenever the step size changes, so the method's leading coefficient stays fixed
 and one LU factorisation of ``I - h/alpha_k J`` serves each step (Shampine & Reichelt,
 "The MATLAB ODE suite", SIAM J. Sci. Comput. 18 (1997); the same quasi-constant-step
@@ -10,23 +10,23 @@ the order is chosen among ``k - 1, k, k + 1`` by comparing their error estimates
 the correction follows explicitly, ``d_q = c G(t, a) - psi_q``; the quadrature enters the
 error estimates of the order choice only where it enters the error test.
 
-``D`` is a tuple of row vectors, never one array, and rows are combined by
-:func:`~pystiffsens.solvers.base.weighted_sum`: with forward-mode tangents an array of the
-8 rows on ROBER with 3 parameters holds 576 bytes, and one such operation makes XLA:CPU
-schedule every operation of the step loop concurrently (``base.weighted_sum``). Rows are
-selected by masks, as the order is a traced value.
+The differences of orders 0..5, which every step reads and rescales, and the two beyond them,
+which only the update and the order choice touch, are two arrays. With forward-mode tangents
+one array of all 8 rows holds 576 bytes on ROBER with its 3 parameters, and a single
+operation that large makes XLA:CPU schedule every operation of the step loop concurrently
+(:func:`pystiffsens.solvers.base.weighted_sum`): the gradient took 8.2 ms instead of 2.7 ms
+(ROBER, rtol 1e-8; benchmarks/README.md, section 6).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .base import SAFETY, AbstractSolver, Attempt, scaled_rms, weighted_sum
+from .base import SAFETY, AbstractSolver, Attempt, scaled_rms
 from .newton import newton_tolerance, solve_implicit
 from .partitioned import Jacobian, partition
 from .stability import BDFStability, bdf
@@ -43,7 +43,8 @@ ERROR_CONST = 1.0 / np.arange(1, MAX_ORDER + 2)
 
 
 class BDFState(NamedTuple):
-    D: tuple  # MAX_ORDER + 3 rows of shape (n,): backward differences scaled to step h_D
+    D: jnp.ndarray  # (MAX_ORDER + 1, n) backward differences of orders 0..MAX_ORDER, scaled to step h_D
+    D_beyond: jnp.ndarray  # (2, n) the differences of orders MAX_ORDER + 1 and MAX_ORDER + 2
     order: jnp.ndarray  # current order k
     h_D: jnp.ndarray  # the step size D is expressed in
     n_equal_steps: jnp.ndarray  # steps taken since the last change of step size
@@ -66,37 +67,39 @@ def _compute_R(order, factor):
     return jnp.where(inside, R, 0.0)
 
 
-def _row(D, k):
-    """``D[k]`` for a traced row index ``k`` in ``0 .. len(D) - 1``."""
-    return functools.reduce(lambda acc, i: jnp.where(k == i, D[i], acc), range(1, len(D)), D[0])
-
-
 def _change_D(D, order, factor):
     """Rescale the differences to a step ``factor`` times the old one (rows 0..k)."""
     RU = _compute_R(order, factor) @ _compute_R(order, 1.0)
-    size = MAX_ORDER + 1
-    head = [weighted_sum([RU[j, i] for j in range(size)], D[:size]) for i in range(size)]
-    return tuple(jnp.where(i <= order, head[i], D[i]) for i in range(size)) + tuple(D[size:])
+    rows = jnp.arange(MAX_ORDER + 1)[:, None]
+    return jnp.where(rows <= order, RU.T @ D, D)
 
 
-def _update_D(D, d, order):
-    """Differences after accepting the correction ``d`` (scipy's in-place loop, unrolled over the rows)."""
-    new = [None] * _ROWS
-    tail = jnp.zeros_like(d)  # sum_{j=i}^{k} D[j]
-    for i in reversed(range(_ROWS)):
-        tail = tail + jnp.where(i <= order, D[i], 0.0)
-        new[i] = jnp.where(i <= order, tail + d, jnp.where(i == order + 1, d, D[i]))
-    before = _row(D, jnp.minimum(order + 1, _ROWS - 1))
-    return tuple(jnp.where(i == order + 2, d - before, new[i]) for i in range(_ROWS))
+def _row(D, D_beyond, i):
+    """Difference of order ``i`` (traced, ``0 <= i < _ROWS``) from the two arrays."""
+    return jnp.where(i <= MAX_ORDER, D[jnp.minimum(i, MAX_ORDER)], D_beyond[jnp.clip(i - MAX_ORDER - 1, 0, 1)])
 
 
-def _order_errors(D, order, tol, mask):
+def _update_D(D, D_beyond, d, order):
+    """Differences after accepting the correction ``d`` (scipy's in-place loop, vectorised)."""
+    rows = jnp.arange(MAX_ORDER + 1)[:, None]
+    rows_beyond = jnp.arange(MAX_ORDER + 1, _ROWS)[:, None]
+    upto = jnp.where(rows <= order, D, 0.0)
+    tail_sums = jnp.cumsum(upto[::-1], axis=0)[::-1]  # sum_{j=i}^{k} D[j]
+    next_before = _row(D, D_beyond, order + 1)
+    new = jnp.where(rows <= order, tail_sums + d, D)
+    new = jnp.where(rows == order + 1, d, new)
+    new = jnp.where(rows == order + 2, d - next_before, new)
+    beyond = jnp.where(rows_beyond == order + 1, d, D_beyond)
+    beyond = jnp.where(rows_beyond == order + 2, d - next_before, beyond)
+    return new, beyond
+
+
+def _order_errors(D, D_beyond, order, tol, mask):
     """Error norms of the step at orders ``k - 1`` and ``k + 1`` (scipy's BDF), over the error-controlled components."""
     scale = tol.atol + tol.rtol * jnp.abs(D[0])
     const = jnp.asarray(ERROR_CONST)
-    err_m = scaled_rms(const[jnp.maximum(order - 1, 0)] * _row(D, order), scale, mask)
-    err_p = scaled_rms(const[jnp.minimum(order + 1, MAX_ORDER)] * _row(D, jnp.minimum(order + 2, _ROWS - 1)),
-                       scale, mask)
+    err_m = scaled_rms(const[jnp.maximum(order - 1, 0)] * D[order], scale, mask)
+    err_p = scaled_rms(const[jnp.minimum(order + 1, MAX_ORDER)] * _row(D, D_beyond, order + 2), scale, mask)
     return jnp.stack([err_m, err_p])
 
 
@@ -133,9 +136,11 @@ class BDF(AbstractSolver):
         )
 
     def init(self, fn, t0, y0, args, h0):
-        zero = jnp.zeros_like(y0)
-        D = (y0, h0 * fn(t0, y0, args), *(zero for _ in range(_ROWS - 2)))
-        return BDFState(D, jnp.asarray(1), jnp.asarray(h0, dtype=y0.dtype), jnp.asarray(0), jnp.full(2, jnp.inf, dtype=y0.dtype))
+        D = jnp.zeros((MAX_ORDER + 1, y0.shape[0]), dtype=y0.dtype)
+        D = D.at[0].set(y0).at[1].set(h0 * fn(t0, y0, args))
+        beyond = jnp.zeros((_ROWS - MAX_ORDER - 1, y0.shape[0]), dtype=y0.dtype)
+        return BDFState(D, beyond, jnp.asarray(1), jnp.asarray(h0, dtype=y0.dtype), jnp.asarray(0),
+                        jnp.full(2, jnp.inf, dtype=y0.dtype))
 
     def y_of(self, state):
         return state.D[0]
@@ -145,10 +150,12 @@ class BDF(AbstractSolver):
         factor = lax.stop_gradient(h / state.h_D)
         D = lax.cond(factor == 1.0, lambda D: D, lambda D: _change_D(D, order, factor), state.D)
         n_equal = jnp.where(factor == 1.0, state.n_equal_steps, 0) + 1
-        y_predict = weighted_sum([jnp.where(i <= order, 1.0, 0.0) for i in range(_ROWS)], D)
+        rows = jnp.arange(MAX_ORDER + 1)[:, None]
+        y_predict = jnp.sum(jnp.where(rows <= order, D, 0.0), axis=0)
+        gamma = jnp.asarray(GAMMA)
         alpha_k = jnp.asarray(ALPHA)[order]
-        gamma = [jnp.where(i <= order, GAMMA[i], 0.0) for i in range(1, MAX_ORDER + 1)]
-        psi = weighted_sum(gamma, D[1 : MAX_ORDER + 1]) / alpha_k
+        weights = jnp.where((jnp.arange(MAX_ORDER + 1) >= 1) & (jnp.arange(MAX_ORDER + 1) <= order), gamma, 0.0)
+        psi = weights @ D / alpha_k
         c = h / alpha_k
         t_new = t + h
         part = partition(fn)
@@ -163,10 +170,10 @@ class BDF(AbstractSolver):
         d = part.join(d_a, c * part.f_quadrature(t_new, yp_a + d_a, args) - part.quadrature(psi))
         y_new = y_predict + d
         error = jnp.asarray(ERROR_CONST)[order] * d
-        D_new = _update_D(D, d, order)
-        order_errors = lax.stop_gradient(_order_errors(D_new, order, tol, part.error_mask(y_new)))
-        new_state = BDFState(D_new, order, jnp.asarray(h, dtype=y_new.dtype), n_equal, order_errors)
-        dense = (tuple(D_new[: MAX_ORDER + 1]), order)
+        D_new, D_beyond = _update_D(D, state.D_beyond, d, order)
+        order_errors = lax.stop_gradient(_order_errors(D_new, D_beyond, order, tol, part.error_mask(y_new)))
+        new_state = BDFState(D_new, D_beyond, order, jnp.asarray(h, dtype=D.dtype), n_equal, order_errors)
+        dense = (D_new, order)
         return Attempt(
             state=new_state,
             error=error,
@@ -204,4 +211,4 @@ class BDF(AbstractSolver):
         j = jnp.arange(MAX_ORDER)
         x = (theta - 1.0 + j) / (1.0 + j)
         p = jnp.where(j < order, jnp.cumprod(x), 0.0)
-        return D[0] + weighted_sum([p[i] for i in range(MAX_ORDER)], D[1:])
+        return D[0] + p @ D[1:]
