@@ -6,11 +6,11 @@ forward solve on a ~1e4-step Van der Pol solve.
 Run: ``python benchmarks/bench_gradients.py`` (needs ``pip install -e .[bench]``). Prints
 Markdown on stdout, progress on stderr; about 2-3 minutes on 2 shared cores. Options:
 ``--no-fd`` (skip the finite-difference cross-check of the reference), ``--no-memory``,
-``--rounds N``.
+``--rounds N``, ``--solver NAME`` (the pystiffsens solver, default Rodas5P).
 
 What is timed (after compilation, median of interleaved rounds)
 ---------------------------------------------------------------
-* pystiffsens: ``pss.gradient(problem, "Rodas5P", algorithm, rtol=1e-8, atol=1e-10)``
+* pystiffsens: ``pss.gradient(problem, solver, algorithm, rtol=1e-8, atol=1e-10)``
   (loss and gradient: the whole call, whose compiled program the JAX backend keeps per
   problem structure, ``pystiffsens.backends.native``); "compile" = first call minus the
   median call.
@@ -226,12 +226,15 @@ def memory_section(t_end=13.0, max_steps=10_000):
 
 
 def main(argv=None):
+    global SOLVER
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-fd", action="store_true", help="skip the finite-difference cross-check")
     ap.add_argument("--no-memory", action="store_true", help="skip the compiled-memory comparison")
     ap.add_argument("--rounds", type=int, default=21, help="timing rounds (median reported)")
     ap.add_argument("--budget", type=float, default=20.0, help="seconds of timing rounds")
+    ap.add_argument("--solver", default=SOLVER, help=f"the pystiffsens solver (default {SOLVER})")
     args = ap.parse_args(argv)
+    SOLVER = args.solver
     warnings.filterwarnings("ignore")
     t_start = time.perf_counter()
 
