@@ -154,21 +154,25 @@ def test_sweep_batches_and_gradients_compile_with_pss_options(monkeypatch, progr
     backend = pss.backends.get("jax")
     problem = pss.problems.get("linear_modes")
 
-    def parallel_tasks(max_steps):
+    def parallel_tasks(max_steps, gradient_steps=None):
         """Split operations in the batch program and in the gradient program."""
         backend.programs.clear()  # compile here, not reuse
         options = dict(rtol=1e-6, atol=1e-8, max_steps=max_steps, max_saved_steps=max_steps)
         _batch(problem, np.linspace(1.0, 400.0, 32), "Rodas5P", "InterpolatingAdjoint", **options)
-        pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", **options)
+        steps = gradient_steps or max_steps
+        pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", **{**options, "max_steps": steps,
+                                                                      "max_saved_steps": steps})
         compiled = backend.programs.compiled()
         assert len(compiled) == 2
         return [_parallel_tasks(program) for program in compiled]
 
-    assert parallel_tasks(10_000) == [0, 0]
+    assert parallel_tasks(10_000, gradient_steps=40_000) == [0, 0]
     if program_cache == "off":  # the same programs either way, so once: without the options both are split
         with monkeypatch.context() as plain:
             plain.setattr(_xla, "COMPILER_OPTIONS", {})
-            assert min(parallel_tasks(10_001)) > 0  # a new max_steps: compiled here
+            # New lengths, so compiled here. The gradient's dense output is one buffer per row, whose
+            # gathers the assigner splits from about 40 000 steps (the batch's from fewer).
+            assert min(parallel_tasks(10_001, gradient_steps=40_001)) > 0
 
 
 def test_no_step_buffers_unless_recording_and_full_buffers_stop_with_maxiters():
