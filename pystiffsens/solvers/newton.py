@@ -45,6 +45,8 @@ def newton_tolerance(rtol):
 
 
 def _exact_linear_solve(g_lin, b):
+    """``(dG/dz)^-1 b`` with the exact ``dG/dz`` at the root (the implicit-function theorem's solve), by the
+    package's LU (:mod:`.linear`: substitution on small systems, cheaper there than ``jnp.linalg.solve``)."""
     return lu_factor(jax.jacfwd(g_lin)(b)).solve(b)
 
 
