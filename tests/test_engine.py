@@ -220,7 +220,6 @@ def test_lu_solve_by_substitution_equals_lapack_triangular_solves(n, monkeypatch
     np.testing.assert_allclose(matrix @ by_default[2], b, rtol=1e-12, atol=1e-12)
 
 
-
 def _values_over(jaxpr, limit, out):
     """(primitive, shape) of every value in ``jaxpr`` and the jaxprs inside it larger than ``limit`` bytes."""
     for eqn in jaxpr.eqns:
@@ -239,7 +238,8 @@ def _values_over(jaxpr, limit, out):
 def test_forward_mode_step_loop_holds_no_value_over_the_sequential_threshold(solver):
     """ROBER's forward-mode gradient (3 parameters) keeps every value of its step loop within
     XLA:CPU's sequential-execution threshold: stages and BDF differences travel as vectors, not
-    stacked. On the stacked arrays (576 bytes) Rodas5P's gradient took 4.1 ms instead of 1.6 ms."""
+    stacked. On the stacked arrays (576 bytes) Rodas5P's compiled gradient took 3.9 ms instead of 1.7 ms
+    (benchmarks/README.md, sections 1 and 6)."""
     from pystiffsens.integrate import SEQUENTIAL_BUFFER_BYTES
 
     problem = pss.problems.get("robertson")
@@ -249,6 +249,7 @@ def test_forward_mode_step_loop_holds_no_value_over_the_sequential_threshold(sol
     body = loops[0].params["body_jaxpr"].jaxpr
     assert len(body.eqns) > 50, "the step was not found inside the loop body"
     assert _values_over(body, SEQUENTIAL_BUFFER_BYTES, []) == []
+
 
 def test_tolerances_float64_cannot_meet_warn_and_meetable_ones_do_not():
     """CVODES and SciML warn about rtol below ~100 machine epsilons; so does pss (once per Options)."""
