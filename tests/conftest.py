@@ -20,3 +20,14 @@ ALL_SOLVERS = ADAPTIVE + FIXED
 # The step of each fixed-step method in the pair families on linear_modes (t in [0, 1]).
 FIXED_DT = {"ImplicitEuler": 1e-3, "Trapezoid": 1e-2, "BDF2": 1e-2, "LawsonEuler": 2e-3}
 STEPPER_FAMILIES = ["Rodas5P", "KenCarp4", "FBDF", "RadauIIA5", "ImplicitEuler", "BDF2", "LawsonEuler"]
+
+
+def equations(jaxpr):
+    """Every equation of ``jaxpr`` and of the jaxprs inside it (branches, loop bodies, calls, custom rules)."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for value in eqn.params.values():
+            for item in value if isinstance(value, (tuple, list)) else [value]:
+                inner = getattr(item, "jaxpr", item)
+                if hasattr(inner, "eqns"):
+                    yield from equations(inner)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ADAPTIVE, ALL_SOLVERS
+from conftest import ADAPTIVE, ALL_SOLVERS, equations
 
 import pystiffsens as pss
 from pystiffsens.integrate import integrate
@@ -220,18 +220,10 @@ def test_lu_solve_by_substitution_equals_lapack_triangular_solves(n, monkeypatch
     np.testing.assert_allclose(matrix @ by_default[2], b, rtol=1e-12, atol=1e-12)
 
 
-def _values_over(jaxpr, limit, out):
+def _values_over(jaxpr, limit):
     """(primitive, shape) of every value in ``jaxpr`` and the jaxprs inside it larger than ``limit`` bytes."""
-    for eqn in jaxpr.eqns:
-        for var in eqn.outvars:
-            if np.prod(var.aval.shape) * var.aval.dtype.itemsize > limit:
-                out.append((eqn.primitive.name, var.aval.shape))
-        for value in eqn.params.values():
-            for item in value if isinstance(value, (tuple, list)) else [value]:
-                inner = getattr(item, "jaxpr", item)
-                if hasattr(inner, "eqns"):
-                    _values_over(inner, limit, out)
-    return out
+    return [(eqn.primitive.name, var.aval.shape) for eqn in equations(jaxpr) for var in eqn.outvars
+            if np.prod(var.aval.shape) * var.aval.dtype.itemsize > limit]
 
 
 @pytest.mark.parametrize("solver", ["Rodas5P", "Kvaerno5", "FBDF"])
@@ -248,7 +240,7 @@ def test_forward_mode_step_loop_holds_no_value_over_the_sequential_threshold(sol
     assert len(loops) == 1, "expected the integration loop at the top of the gradient program"
     body = loops[0].params["body_jaxpr"].jaxpr
     assert len(body.eqns) > 50, "the step was not found inside the loop body"
-    assert _values_over(body, SEQUENTIAL_BUFFER_BYTES, []) == []
+    assert _values_over(body, SEQUENTIAL_BUFFER_BYTES) == []
 
 
 def test_tolerances_float64_cannot_meet_warn_and_meetable_ones_do_not():

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import FIXED_DT
+from conftest import FIXED_DT, equations
 
 import pystiffsens as pss
 
@@ -51,18 +51,8 @@ def test_quadrature_adjoint_matches_reverse_diff(solver):
         np.testing.assert_allclose(_vector(result.grad), _vector(reference.grad), rtol=rtol, atol=atol, err_msg=algorithm)
 
 
-def _lu_sizes(jaxpr, out):
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "lu":
-            out.append(eqn.invars[0].aval.shape[-1])
-        for sub in jax.core.subjaxprs(eqn) if hasattr(jax.core, "subjaxprs") else []:
-            _lu_sizes(sub, out)
-        for value in eqn.params.values():
-            for item in value if isinstance(value, (tuple, list)) else [value]:
-                inner = getattr(item, "jaxpr", None)
-                if inner is not None:
-                    _lu_sizes(getattr(inner, "jaxpr", inner), out)
-    return out
+def _lu_sizes(jaxpr):
+    return [eqn.invars[0].aval.shape[-1] for eqn in equations(jaxpr) if eqn.primitive.name == "lu"]
 
 
 @pytest.mark.parametrize("solver", ["Rodas5P", "KenCarp4", "FBDF"])
@@ -71,7 +61,7 @@ def test_backward_implicit_system_has_the_size_of_the_state_adjoint(algorithm, s
     """Every LU factorisation in the whole gradient program is n x n (2n for BacksolveAdjoint), never n + P."""
     problem = _mlp_problem(hidden=8)
     fn = pss.make_gradient_fn(problem, solver, algorithm)
-    sizes = _lu_sizes(jax.make_jaxpr(fn)(problem.params).jaxpr, [])
+    sizes = _lu_sizes(jax.make_jaxpr(fn)(problem.params).jaxpr)
     n = 3
     assert sizes, "no LU factorisation found: the jaxpr walk is broken"
     assert max(sizes) == (2 * n if algorithm == "BacksolveAdjoint" else n), sorted(set(sizes))
