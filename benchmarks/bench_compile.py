@@ -1,19 +1,28 @@
-"""Compile-time benchmark: what ``PYSTIFFSENS_FAST_COMPILE=1`` (XLA:CPU's elemental emitters) saves and costs.
+"""Compile-time benchmark: what an XLA option of pystiffsens's saves and costs, program by program.
 
 Run: ``python benchmarks/bench_compile.py`` (after ``pip install -e .``); prints Markdown on
 stdout, progress on stderr, and writes every measurement to
 ``benchmarks/results/compile.csv``. About 17 minutes on 2 cores; ``--solvers``,
 ``--sensitivities`` and ``--no-batch`` choose less (``--help``).
 
-Every program is compiled twice, fresh (pystiffsens's persistent caches off): with
-pystiffsens's default options ``pystiffsens._xla.COMPILER_OPTIONS`` ("fusion": XLA:CPU's
-fusion emitters, its default) and with ``FAST_COMPILE_OPTIONS`` added ("elemental":
-``xla_cpu_use_fusion_emitters=False``, what ``PYSTIFFSENS_FAST_COMPILE=1`` selects), in alternating
-order from one program to the next: the program is traced and lowered once
-(``jax.jit(fn).lower(args)``, its time is the "trace + lower" column) and compiled by XLA once
-with each (``lowered.compile(compiler_options=...)``, the "compile" columns). The two executables then run
-in interleaved rounds (``_common.time_interleaved``, shuffled); the table gives medians. The
-last column is the largest relative difference between the two gradients.
+Every program is compiled twice, fresh (pystiffsens's persistent caches off), with two sets of
+compiler options, in alternating order from one program to the next:
+
+* by default, what ``PYSTIFFSENS_FAST_COMPILE=1`` changes: pystiffsens's default options
+  ``pystiffsens._xla.COMPILER_OPTIONS`` ("fusion": XLA:CPU's fusion emitters, its default) and
+  the same with ``FAST_COMPILE_OPTIONS`` merged in ("elemental": XLA:CPU's elemental emitters,
+  ``xla_cpu_use_fusion_emitters=False``, and the passes of ``FAST_COMPILE_DISABLED_PASSES`` left
+  out);
+* with ``--disable-pass NAME``, what leaving out one of the passes that fast compilation
+  leaves out (``pystiffsens._xla.FAST_COMPILE_DISABLED_PASSES``) changes on its own: the
+  default options ("default") and the same without the pass ``NAME`` ("without_pass"); rows go
+  to ``benchmarks/results/compile_passes.csv``.
+
+The program is traced and lowered once (``jax.jit(fn).lower(args)``, its time is the "trace +
+lower" column) and compiled by XLA once with each set (``lowered.compile(compiler_options=...)``,
+the "compile" columns). The two executables then run in interleaved rounds
+(``_common.time_interleaved``, shuffled); the table gives medians. The last column is the
+largest relative difference between the two gradients.
 
 Programs: ``pss.make_gradient_fn(problem, solver, sensitivity)`` of ROBER, loss sum(y(T)) +
 1e4*y2(T), gradient w.r.t. (k1, k2, k3), rtol 1e-8 / atol 1e-10, ``max_steps=100_000``:
@@ -53,16 +62,23 @@ BATCH = 32
 ADAPTIVE = ("Rodas4", "Rodas5P", "KenCarp4", "FBDF")
 FIXED = ("ImplicitEuler", "Trapezoid", "BDF2")
 BATCH_SENSITIVITIES = ("ForwardDiffSensitivity", "ReverseDiffAdjoint", "InterpolatingAdjoint", "GaussAdjoint")
-FIELDS = ["solver", "sensitivity", "kind", "trace_lower_s", "compile_elemental_s", "compile_fusion_s", "run_elemental_s",
-          "run_fusion_s", "rounds", "max_rel_diff", "status"]
 
 
-def variants() -> dict:
-    fusion = _xla.supported(_xla.COMPILER_OPTIONS)
-    elemental = _xla.supported({**_xla.COMPILER_OPTIONS, **_xla.FAST_COMPILE_OPTIONS})
-    if elemental == fusion:
-        sys.exit(f"This XLA ({jax.__version__}) knows none of {_xla.FAST_COMPILE_OPTIONS}; there is nothing to compare.")
-    return {"elemental": elemental, "fusion": fusion}
+def fields(a: str, b: str) -> list[str]:
+    return ["solver", "sensitivity", "kind", "trace_lower_s", f"compile_{a}_s", f"compile_{b}_s", f"run_{a}_s",
+            f"run_{b}_s", "rounds", "max_rel_diff", "status"]
+
+
+def variants(disable_pass: str | None = None) -> dict:
+    """Two named sets of compiler options, the one under test first."""
+    if disable_pass is None:
+        fusion = _xla.supported(_xla.COMPILER_OPTIONS)
+        elemental = _xla.supported({**_xla.COMPILER_OPTIONS, **_xla.FAST_COMPILE_OPTIONS})
+        if elemental == fusion:
+            sys.exit(f"This XLA ({jax.__version__}) knows none of {_xla.FAST_COMPILE_OPTIONS}; there is nothing to compare.")
+        return {"elemental": elemental, "fusion": fusion}
+    without_pass = {**_xla.COMPILER_OPTIONS, "xla_disable_hlo_passes": ",".join(_xla.DISABLED_PASSES + (disable_pass,))}
+    return {"without_pass": _xla.supported(without_pass), "default": _xla.supported(_xla.COMPILER_OPTIONS)}
 
 
 def program(solver: str, sensitivity: str, kind: str, max_saved_steps: int | None = None):
@@ -87,6 +103,8 @@ def rel_diff(a, b) -> float:
 
 
 def measure(solver, sensitivity, kind, options, order, rounds, max_saved_steps=None) -> dict:
+    """One program compiled with each of ``options`` (two named sets) in ``order``, then run interleaved."""
+    a, b = options
     fn, arg = program(solver, sensitivity, kind, max_saved_steps)
     start = time.perf_counter()
     lowered = jax.jit(fn).lower(arg)
@@ -99,13 +117,13 @@ def measure(solver, sensitivity, kind, options, order, rounds, max_saved_steps=N
         outs[name] = jax.device_get(compiled[name](arg))
     calls = {name: (lambda c=compiled[name]: jax.block_until_ready(c(arg))) for name in compiled}
     times = C.time_interleaved(calls, rounds=rounds, budget_s=20.0, per_call_s=2.0, shuffle_seed=len(sensitivity))
-    status = sorted({pss.ReturnCode(int(s)).name for s in np.ravel(outs["elemental"]["status"])})
+    status = sorted({pss.ReturnCode(int(s)).name for s in np.ravel(outs[a]["status"])})
     return {
         "solver": solver, "sensitivity": sensitivity, "kind": kind, "trace_lower_s": lower_s,
-        "compile_elemental_s": compile_s["elemental"], "compile_fusion_s": compile_s["fusion"],
-        "run_elemental_s": C.median(times["elemental"]), "run_fusion_s": C.median(times["fusion"]),
+        f"compile_{a}_s": compile_s[a], f"compile_{b}_s": compile_s[b],
+        f"run_{a}_s": C.median(times[a]), f"run_{b}_s": C.median(times[b]),
         "rounds": min(len(t) for t in times.values()),
-        "max_rel_diff": rel_diff(outs["elemental"]["grad"], outs["fusion"]["grad"]),
+        "max_rel_diff": rel_diff(outs[a]["grad"], outs[b]["grad"]),
         "status": "/".join(status),
     }
 
@@ -115,23 +133,23 @@ def geomean(xs) -> float:
     return float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
 
 
-def report(rows) -> str:
-    headers = ["solver", "sensitivity", "kind", "trace + lower s", "compile elemental s", "compile fusion s", "ratio",
-               "run elemental ms", "run fusion ms", "ratio", "max rel. diff", "status"]
-    table = [[r["solver"], r["sensitivity"], r["kind"], f"{r['trace_lower_s']:.2f}", f"{r['compile_elemental_s']:.2f}",
-              f"{r['compile_fusion_s']:.2f}", f"{r['compile_elemental_s'] / r['compile_fusion_s']:.2f}",
-              f"{1e3 * r['run_elemental_s']:.2f}", f"{1e3 * r['run_fusion_s']:.2f}",
-              f"{r['run_elemental_s'] / r['run_fusion_s']:.2f}", f"{r['max_rel_diff']:.1e}", r["status"]] for r in rows]
+def report(rows, a: str, b: str) -> str:
+    headers = ["solver", "sensitivity", "kind", "trace + lower s", f"compile {a} s", f"compile {b} s", "ratio",
+               f"run {a} ms", f"run {b} ms", "ratio", "max rel. diff", "status"]
+    table = [[r["solver"], r["sensitivity"], r["kind"], f"{r['trace_lower_s']:.2f}", f"{r[f'compile_{a}_s']:.2f}",
+              f"{r[f'compile_{b}_s']:.2f}", f"{r[f'compile_{a}_s'] / r[f'compile_{b}_s']:.2f}",
+              f"{1e3 * r[f'run_{a}_s']:.2f}", f"{1e3 * r[f'run_{b}_s']:.2f}",
+              f"{r[f'run_{a}_s'] / r[f'run_{b}_s']:.2f}", f"{r['max_rel_diff']:.1e}", r["status"]] for r in rows]
     lines = [C.markdown_table(headers, table), ""]
     for kind in ("single", "batch"):
         part = [r for r in rows if r["kind"] == kind]
         if not part:
             continue
-        elemental, fusion = sum(r["compile_elemental_s"] for r in part), sum(r["compile_fusion_s"] for r in part)
-        run_ratios = [r["run_elemental_s"] / r["run_fusion_s"] for r in part]
+        total_a, total_b = sum(r[f"compile_{a}_s"] for r in part), sum(r[f"compile_{b}_s"] for r in part)
+        run_ratios = [r[f"run_{a}_s"] / r[f"run_{b}_s"] for r in part]
         lines.append(
-            f"- {kind} ({len(part)} programs): compile {elemental:.1f} s elemental against {fusion:.1f} s fusion "
-            f"(ratio {elemental / fusion:.2f}); run-time ratio elemental/fusion: geometric mean "
+            f"- {kind} ({len(part)} programs): compile {total_a:.1f} s {a} against {total_b:.1f} s {b} "
+            f"(ratio {total_a / total_b:.2f}); run-time ratio {a}/{b}: geometric mean "
             f"{geomean(run_ratios):.2f}, range {min(run_ratios):.2f}-{max(run_ratios):.2f}")
     return "\n".join(lines)
 
@@ -144,29 +162,36 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--max-saved-steps", type=int, default=None,
                         help="one step-record length instead of make_gradient_fn's default ladder")
-    parser.add_argument("--csv", default=os.path.join(C.ROOT, "benchmarks", "results", "compile.csv"))
+    parser.add_argument("--disable-pass", choices=_xla.FAST_COMPILE_DISABLED_PASSES, default=None,
+                        help="compare the default options with the same without this pass, instead of with "
+                             "PYSTIFFSENS_FAST_COMPILE's options")
+    parser.add_argument("--csv", default=None, help="default: benchmarks/results/compile.csv, or "
+                                                    "compile_passes.csv with --disable-pass")
     args = parser.parse_args(argv)
+    csv = args.csv or os.path.join(C.ROOT, "benchmarks", "results",
+                                   "compile.csv" if args.disable_pass is None else "compile_passes.csv")
 
-    options = variants()
+    options = variants(args.disable_pass)
+    a, b = options
     cases = [(s, a, "single") for s in args.solvers for a in args.sensitivities]
     if not args.no_batch:
         cases += [(s, a, "batch") for s in args.solvers if s in ADAPTIVE
                   for a in args.sensitivities if a in BATCH_SENSITIVITIES]
     rows = []
     for i, (solver, sensitivity, kind) in enumerate(cases):
-        order = ["elemental", "fusion"] if i % 2 == 0 else ["fusion", "elemental"]
+        order = [a, b] if i % 2 == 0 else [b, a]
         rows.append(measure(solver, sensitivity, kind, options, order, args.rounds, args.max_saved_steps))
         r = rows[-1]
-        C.progress(f"[{i + 1}/{len(cases)}] {solver} {sensitivity} {kind}: compile {r['compile_elemental_s']:.1f} / "
-                   f"{r['compile_fusion_s']:.1f} s, run {1e3 * r['run_elemental_s']:.1f} / {1e3 * r['run_fusion_s']:.1f} ms")
-    C.write_rows(args.csv, rows, FIELDS)
+        C.progress(f"[{i + 1}/{len(cases)}] {solver} {sensitivity} {kind}: compile {r[f'compile_{a}_s']:.1f} / "
+                   f"{r[f'compile_{b}_s']:.1f} s, run {1e3 * r[f'run_{a}_s']:.1f} / {1e3 * r[f'run_{b}_s']:.1f} ms")
+    C.write_rows(csv, rows, fields(a, b))
     print("\n".join(C.machine_info()))
-    print(f"- options: elemental = {options['elemental']}; fusion = {options['fusion']}")
+    print(f"- options: {a} = {options[a]}; {b} = {options[b]}")
     print(f"- step records: max_saved_steps={args.max_saved_steps} "
           f"({'the default ladder of record lengths' if args.max_saved_steps is None else 'one length'})")
     print(f"- caches: PYSTIFFSENS_NO_COMPILATION_CACHE={os.environ['PYSTIFFSENS_NO_COMPILATION_CACHE']}\n")
-    print(report(rows))
-    print(f"\nCSV: {os.path.relpath(args.csv, C.ROOT)}")
+    print(report(rows, a, b))
+    print(f"\nCSV: {os.path.relpath(csv, C.ROOT)}")
 
 
 if __name__ == "__main__":

@@ -14,17 +14,33 @@ ones. With the pass disabled, the same batch with 1000 or 1024 steps of buffer a
 1e5 steps of budget is within 3 %.
 
 **Faster compilation, on request.** With ``PYSTIFFSENS_FAST_COMPILE=1`` the programs are also
-compiled with ``xla_cpu_use_fusion_emitters=False``: newer XLA:CPU compiles each fused kernel
-as its own MLIR module and lowers it through LLVM separately (150-250 kernels in the gradient
-programs measured), and the option selects the older elemental emitters instead. What that
-gains depends on the program (benchmarks/README.md, section 4: single ROBER gradients compile
-in 0.91x the time, vmapped batches of 32 in 1.35x); the test suite, whose programs are many and
-varied, compiles faster with it and turns it on (``tests/conftest.py``). Off by default.
-XLA versions that do not know the option reject it; :func:`supported` leaves out what the
+compiled with two changes that shorten compilation at some cost in run time
+(:data:`FAST_COMPILE_OPTIONS`). Off by default; the test suite, whose programs are many and
+varied and whose run times are short, turns it on (``tests/conftest.py``).
+
+* ``xla_cpu_use_fusion_emitters=False``: newer XLA:CPU compiles each fused kernel as its own
+  MLIR module and lowers it through LLVM separately (150-250 kernels in the gradient programs
+  measured), and the option selects the older elemental emitters instead. What that gains
+  depends on the program (benchmarks/README.md, section 4: single ROBER gradients compile in
+  0.91x the time, vmapped batches of 32 in 1.35x).
+* Without XLA's ``while-loop-invariant-code-motion`` pass, which hoists what a loop body
+  computes the same way on every iteration out of the loop. For each loop it first works out
+  the trip count (``ComputeWhileLoopTripCount``, which copies parts of the program to evaluate
+  them), and pystiffsens's programs are loops within loops: the steps, each stage's Newton
+  iteration, the adjoint's backward pass, the ladder of record lengths. In a ``perf`` profile
+  of compiling the ROBER Rodas5P InterpolatingAdjoint gradient that analysis was the largest
+  single item (12 % of the samples). Measured (benchmarks/README.md section 4, ``bench_compile.py
+  --disable-pass while-loop-invariant-code-motion``): single gradient programs compile in about
+  0.8x the time and run as fast, vmapped batches compile in about 0.87x the time, but KenCarp4's
+  adjoint batches ran 1.2-1.4x slower without the pass, so it stays on by default.
+
+XLA versions that do not know an option reject it; :func:`supported` leaves out what the
 running XLA does not know.
 
-Both options name only XLA:CPU passes and emitters; on GPUs they change nothing (read from
-XLA's sources, not run on a GPU here).
+All of this was measured on XLA:CPU, so only programs compiled for the CPU get these options;
+on another backend (a GPU) :func:`compiler_options` is empty and XLA's defaults apply. (The
+parallel task assigner and the emitters are XLA:CPU's own; while-loop invariant code motion
+also runs on GPUs, where its effect has not been measured.)
 
 JAX accepts compiler options only on the outermost ``jit`` of a program, so this applies to
 the programs pystiffsens compiles and runs itself (solves, gradients, sweep batches, training
@@ -40,17 +56,24 @@ import jax
 
 from ._env import switched_on
 
-#: Passed to XLA with every program pystiffsens compiles (``jax.jit(..., compiler_options=...)``).
-COMPILER_OPTIONS = {"xla_disable_hlo_passes": "cpu-parallel-task-assigner"}
+#: The XLA passes every pystiffsens program compiled for the CPU leaves out (see the module docstring).
+DISABLED_PASSES = ("cpu-parallel-task-assigner",)
+#: Passed to XLA with every program pystiffsens compiles for the CPU (``jax.jit(..., compiler_options=...)``).
+COMPILER_OPTIONS = {"xla_disable_hlo_passes": ",".join(DISABLED_PASSES)}
 
 FAST_COMPILE_VARIABLE = "PYSTIFFSENS_FAST_COMPILE"
-#: Added to :data:`COMPILER_OPTIONS` when :data:`FAST_COMPILE_VARIABLE` is switched on.
-FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+#: The passes also left out when :data:`FAST_COMPILE_VARIABLE` is switched on.
+FAST_COMPILE_DISABLED_PASSES = ("while-loop-invariant-code-motion",)
+#: Merged over :data:`COMPILER_OPTIONS` when :data:`FAST_COMPILE_VARIABLE` is switched on.
+FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False,
+                        "xla_disable_hlo_passes": ",".join(DISABLED_PASSES + FAST_COMPILE_DISABLED_PASSES)}
 
 
 def compiler_options() -> dict:
     """:data:`COMPILER_OPTIONS`, with :data:`FAST_COMPILE_OPTIONS` if ``$PYSTIFFSENS_FAST_COMPILE``
-    is switched on, less what the running XLA does not know."""
+    is switched on, less what the running XLA does not know; empty unless JAX's default backend is the CPU."""
+    if jax.default_backend() != "cpu":
+        return {}
     options = {**COMPILER_OPTIONS, **(FAST_COMPILE_OPTIONS if switched_on(FAST_COMPILE_VARIABLE) else {})}
     return supported(options)
 

@@ -2,8 +2,8 @@
 
 import os
 
-# XLA:CPU's elemental emitters: the suite spends most of its time compiling, and this halves
-# the compile time of its slowest tests (pystiffsens/_xla.py). Set before anything compiles,
+# XLA:CPU's elemental emitters, and no while-loop invariant code motion: the suite spends most of
+# its time compiling, and this shortens it (pystiffsens/_xla.py). Set before anything compiles,
 # and inherited by the processes the tests start (CLI runs, Dask workers).
 # tests/test_scaling.py checks that the default options give the same gradients.
 os.environ.setdefault("PYSTIFFSENS_FAST_COMPILE", "1")

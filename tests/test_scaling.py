@@ -107,6 +107,36 @@ def test_pss_jit_turns_off_xla_cpu_parallel_task_assignment():
     assert _parallel_tasks(pss.jit(batched).lower(*args).compile()) == 0
 
 
+def _entry_computation(compiled) -> str:
+    """The HLO text of a compiled program's entry computation (the code outside its loops)."""
+    text = compiled.as_text()
+    return text[text.index("\nENTRY "):].split("\n}\n")[0]
+
+
+def test_fast_compile_leaves_loop_invariants_in_the_loop(monkeypatch):
+    """PYSTIFFSENS_FAST_COMPILE leaves out XLA's while-loop invariant code motion (pystiffsens._xla): an invariant of
+    the loop body stays in the body, where the default options, like plain jax.jit, hoist it out."""
+    from pystiffsens import _xla
+
+    def repeated_sine(p):
+        return jax.lax.fori_loop(0, 10, lambda i, acc: acc + jnp.sin(p), 0.0)
+
+    hoisted = '/sin"'  # the source name XLA keeps in the metadata of the operation that computes the sine
+    for value, outside in [("0", True), ("1", False)]:
+        monkeypatch.setenv(_xla.FAST_COMPILE_VARIABLE, value)
+        compiled = pss.jit(repeated_sine).lower(1.0).compile()
+        assert (hoisted in _entry_computation(compiled)) == outside, value
+        assert float(compiled(1.0)) == pytest.approx(10 * np.sin(1.0), rel=1e-15)
+
+
+def test_programs_compiled_for_another_backend_get_none_of_the_cpu_options(monkeypatch):
+    from pystiffsens import _xla
+
+    assert _xla.compiler_options()  # measured on the CPU, where this suite runs
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert _xla.compiler_options() == {}
+
+
 def test_fast_compile_adds_its_options_only_when_switched_on(monkeypatch):
     from pystiffsens import _xla
 
