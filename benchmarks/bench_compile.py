@@ -72,8 +72,7 @@ def fields(a: str, b: str) -> list[str]:
 def variants(disable_pass: str | None = None) -> dict:
     """Two named sets of compiler options, the one under test first."""
     if disable_pass is None:
-        fusion = _xla.supported(_xla.COMPILER_OPTIONS)
-        elemental = _xla.supported({**_xla.COMPILER_OPTIONS, **_xla.FAST_COMPILE_OPTIONS})
+        fusion, elemental = _xla.compiler_options(fast=False), _xla.compiler_options(fast=True)
         if elemental == fusion:
             sys.exit(f"This XLA ({jax.__version__}) knows none of {_xla.FAST_COMPILE_OPTIONS}; there is nothing to compare.")
         return {"elemental": elemental, "fusion": fusion}

@@ -15,8 +15,9 @@ ones. With the pass disabled, the same batch with 1000 or 1024 steps of buffer a
 
 **Faster compilation, on request.** With ``PYSTIFFSENS_FAST_COMPILE=1`` the programs are also
 compiled with two changes that shorten compilation at some cost in run time
-(:data:`FAST_COMPILE_OPTIONS`). Off by default; the test suite, whose programs are many and
-varied and whose run times are short, turns it on (``tests/conftest.py``).
+(:data:`FAST_COMPILE_OPTIONS`, :data:`FAST_COMPILE_DISABLED_PASSES`). Off by default; the test
+suite, whose programs are many and varied and whose run times are short, turns it on
+(``tests/conftest.py``).
 
 * ``xla_cpu_use_fusion_emitters=False``: newer XLA:CPU compiles each fused kernel as its own
   MLIR module and lowers it through LLVM separately (150-250 kernels in the gradient programs
@@ -62,19 +63,22 @@ DISABLED_PASSES = ("cpu-parallel-task-assigner",)
 COMPILER_OPTIONS = {"xla_disable_hlo_passes": ",".join(DISABLED_PASSES)}
 
 FAST_COMPILE_VARIABLE = "PYSTIFFSENS_FAST_COMPILE"
-#: The passes also left out when :data:`FAST_COMPILE_VARIABLE` is switched on.
+#: Added to :data:`COMPILER_OPTIONS` when :data:`FAST_COMPILE_VARIABLE` is switched on.
+FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+#: Added to the passes :data:`COMPILER_OPTIONS` leaves out when :data:`FAST_COMPILE_VARIABLE` is switched on.
 FAST_COMPILE_DISABLED_PASSES = ("while-loop-invariant-code-motion",)
-#: Merged over :data:`COMPILER_OPTIONS` when :data:`FAST_COMPILE_VARIABLE` is switched on.
-FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False,
-                        "xla_disable_hlo_passes": ",".join(DISABLED_PASSES + FAST_COMPILE_DISABLED_PASSES)}
 
 
-def compiler_options() -> dict:
-    """:data:`COMPILER_OPTIONS`, with :data:`FAST_COMPILE_OPTIONS` if ``$PYSTIFFSENS_FAST_COMPILE``
-    is switched on, less what the running XLA does not know; empty unless JAX's default backend is the CPU."""
+def compiler_options(fast: bool | None = None) -> dict:
+    """:data:`COMPILER_OPTIONS`, with :data:`FAST_COMPILE_OPTIONS` and :data:`FAST_COMPILE_DISABLED_PASSES` added
+    if ``fast`` (by default, if ``$PYSTIFFSENS_FAST_COMPILE`` is switched on), less what the running XLA does not
+    know; empty unless JAX's default backend is the CPU."""
     if jax.default_backend() != "cpu":
         return {}
-    options = {**COMPILER_OPTIONS, **(FAST_COMPILE_OPTIONS if switched_on(FAST_COMPILE_VARIABLE) else {})}
+    options: dict = dict(COMPILER_OPTIONS)
+    if switched_on(FAST_COMPILE_VARIABLE) if fast is None else fast:
+        disabled = [name for name in options.get("xla_disable_hlo_passes", "").split(",") if name]
+        options.update(FAST_COMPILE_OPTIONS, xla_disable_hlo_passes=",".join(disabled + list(FAST_COMPILE_DISABLED_PASSES)))
     return supported(options)
 
 

@@ -7,6 +7,10 @@ import os
 # and inherited by the processes the tests start (CLI runs, Dask workers).
 # tests/test_scaling.py checks that the default options give the same gradients.
 os.environ.setdefault("PYSTIFFSENS_FAST_COMPILE", "1")
+# The elemental emitters also for what the tests compile with plain jax.jit (their own compositions of
+# pss.solve, training loops): XLA reads XLA_FLAGS when JAX starts its CPU backend. Options that pss.jit
+# passes take precedence, so the comparison with the default options asks for the fusion emitters.
+os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), "--xla_cpu_use_fusion_emitters=false"]))
 
 import pystiffsens  # noqa: E402, F401  (switches JAX to float64)
 
