@@ -36,6 +36,9 @@ NEWTON_MAXITER = 4
 MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
 _ROWS = MAX_ORDER + 3
+#: The orders of the rows of ``BDFState.D`` and of ``BDFState.D_beyond``, as columns (compared with the traced order).
+_ORDERS = np.arange(MAX_ORDER + 1)[:, None]
+_ORDERS_BEYOND = np.arange(MAX_ORDER + 1, _ROWS)[:, None]
 # Pure BDF (no NDF correction): gamma_k = sum_{j<=k} 1/j, alpha_k = gamma_k, error constant 1/(k+1).
 GAMMA = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, MAX_ORDER + 1))])
 ALPHA = GAMMA
@@ -70,8 +73,7 @@ def _compute_R(order, factor):
 def _change_D(D, order, factor):
     """Rescale the differences to a step ``factor`` times the old one (rows 0..k)."""
     RU = _compute_R(order, factor) @ _compute_R(order, 1.0)
-    rows = jnp.arange(MAX_ORDER + 1)[:, None]
-    return jnp.where(rows <= order, RU.T @ D, D)
+    return jnp.where(_ORDERS <= order, RU.T @ D, D)
 
 
 def _row(D, D_beyond, i):
@@ -81,16 +83,14 @@ def _row(D, D_beyond, i):
 
 def _update_D(D, D_beyond, d, order):
     """Differences after accepting the correction ``d`` (scipy's in-place loop, vectorised)."""
-    rows = jnp.arange(MAX_ORDER + 1)[:, None]
-    rows_beyond = jnp.arange(MAX_ORDER + 1, _ROWS)[:, None]
-    upto = jnp.where(rows <= order, D, 0.0)
+    upto = jnp.where(_ORDERS <= order, D, 0.0)
     tail_sums = jnp.cumsum(upto[::-1], axis=0)[::-1]  # sum_{j=i}^{k} D[j]
     next_before = _row(D, D_beyond, order + 1)
-    new = jnp.where(rows <= order, tail_sums + d, D)
-    new = jnp.where(rows == order + 1, d, new)
-    new = jnp.where(rows == order + 2, d - next_before, new)
-    beyond = jnp.where(rows_beyond == order + 1, d, D_beyond)
-    beyond = jnp.where(rows_beyond == order + 2, d - next_before, beyond)
+    new = jnp.where(_ORDERS <= order, tail_sums + d, D)
+    new = jnp.where(_ORDERS == order + 1, d, new)
+    new = jnp.where(_ORDERS == order + 2, d - next_before, new)
+    beyond = jnp.where(_ORDERS_BEYOND == order + 1, d, D_beyond)
+    beyond = jnp.where(_ORDERS_BEYOND == order + 2, d - next_before, beyond)
     return new, beyond
 
 
@@ -150,11 +150,10 @@ class BDF(AbstractSolver):
         factor = lax.stop_gradient(h / state.h_D)
         D = lax.cond(factor == 1.0, lambda D: D, lambda D: _change_D(D, order, factor), state.D)
         n_equal = jnp.where(factor == 1.0, state.n_equal_steps, 0) + 1
-        rows = jnp.arange(MAX_ORDER + 1)[:, None]
-        y_predict = jnp.sum(jnp.where(rows <= order, D, 0.0), axis=0)
-        gamma = jnp.asarray(GAMMA)
+        y_predict = jnp.sum(jnp.where(_ORDERS <= order, D, 0.0), axis=0)
         alpha_k = jnp.asarray(ALPHA)[order]
-        weights = jnp.where((jnp.arange(MAX_ORDER + 1) >= 1) & (jnp.arange(MAX_ORDER + 1) <= order), gamma, 0.0)
+        orders = _ORDERS[:, 0]
+        weights = jnp.where((orders >= 1) & (orders <= order), jnp.asarray(GAMMA), 0.0)
         psi = weights @ D / alpha_k
         c = h / alpha_k
         t_new = t + h
