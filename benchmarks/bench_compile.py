@@ -32,6 +32,10 @@ Programs: ``pss.make_gradient_fn(problem, solver, sensitivity)`` of ROBER, loss 
 * **single**: one call at the built-in parameters; **batch**: the vmapped sweep of k2 over
   ``logspace(5, 9, 32)`` (adaptive solvers only), ``jax.vmap`` of the same function.
 
+``--trace-only`` measures the Python half alone: each program is traced and lowered once and
+not compiled (rows to ``benchmarks/results/trace_lower.csv``); run it at two revisions to
+compare what a change of the tracing costs.
+
 The step records are ``make_gradient_fn``'s default (``max_saved_steps=None``: the program
 holds a ``lax.cond`` ladder of record lengths, :func:`pystiffsens.memory.saved_step_lengths`);
 ``--max-saved-steps N`` compiles one length instead (``N = 100000`` is the single
@@ -127,6 +131,24 @@ def measure(solver, sensitivity, kind, options, order, rounds, max_saved_steps=N
     }
 
 
+def trace_lower(solver, sensitivity, kind, max_saved_steps=None) -> dict:
+    """The time to trace and lower one program (``jax.jit(fn).lower(arg)``), which is not compiled."""
+    fn, arg = program(solver, sensitivity, kind, max_saved_steps)
+    start = time.perf_counter()
+    jax.jit(fn).lower(arg)
+    return {"solver": solver, "sensitivity": sensitivity, "kind": kind, "trace_lower_s": time.perf_counter() - start}
+
+
+def trace_report(rows) -> str:
+    table = [[r["solver"], r["sensitivity"], r["kind"], f"{r['trace_lower_s']:.2f}"] for r in rows]
+    lines = [C.markdown_table(["solver", "sensitivity", "kind", "trace + lower s"], table), ""]
+    for kind in ("single", "batch"):
+        part = [r["trace_lower_s"] for r in rows if r["kind"] == kind]
+        if part:
+            lines.append(f"- {kind} ({len(part)} programs): {sum(part):.1f} s in all")
+    return "\n".join(lines)
+
+
 def geomean(xs) -> float:
     xs = [x for x in xs if x > 0 and math.isfinite(x)]
     return float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
@@ -164,18 +186,30 @@ def main(argv=None):
     parser.add_argument("--disable-pass", choices=_xla.FAST_COMPILE_DISABLED_PASSES, default=None,
                         help="compare the default options with the same without this pass, instead of with "
                              "PYSTIFFSENS_FAST_COMPILE's options")
-    parser.add_argument("--csv", default=None, help="default: benchmarks/results/compile.csv, or "
-                                                    "compile_passes.csv with --disable-pass")
+    parser.add_argument("--trace-only", action="store_true", help="trace and lower each program, without compiling it")
+    parser.add_argument("--csv", default=None, help="default: benchmarks/results/compile.csv, compile_passes.csv with "
+                                                    "--disable-pass, trace_lower.csv with --trace-only")
     args = parser.parse_args(argv)
-    csv = args.csv or os.path.join(C.ROOT, "benchmarks", "results",
-                                   "compile.csv" if args.disable_pass is None else "compile_passes.csv")
+    name = "trace_lower" if args.trace_only else "compile" if args.disable_pass is None else "compile_passes"
+    csv = args.csv or os.path.join(C.ROOT, "benchmarks", "results", f"{name}.csv")
 
-    options = variants(args.disable_pass)
-    a, b = options
     cases = [(s, a, "single") for s in args.solvers for a in args.sensitivities]
     if not args.no_batch:
         cases += [(s, a, "batch") for s in args.solvers if s in ADAPTIVE
                   for a in args.sensitivities if a in BATCH_SENSITIVITIES]
+    if args.trace_only:
+        rows = []
+        for i, (solver, sensitivity, kind) in enumerate(cases):
+            rows.append(trace_lower(solver, sensitivity, kind, args.max_saved_steps))
+            C.progress(f"[{i + 1}/{len(cases)}] {solver} {sensitivity} {kind}: {rows[-1]['trace_lower_s']:.2f} s")
+        C.write_rows(csv, rows, ["solver", "sensitivity", "kind", "trace_lower_s"])
+        print("\n".join(C.machine_info()))
+        print(trace_report(rows))
+        print(f"\nCSV: {os.path.relpath(csv, C.ROOT)}")
+        return
+
+    options = variants(args.disable_pass)
+    a, b = options
     rows = []
     for i, (solver, sensitivity, kind) in enumerate(cases):
         order = [a, b] if i % 2 == 0 else [b, a]

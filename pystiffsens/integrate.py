@@ -13,12 +13,12 @@ Batched cost follows the steps taken
 Under ``jax.vmap`` a ``lax.while_loop`` whose predicate is batched runs until every lane
 is done and *selects* between the old and the new carry of every lane on every
 iteration, so each per-step buffer (``max_steps`` long) would be copied on every step.
-Here the loop predicate is unbatched: :func:`any_lane` (a ``jax.custom_batching.custom_vmap``
-rule, the same idea as equinox's ``unvmap_any`` used by diffrax) reduces "this lane is
-still running" over the batch. Inside the body each lane masks its own update: the small
-part of the carry (time, step, solver state, counters) with ``jnp.where``, the buffers
-with writes whose index is pushed out of bounds (``mode="drop"``) for lanes that are done
-or steps that were rejected. A scatter of one row is done in place, so a batch costs
+Here the loop predicate is unbatched: :func:`~pystiffsens.lanes.any_lane` (a
+``jax.custom_batching.custom_vmap`` rule, the same idea as equinox's ``unvmap_any`` used by
+diffrax) reduces "this lane is still running" over the batch. Inside the body each lane
+masks its own update: the small part of the carry (time, step, solver state, counters) with
+``jnp.where``, the buffers with writes whose index is pushed out of bounds (``mode="drop"``)
+for lanes that are done or steps that were rejected. A scatter of one row is done in place, so a batch costs
 about the sum of its lanes' steps, independent of the buffer length.
 
 Memory is planned
@@ -47,8 +47,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.custom_batching import custom_vmap
 
+from .lanes import any_lane, every_lane, tree_where
 from .results import STAT_NAMES
 from .returncode import ReturnCode
 from .solvers.base import scaled_rms
@@ -115,36 +115,6 @@ def zero_counters() -> dict:
     return {name: jnp.asarray(0, jnp.int32) for name in STAT_NAMES}
 
 
-@custom_vmap
-def any_lane(flag):
-    """``flag`` itself; under ``vmap``, whether *any* lane's flag is set (an unbatched value).
-
-    Used as the loop predicate so a vmapped ``while_loop`` never falls back to selecting
-    its whole carry per lane; nested ``vmap``s reduce level by level.
-    """
-    return flag
-
-
-@any_lane.def_vmap
-def _any_lane_rule(axis_size, in_batched, flag):
-    (batched,) = in_batched
-    return any_lane(jnp.any(flag, axis=0) if batched else flag), False
-
-
-def while_any(lane_running, body, carry):
-    """``lax.while_loop`` for small carries: loop while any lane runs, each lane masked.
-
-    ``lane_running(carry)`` is the per-lane predicate; lanes that are done keep their
-    carry. Use it for loops whose carry holds no long buffers (those need masked writes,
-    as in :func:`integrate`).
-    """
-
-    def masked(c):
-        return _tree_where(lane_running(c), body(c), c)
-
-    return lax.while_loop(lambda c: any_lane(lane_running(c)), masked, carry)
-
-
 def initial_step(fn, t0, y0, args, t_span, order, rtol, atol):
     """Hairer, Nørsett & Wanner I, Sect. II.4 starting step (as scipy's ``select_initial_step``)."""
     scale = atol + jnp.abs(y0) * rtol
@@ -158,10 +128,6 @@ def initial_step(fn, t0, y0, args, t_span, order, rtol, atol):
     h1 = jnp.where(big <= 1e-15, jnp.maximum(1e-6, h0 * 1e-3), (0.01 / jnp.where(big > 0, big, 1.0)) ** (1.0 / (order + 1)))
     h = jnp.minimum(jnp.minimum(100 * h0, h1), t_span)
     return lax.stop_gradient(jnp.where(jnp.isfinite(h) & (h > 0), h, 1e-6 * t_span))
-
-
-def _tree_where(cond, a, b):
-    return jax.tree_util.tree_map(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
 def _buffer(example, length):
@@ -249,6 +215,7 @@ class _Loop:
         self.dt = options.dt
         self.max_steps = options.max_steps
         self.error_mask = error_mask
+        self._traced: dict = {}
 
     def reached_at_start(self):
         """How many stops lie at (or before) ``t0``: 0, or 1 when ``saveat`` starts at ``t0``."""
@@ -260,9 +227,32 @@ class _Loop:
         status = jnp.where(k0 >= self.n_stops, ReturnCode.Success, RUNNING)
         return dict(t=self.t0, h=h_init, state=state0, k=k0, status=status, stats=counters, attempts=jnp.asarray(0))
 
-    def example_dense(self, core):
-        solver, fn, args, tol = self.solver, self.fn, self.args, self.tol
-        return jax.eval_shape(lambda c: solver.attempt(fn, c["t"], c["h"], c["state"], args, tol), core).dense
+    def traced_advance(self, core, max_saved_steps=None, *, only_if_traced=False):
+        """:meth:`advance` traced once: a function of the core that evaluates its jaxpr, and the shapes it returns.
+
+        A loop may need the step three times: the shapes of its dense output (to allocate the
+        buffer), the branch that skips a step (:meth:`run`), and the loop body. Tracing a solver
+        step is most of the Python work of a program; evaluating the traced jaxpr binds the same
+        operations again without the Python that built them, and gives the same program (single
+        ROBER gradients of Rodas5P, FBDF and KenCarp4 with recording sensitivities traced in
+        0.73-0.93x the time, benchmarks/README.md section 4). A loop that needs the step once is
+        better off tracing it in place: with ``only_if_traced`` this returns None unless the
+        step was traced already.
+        """
+        flat_core, core_tree = jax.tree_util.tree_flatten(core)
+        key = (max_saved_steps, core_tree, tuple(jax.typeof(leaf) for leaf in flat_core))
+        if only_if_traced and key not in self._traced:
+            return None
+        if key not in self._traced:
+            closed, shapes = jax.make_jaxpr(lambda c: self.advance(c, max_saved_steps), return_shape=True)(core)
+            out_tree = jax.tree_util.tree_structure(shapes)
+
+            def evaluate(c):
+                out = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *jax.tree_util.tree_leaves(c))
+                return jax.tree_util.tree_unflatten(out_tree, out)
+
+            self._traced[key] = evaluate, shapes
+        return self._traced[key]
 
     def advance(self, c, max_saved_steps=None):
         """One step attempt: the new core and what to record (``ok`` says whether it was accepted)."""
@@ -315,24 +305,31 @@ class _Loop:
             out_of_budget = out_of_budget | (stats["n_steps"] >= max_saved_steps)
         status = jnp.where((status == RUNNING) & out_of_budget, ReturnCode.MaxIters, status)
 
-        new = dict(t=jnp.where(ok, t_new, t), h=h_next, state=_tree_where(ok, accepted_state, state),
+        new = dict(t=jnp.where(ok, t_new, t), h=h_next, state=tree_where(ok, accepted_state, state),
                    k=k + saved, status=status, stats=stats, attempts=attempts)
         record = dict(ok=ok, index=c["stats"]["n_steps"], t=t, t_new=t_new, h=h_try, land=land, k=k, saved=saved,
                       y=y_new, state=accepted_state, dense=attempt.dense)
         return new, record
 
     def run(self, core, buffers, write, running=None, max_saved_steps=None):
-        """Loop until no lane runs; ``write(buffers, record, live, new_core)`` does the masked buffer writes."""
+        """Loop until no lane runs; ``write(buffers, record, live, new_core)`` does the masked buffer writes.
+
+        Under ``vmap`` the whole carry is batched from the start (:func:`~pystiffsens.lanes.every_lane`).
+        """
         running = running or (lambda c: c["status"] == RUNNING)
+        in_branch = _step_in_branch(core, buffers)
+        traced = self.traced_advance(core, max_saved_steps, only_if_traced=not in_branch)
+        advance = traced[0] if traced else (lambda c: self.advance(c, max_saved_steps))
 
         def step(c):
             live = running(c)
-            new, record = self.advance(c, max_saved_steps)
-            return _tree_where(live, new, c), record, live
+            new, record = advance(c)
+            return tree_where(live, new, c), record, live
 
-        if _step_in_branch(core, buffers):
-            shapes = jax.eval_shape(step, core)
-            skip = lambda c: (c, *jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes[1:]))
+        if in_branch:
+            record_shapes = traced[1][1]
+            skip = lambda c: (c, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), record_shapes),
+                              jnp.zeros((), bool))
             step_of = lambda c: lax.cond(any_lane(running(c)), step, skip, c)
         else:
             step_of = step
@@ -342,7 +339,7 @@ class _Loop:
             new, record, live = step_of(c)
             return new, write(bufs, record, live, new)
 
-        return lax.while_loop(lambda carry: any_lane(running(carry[0])), body, (core, buffers))
+        return lax.while_loop(lambda carry: any_lane(running(carry[0])), body, every_lane((core, buffers)))
 
 
 def integrate(
@@ -400,8 +397,9 @@ def integrate(
         buffers["step_stop"] = jnp.full((saved_steps,), -1)
     if record_states:
         buffers["states"] = _write(_buffer(state0, saved_steps + 1), 0, state0)
+    max_saved_steps = saved_steps if recording else None
     if record_dense:
-        buffers["dense"] = _buffer(loop.example_dense(core), saved_steps)
+        buffers["dense"] = _buffer(loop.traced_advance(core, max_saved_steps)[1][1]["dense"], saved_steps)
     if checkpoints is not None:
         buffers["checkpoints"] = _write(_buffer(core, checkpoints), 0, core)
     if accumulate is not None:
@@ -428,7 +426,7 @@ def integrate(
             out["accumulated"] = jax.tree_util.tree_map(jnp.add, bufs["accumulated"], accumulate[0](r, accepted))
         return out
 
-    out, bufs = loop.run(core, buffers, write, max_saved_steps=saved_steps if recording else None)
+    out, bufs = loop.run(core, buffers, write, max_saved_steps=max_saved_steps)
     buffer_full = (recording & (out["status"] == ReturnCode.MaxIters) & (out["stats"]["n_steps"] >= saved_steps)
                    & (out["attempts"] < options.max_steps))
     return Trajectory(

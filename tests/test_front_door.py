@@ -19,8 +19,14 @@ from pystiffsens import memory
 # The custom VJP of pss.solve is one rule for every solver; what differs between steppers is what
 # is differentiated inside a step: Rosenbrock's linear solves, a multistep method's controls and
 # history (FBDF), Newton's iteration (ImplicitEuler, fixed steps), complex LU (RadauIIA5) and the
-# matrix exponential (LawsonEuler). tests/test_sensitivities.py runs every stepper family.
-GRAD_THROUGH_SOLVE = ["Rodas5P", "FBDF", "ImplicitEuler", "RadauIIA5", "LawsonEuler"]
+# matrix exponential (LawsonEuler). Every sensitivity runs through pss.solve with a one-step and a
+# multistep method (whose solver state is more than y); the other steppers with each kind of rule, a
+# custom JVP (forward mode) and a custom VJP with a backward solve. Each case compiles a program of
+# its own, and the two halves of every rule are the same functions pss.gradient calls, which
+# tests/test_sensitivities.py runs with every stepper family and every sensitivity.
+GRAD_THROUGH_SOLVE = [(solver, sensitivity) for solver in ["Rodas5P", "FBDF"] for sensitivity in pss.sensitivity.names()] + [
+    (solver, sensitivity) for solver in ["ImplicitEuler", "RadauIIA5", "LawsonEuler"]
+    for sensitivity in ["ForwardDiffSensitivity", "InterpolatingAdjoint"]]
 # max_steps at the first automatic record length: one length per program, so each compiles once (the ladder
 # of lengths is tested in test_grad_through_solve_uses_longer_records_when_needed).
 OPTIONS = dict(rtol=1e-8, atol=1e-10, max_steps=memory.INITIAL_SAVED_STEPS)
@@ -37,8 +43,7 @@ def _flat(tree):
 # ---------------------------------------------------------------- jax.grad through pss.solve
 
 
-@pytest.mark.parametrize("solver", GRAD_THROUGH_SOLVE)
-@pytest.mark.parametrize("sensitivity", pss.sensitivity.names())
+@pytest.mark.parametrize("solver, sensitivity", GRAD_THROUGH_SOLVE)
 def test_grad_through_solve_equals_gradient(solver, sensitivity):
     """jax.grad of the problem's own loss through pss.solve is pss.gradient, for every sensitivity."""
     problem = pss.problems.get("linear_modes", lam=2.0)

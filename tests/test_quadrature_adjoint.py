@@ -60,7 +60,7 @@ def _lu_sizes(jaxpr):
 def test_backward_implicit_system_has_the_size_of_the_state_adjoint(algorithm, solver):
     """Every LU factorisation in the whole gradient program is n x n (2n for BacksolveAdjoint), never n + P."""
     problem = _mlp_problem(hidden=8)
-    fn = pss.make_gradient_fn(problem, solver, algorithm)
+    fn = pss.make_gradient_fn(problem, solver, algorithm, max_steps=pss.memory.INITIAL_SAVED_STEPS)  # one record length
     sizes = _lu_sizes(jax.make_jaxpr(fn)(problem.params).jaxpr)
     n = 3
     assert sizes, "no LU factorisation found: the jaxpr walk is broken"

@@ -136,7 +136,10 @@ def test_aliases():
 
 def test_gradient_fn_is_jittable_and_vmappable_over_stiffness():
     problem = pss.problems.get("prothero_robinson")
-    fn = pss.make_gradient_fn(problem, "KenCarp4", "ReverseDiffAdjoint", rtol=1e-8, atol=1e-10)
+    # max_steps at the first automatic record length: one record length in the program (tests/test_front_door.py
+    # tests the ladder of lengths).
+    fn = pss.make_gradient_fn(problem, "KenCarp4", "ReverseDiffAdjoint", rtol=1e-8, atol=1e-10,
+                              max_steps=pss.memory.INITIAL_SAVED_STEPS)
     stiffness = jnp.array([10.0, 100.0, 1000.0])
     batched = jax.jit(jax.vmap(lambda s: fn(problem.set_stiffness(problem.params, s))))(stiffness)
     for i, s in enumerate(stiffness):

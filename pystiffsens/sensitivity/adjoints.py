@@ -13,7 +13,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ..integrate import dense_eval, integrate, while_any
+from ..integrate import dense_eval, integrate
+from ..lanes import while_any
 from ..returncode import ReturnCode
 from ..solvers.base import scaled_rms
 from ..solvers.partitioned import QuadratureRHS

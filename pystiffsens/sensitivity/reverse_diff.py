@@ -7,7 +7,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ..integrate import branch_if_records_large, integrate, integrate_from, while_any
+from ..integrate import branch_if_records_large, integrate, integrate_from
+from ..lanes import while_any
 from .base import (
     STEP_VECTORS,
     WORD,

@@ -37,7 +37,8 @@ import numpy as np
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from ..integrate import any_lane, integrate
+from ..integrate import integrate
+from ..lanes import any_lane
 from ..returncode import ReturnCode
 from .base import AbstractSensitivity, FlatProblem
 

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..lanes import every_lane
 from .base import scaled_rms
 from .linear import lu_factor
 
@@ -99,7 +100,7 @@ def solve_implicit(G, z0, lu, scale, tol, max_iter) -> tuple[jnp.ndarray, Newton
             )
 
         init = dict(z=z_init, norm=jnp.inf, k=0, mode=SIMPLIFIED, done=False, converged=False, n_iter=0, n_jac=0)
-        out = lax.while_loop(cond, body, init)
+        out = lax.while_loop(cond, body, every_lane(jax.tree_util.tree_map(jnp.asarray, init)))
         # custom_root differentiates its aux output too, so report it as floats.
         aux = jnp.stack([out["converged"], out["n_iter"], out["n_jac"]]).astype(out["z"].dtype)
         return out["z"], aux

@@ -1,0 +1,92 @@
+"""Loops over the lanes of a ``jax.vmap``: an unbatched loop predicate and a carry batched from the start.
+
+Under ``jax.vmap`` a ``lax.while_loop`` whose predicate is batched runs until every lane is
+done and *selects* between the old and the new carry of every lane on every iteration, so
+each long buffer in the carry would be copied on every iteration. :func:`any_lane` (a
+``jax.custom_batching.custom_vmap`` rule, the same idea as equinox's ``unvmap_any`` used by
+diffrax) reduces "this lane is still running" over the batch, so the predicate is unbatched
+and each lane masks its own update (:func:`while_any`, and the step loop of
+:mod:`pystiffsens.integrate`).
+
+:func:`every_lane` batches a loop's initial carry, which saves tracing: ``vmap`` of a
+``lax.while_loop`` finds out which parts of the carry are batched by batching the loop body
+again until the answer stops changing, and then once more for the loop it builds. With every
+part batched from the start the first answer is final, and the last batching is the first
+one again, which JAX keeps. The body of an integration loop is a whole solver step, and its
+Newton loops are loops of their own. Measured (benchmarks/README.md, section 4,
+``bench_compile.py --trace-only``): tracing and lowering the vmapped ROBER gradients of Rodas5P,
+FBDF and KenCarp4 with four sensitivities took 27.4 s instead of 49.3 s, with bit-identical
+gradients and unchanged run times.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.custom_batching import custom_vmap
+
+
+def tree_where(cond, a, b):
+    """``jnp.where(cond, a, b)`` leaf by leaf over two pytrees of the same structure."""
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(cond, x, y), a, b)
+
+
+@custom_vmap
+def any_lane(flag):
+    """``flag`` itself; under ``vmap``, whether *any* lane's flag is set (an unbatched value).
+
+    Used as the loop predicate so a vmapped ``while_loop`` never falls back to selecting
+    its whole carry per lane; nested ``vmap``s reduce level by level.
+    """
+    return flag
+
+
+@any_lane.def_vmap
+def _any_lane_rule(axis_size, in_batched, flag):
+    (batched,) = in_batched
+    return any_lane(jnp.any(flag, axis=0) if batched else flag), False
+
+
+@jax.custom_jvp
+def every_lane(tree):
+    """``tree`` itself; under ``vmap``, with every leaf batched (an unbatched leaf is broadcast to the lanes).
+
+    For the initial carry of a loop whose carry becomes batched anyway (see the module
+    docstring). Only the primal values are batched: under ``jax.jvp`` the tangents pass
+    through as they are, so a ``vmap`` whose lanes are tangents (``jax.jacfwd``) batches
+    nothing here, and the values it returns unbatched (``has_aux``) stay so.
+    """
+    return _batched(tree)
+
+
+@every_lane.defjvp
+def _every_lane_jvp(primals, tangents):
+    (tree,), (tangent,) = primals, tangents
+    return every_lane(tree), tangent
+
+
+@custom_vmap
+def _batched(tree):
+    return tree
+
+
+@_batched.def_vmap
+def _batched_rule(axis_size, in_batched, tree):
+    (batched,) = in_batched
+    lanes = lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x))
+    return jax.tree_util.tree_map(lanes, tree, batched), jax.tree_util.tree_map(lambda _: True, tree)
+
+
+def while_any(lane_running, body, carry):
+    """``lax.while_loop`` for small carries: loop while any lane runs, each lane masked.
+
+    ``lane_running(carry)`` is the per-lane predicate; lanes that are done keep their
+    carry. Use it for loops whose carry holds no long buffers (those need masked writes,
+    as in :func:`pystiffsens.integrate.integrate`).
+    """
+
+    def masked(c):
+        return tree_where(lane_running(c), body(c), c)
+
+    return lax.while_loop(lambda c: any_lane(lane_running(c)), masked, every_lane(carry))
