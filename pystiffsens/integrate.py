@@ -240,7 +240,7 @@ class _Loop:
         step was traced already.
         """
         flat_core, core_tree = jax.tree_util.tree_flatten(core)
-        key = (max_saved_steps, core_tree, tuple(jax.typeof(leaf) for leaf in flat_core))
+        key = (max_saved_steps, core_tree, tuple((jnp.shape(leaf), jnp.result_type(leaf)) for leaf in flat_core))
         if only_if_traced and key not in self._traced:
             return None
         if key not in self._traced:

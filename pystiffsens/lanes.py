@@ -16,7 +16,7 @@ one again, which JAX keeps. The body of an integration loop is a whole solver st
 Newton loops are loops of their own. Measured (benchmarks/README.md, section 4,
 ``bench_compile.py --trace-only``): tracing and lowering the vmapped ROBER gradients of Rodas5P,
 FBDF and KenCarp4 with four sensitivities took 27.4 s instead of 49.3 s, with bit-identical
-gradients and unchanged run times.
+gradients and run times the same within noise.
 """
 
 from __future__ import annotations
