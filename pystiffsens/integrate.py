@@ -235,7 +235,7 @@ class _Loop:
         step is most of the Python work of a program; evaluating the traced jaxpr binds the same
         operations again without the Python that built them, and gives the same program (single
         ROBER gradients of Rodas5P, FBDF and KenCarp4 with recording sensitivities traced in
-        0.73-0.93x the time, benchmarks/README.md section 4). A loop that needs the step once is
+        0.72-0.97x the time, benchmarks/README.md section 4). A loop that needs the step once is
         better off tracing it in place: with ``only_if_traced`` this returns None unless the
         step was traced already.
         """

@@ -15,7 +15,7 @@ part batched from the start the first answer is final, and the last batching is 
 one again, which JAX keeps. The body of an integration loop is a whole solver step, and its
 Newton loops are loops of their own. Measured (benchmarks/README.md, section 4,
 ``bench_compile.py --trace-only``): tracing and lowering the vmapped ROBER gradients of Rodas5P,
-FBDF and KenCarp4 with four sensitivities took 27.4 s instead of 49.3 s, with bit-identical
+FBDF and KenCarp4 with four sensitivities took 25.6 s instead of 49.3 s, with bit-identical
 gradients and run times the same within noise.
 """
 
@@ -60,10 +60,14 @@ def every_lane(tree):
     return _batched(tree)
 
 
-@every_lane.defjvp
 def _every_lane_jvp(primals, tangents):
     (tree,), (tangent,) = primals, tangents
     return every_lane(tree), tangent
+
+
+# Symbolic zeros pass through as they are: a loop's JVP then carries no tangent for what does not depend on the
+# inputs being differentiated (the time, the step size, the counters), as without this function.
+every_lane.defjvp(_every_lane_jvp, symbolic_zeros=True)
 
 
 @custom_vmap
