@@ -6,9 +6,10 @@
 
 Per model and layout, each in a child process of its own (so that nothing is shared between
 layouts and a slow compile is a timeout row): the jaxpr size of the right-hand side, the time
-of one evaluation of the right-hand side and of its Jacobian (``jax.jacfwd``, what the implicit
-solvers form once per step) inside a compiled loop of 20 (the loop keeps XLA from timing
-dispatch) with the compile time of each loop, the time of a dense LU factorisation of the
+of one evaluation of the right-hand side and of its Jacobian inside a compiled loop of 20 (the
+loop keeps XLA from timing dispatch) with the compile time of each loop: the Jacobian by
+``jax.jacfwd`` (one product per state) and from the model's sparsity pattern (one product per
+colour, what the implicit solvers form once per step; :mod:`pystiffsens.sparsity`), the time of a dense LU factorisation of the
 model's size and of a solve with it; with ``--programs`` also the trace, lowering and
 compilation time of the nllh and of its gradient (ReverseDiffAdjoint) with Rodas5P at rtol
 1e-8, atol 1e-10, and the median of 5 warm calls of each; with ``--solve-steps N`` the first
@@ -62,6 +63,7 @@ def one(path: Path, layout: str, programs: bool, solve_steps: int) -> dict:
     import pystiffsens as pss
     import pystiffsens.petab as petab
     from pystiffsens.solvers.linear import lu_factor
+    from pystiffsens.sparsity import jacobian
 
     start = time.perf_counter()
     problem = petab.load(problem_file(path), layout=layout)
@@ -76,6 +78,10 @@ def one(path: Path, layout: str, programs: bool, solve_steps: int) -> dict:
         lambda y, p: lax.fori_loop(0, LOOP, lambda i, y: y + 1e-12 * model.rhs(0.0, y, p), y), y, p)
     row["jacobian_first_s"], row["jacobian_ms"] = _in_loop(lambda y, p: lax.fori_loop(
         0, LOOP, lambda i, y: y + 1e-12 * jax.jacfwd(lambda y: model.rhs(0.0, y, p))(y).sum(0), y), y, p)
+    pattern = model.jacobian_sparsity
+    row["jacobian_colors"] = pattern.n_colors
+    row["sparse_jacobian_first_s"], row["sparse_jacobian_ms"] = _in_loop(lambda y, p: lax.fori_loop(
+        0, LOOP, lambda i, y: y + 1e-12 * jacobian(lambda y: model.rhs(0.0, y, p), y, pattern).sum(0), y), y, p)
     matrix = jnp.eye(n) + 0.01 * jax.random.normal(jax.random.PRNGKey(0), (n, n))
     _, row["lu_ms"] = _in_loop(lambda a: lax.fori_loop(0, LOOP, lambda i, a: a + 1e-12 * lax.linalg.lu(a)[0], a),
                                matrix)

@@ -27,7 +27,7 @@ from . import backends, memory, problems, sensitivity, solvers  # noqa: E402
 from ._xla import jit  # noqa: E402
 from .api import gradient, make_gradient_fn, solve  # noqa: E402
 from .options import Options  # noqa: E402
-from .problem import Problem, SplitRHS  # noqa: E402
+from .problem import Problem, SparseRHS, SplitRHS  # noqa: E402
 from .results import GradientResult, Solution  # noqa: E402
 from .returncode import ReturnCode  # noqa: E402
 
@@ -40,6 +40,7 @@ __all__ = [
     "Problem",
     "ReturnCode",
     "Solution",
+    "SparseRHS",
     "SplitRHS",
     "compare",
     "fit_decay",

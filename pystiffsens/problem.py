@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _params, _validation
 from .results import flatten_params
+from .sparsity import Sparsity
 
 StiffnessKnob = str | Callable[[Any, Any], Any] | None
 
@@ -59,10 +60,53 @@ class SplitRHS:
         return getattr(self.stiff, "__name__", "split")
 
 
+@dataclasses.dataclass(frozen=True)
+class SparseRHS:
+    """A right-hand side whose Jacobian ``df/dy`` is zero outside a known pattern.
+
+    Pass it as a problem's ``rhs`` (or as a part of a :class:`SplitRHS`). Every implicit
+    method then forms its Jacobians with one forward-mode product per group of columns that
+    share no row, instead of one per state (:mod:`pystiffsens.sparsity`; Curtis, Powell &
+    Reid 1974), as SciML's ``ODEFunction(f; jac_prototype=...)`` and scipy's
+    ``solve_ivp(jac_sparsity=...)`` do; the continuous adjoints use the transposed pattern.
+    The pattern must hold every entry that can ever be nonzero: entries outside it are taken
+    as zero. SBML models give theirs (:attr:`pystiffsens.sbml.Model.jacobian_sparsity`).
+
+    Parameters
+    ----------
+    fn : ``(t, y, p) -> dy/dt``.
+    jac_sparsity : an ``n x n`` boolean array (or 0/1, or a scipy sparse matrix), True where
+        ``df_i/dy_j`` may be nonzero; or a :class:`pystiffsens.sparsity.Sparsity`.
+    """
+
+    fn: Callable
+    jac_sparsity: Sparsity
+
+    def __post_init__(self):
+        if not callable(self.fn):
+            raise ValueError(f"SparseRHS: fn={self.fn!r} must be a function (t, y, p) -> array.")
+        if not isinstance(self.jac_sparsity, Sparsity):
+            object.__setattr__(self, "jac_sparsity", Sparsity(self.jac_sparsity))
+
+    def __call__(self, t, y, p):
+        return self.fn(t, y, p)
+
+    @property
+    def __name__(self) -> str:
+        return getattr(self.fn, "__name__", "sparse")
+
+
+def sparsity_of(fn) -> Sparsity | None:
+    """The Jacobian sparsity pattern a right-hand side carries (a :class:`SparseRHS`), else None."""
+    return fn.jac_sparsity if isinstance(fn, SparseRHS) else None
+
+
 def with_params(rhs, params_of: Callable):
-    """``(t, y, th) -> rhs(t, y, params_of(th))``, a :class:`SplitRHS` part by part (so it stays split)."""
+    """``(t, y, th) -> rhs(t, y, params_of(th))``, keeping a :class:`SplitRHS`'s parts and a :class:`SparseRHS`'s pattern."""
     if isinstance(rhs, SplitRHS):
         return SplitRHS(with_params(rhs.stiff, params_of), with_params(rhs.nonstiff, params_of))
+    if isinstance(rhs, SparseRHS):
+        return SparseRHS(with_params(rhs.fn, params_of), rhs.jac_sparsity)
     return lambda t, y, th: rhs(t, y, params_of(th))
 
 
@@ -121,6 +165,13 @@ class Problem:
         if y0.ndim != 1 or y0.size == 0:
             raise ValueError(f"y0={self.y0!r} must be a non-empty 1-D array.")
         object.__setattr__(self, "y0", y0)
+        parts = (self.rhs.stiff, self.rhs.nonstiff) if isinstance(self.rhs, SplitRHS) else (self.rhs,)
+        for part in parts:
+            if isinstance(part, SparseRHS) and part.jac_sparsity.size != y0.size:
+                raise ValueError(
+                    f"the rhs's jac_sparsity is {part.jac_sparsity.size} x {part.jac_sparsity.size}, but y0 has "
+                    f"{y0.size} entries; the pattern must be n x n for n states."
+                )
         object.__setattr__(self, "saveat", _check_saveat(self.saveat, tspan))
         if isinstance(self.stiffness, str):
             if not isinstance(self.params, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import libsbml
 import numpy as np
@@ -457,6 +458,14 @@ def test_benchmark_matches_amici_reference(name, n_conditions):
     problem = pss_petab.load(DATA / name / f"{name}.yaml")
     assert len(problem.conditions) == n_conditions and len(problem._batches) == 1
     assert problem.nllh(**TOL) == pytest.approx(-reference, rel=2e-6)
+    # The model's Jacobian pattern, which its solves use, holds every entry jacfwd finds at random states.
+    condition = problem.problem(problem.conditions[0])
+    assert condition.rhs == problem.model.sparse_rhs
+    pattern = problem.model.jacobian_sparsity.mask
+    jac = jax.jit(jax.vmap(jax.jacfwd(condition.rhs, argnums=1), in_axes=(None, 0, None)))
+    states = np.random.default_rng(0).uniform(0.1, 10.0, (4, condition.y0.size)) * (1.0 + np.abs(condition.y0))
+    nonzero = np.any(np.asarray(jac(1.0, states, condition.params)) != 0.0, axis=0)
+    assert not np.any(nonzero & ~pattern) and 0 < pattern.sum() < pattern.size
 
 
 def test_a_parameter_set_by_an_initial_assignment_follows_its_input(tmp_path):

@@ -311,6 +311,31 @@ def test_piecewise_value_and_gradient():
         np.testing.assert_allclose(jax.grad(lambda s: u(s, y, p))(t), 2 * 2.0 * t if t < 1 else 0.0)
 
 
+def test_jacobian_sparsity_follows_rules_branches_and_rate_rules():
+    """The pattern reaches states through assignment rules and both branches of a piecewise, and is what
+    ``model.problem`` solves with (a SparseRHS)."""
+    model = sbml.load(
+        build(
+            species=[{"id": s, "conc": 1.0} for s in "ABCD"],
+            parameters=[("k", 0.5, True), ("w", None, False), ("g", 0.3, False)],
+            reactions=[
+                ("r1", [("A", 1)], [("B", 1)], "k * A", {}),
+                ("r2", [("C", 1)], [], "w", {}),  # C's loss reads D through the rule for w
+            ],
+            assignment_rules=[("w", "piecewise(D, time < 1, B * 2)")],
+            rate_rules=[("g", "-g * A")],
+        )
+    )
+    assert model.state_ids == ("A", "B", "C", "D", "g")
+    rows = {"A": {"A"}, "B": {"A"}, "C": {"B", "D"}, "D": set(), "g": {"g", "A"}}  # C: both branches of w
+    expected = np.array([[col in rows[row] for col in model.state_ids] for row in model.state_ids])
+    np.testing.assert_array_equal(model.jacobian_sparsity.mask, expected)
+    problem = model.problem(tspan=(0.0, 2.0))
+    assert problem.rhs == pss.SparseRHS(model.rhs, expected)
+    np.testing.assert_allclose(pss.solve(problem, "Rodas5P").ys, pss.solve(problem.replace(rhs=model.rhs), "Rodas5P").ys,
+                               rtol=1e-13)
+
+
 def test_initial_state_overrides_and_the_nan_rule_for_initial_assignments():
     model = sbml.load(
         build(

@@ -135,7 +135,7 @@ class PetabProblem:
         self.conditions = tuple(dict.fromkeys(s.condition for s in sims))
         if any(s.preequilibration for s in sims):
             # The problem every preequilibration solves (built here: a Problem made inside a trace holds tracers).
-            self._pre_template = Problem(model.rhs, np.zeros(len(model.state_ids)), (0.0, horizon),
+            self._pre_template = Problem(model.sparse_rhs, np.zeros(len(model.state_ids)), (0.0, horizon),
                                          self._template_params, saveat=[horizon],
                                          name=f"{self.name}:preequilibration")
         self._batches, order = self._plan(sims)
@@ -255,7 +255,7 @@ class PetabProblem:
 
         params = self._resolved(p_sim)
         t_end = float(times[-1]) if times[-1] > 0 else 1.0
-        return Problem(self.model.rhs, np.asarray(y0), (0.0, t_end), params, loss=loss, saveat=times,
+        return Problem(self.model.sparse_rhs, np.asarray(y0), (0.0, t_end), params, loss=loss, saveat=times,
                        stiffness=stiffness, name=f"{self.name}:{condition_id}")
 
     # -- building -----------------------------------------------------------------------------
@@ -342,7 +342,7 @@ class PetabProblem:
             if stop <= start:  # an event at the last measurement time: nothing left to integrate
                 segments.append(None)
             else:
-                segments.append(Problem(self.model.rhs, y_dummy, (start, stop), p_default, saveat=saveat,
+                segments.append(Problem(self.model.sparse_rhs, y_dummy, (start, stop), p_default, saveat=saveat,
                                         name=f"{self.name}:segment"))
             save.append(np.searchsorted(saveat, inside))
         return tuple(segments), tuple(save)

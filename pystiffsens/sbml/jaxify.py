@@ -131,6 +131,27 @@ class Program:
         self.used_bases = frozenset(used_bases)
         self._plans: dict[tuple[str, ...], Callable] = {}
 
+    def dependence(self, names: Sequence[str]) -> np.ndarray:
+        """``mask[k, j]``: output ``k`` depends on the base ``names[j]``, directly or through definitions.
+
+        Structural: every name a formula mentions counts, in every branch of a piecewise.
+        """
+        column = {name: j for j, name in enumerate(names)}
+        reaches: dict[str, np.ndarray] = {}
+
+        def of(deps) -> np.ndarray:
+            row = np.zeros(len(names), dtype=bool)
+            for dep in deps:
+                if dep in column and dep in self.bases:
+                    row[column[dep]] = True
+                elif dep in reaches:
+                    row |= reaches[dep]
+            return row
+
+        for name, definition in self.steps:
+            reaches[name] = of(definition.deps)
+        return np.array([of(out.deps) for out in self.outputs]).reshape(len(self.outputs), len(names))
+
     def __call__(self, env: Mapping[str, object], block: tuple[Sequence[str], object] | None = None):
         """The outputs' values, stacked: shape ``(len(outputs), *batch)``.
 

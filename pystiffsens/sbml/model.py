@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 
 import jax.numpy as jnp
 import sympy
 
-from ..problem import Problem
+from ..problem import Problem, SparseRHS
+from ..sparsity import Sparsity
 from .events import TimeEvent
 from .jaxify import LAYOUTS, Program
 from .mathml import TIME, parse_infix, to_sympy
@@ -114,6 +116,22 @@ class Model:
         """
         env, block, overrides = self._env(t, y, p)
         return self._program(self._t.derivatives, overrides, "the right-hand side")(env, block)
+
+    @functools.cached_property
+    def jacobian_sparsity(self) -> Sparsity:
+        """Which derivatives can depend on which states: the structural pattern of ``d rhs / d y``.
+
+        Read from the formulas (a derivative depends on a state when its reactions' rates and
+        the rules they use mention it, in any branch of a piecewise), so it holds at every
+        time, parameter value and state (:mod:`pystiffsens.sparsity`).
+        """
+        program = self._program(self._t.derivatives, (), "the right-hand side")
+        return Sparsity(program.dependence(self._t.state_bases))
+
+    @functools.cached_property
+    def sparse_rhs(self) -> SparseRHS:
+        """:meth:`rhs` with its :attr:`jacobian_sparsity`, as problems of this model solve it (a :class:`pystiffsens.SparseRHS`)."""
+        return SparseRHS(self.rhs, self.jacobian_sparsity)
 
     def initial_state(self, p: Mapping, species: Mapping | None = None, y=None, t0=0.0):
         """The state at ``t0`` (default 0, where SBML applies initial assignments), jax-traceable in ``p``.
@@ -228,7 +246,7 @@ class Model:
         return evaluate
 
     def problem(self, tspan=None, saveat=None, params=None, loss=None, stiffness=None, name=None):
-        """A :class:`pystiffsens.Problem` of this model (``rhs=model.rhs``).
+        """A :class:`pystiffsens.Problem` of this model (``rhs=model.sparse_rhs``).
 
         ``params`` is :attr:`defaults` updated by ``params``, less the parameters that take their
         initial assignments (NaN); ``y0`` is :meth:`initial_state` at those parameters and
@@ -258,7 +276,7 @@ class Model:
             tspan = (0.0, float(max(saveat)))
         values = {k: float(v) for k, v in values.items() if not (k in self._t.with_initial_assignment and _is_nan(v))}
         y0 = self.initial_state(values, t0=tspan[0])
-        return Problem(self.rhs, y0, tspan, values, loss=loss, saveat=saveat, stiffness=stiffness, name=name or self.id)
+        return Problem(self.sparse_rhs, y0, tspan, values, loss=loss, saveat=saveat, stiffness=stiffness, name=name or self.id)
 
     def _time_event(self, spec) -> TimeEvent:
         t = self._t

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..integrate import dense_eval, integrate
 from ..lanes import while_any
+from ..problem import SparseRHS, sparsity_of
 from ..returncode import ReturnCode
 from ..solvers.base import scaled_rms
 from ..solvers.partitioned import QuadratureRHS
@@ -58,6 +59,12 @@ def _recording_forward(problem, solver, theta, y0, options, saved_steps, record_
 def _add_jump(g_ys, lo, hi):
     """The jump ``lambda += dL/dy(t_k)`` on components ``lo:hi`` of the backward state."""
     return lambda z, k: z.at[lo:hi].add(g_ys[k])
+
+
+def _adjoint_sparsity(rhs):
+    """The pattern of ``d(-J^T lambda)/d lambda = -J^T``, where the forward right-hand side carries one."""
+    pattern = sparsity_of(rhs)
+    return pattern.T if pattern is not None else None
 
 
 def _check_flag(name, value):
@@ -199,7 +206,8 @@ class InterpolatingAdjoint(AbstractSensitivity):
         def backward_implicit(t, lam, th):
             return -vjp_state(problem.rhs, t, dense_eval(solver, forward, t), th, lam)
 
-        adjoint_rhs = QuadratureRHS(backward_fn, n, self.quadrature_error_control, implicit=backward_implicit)
+        adjoint_rhs = QuadratureRHS(backward_fn, n, self.quadrature_error_control, implicit=backward_implicit,
+                                    sparsity=_adjoint_sparsity(problem.rhs))
 
         z_final = jnp.concatenate([g_ys[-1], jnp.zeros(P)])
         z0, status, stats, _, full = backward_segments(
@@ -251,6 +259,10 @@ class GaussAdjoint(AbstractSensitivity):
         def adjoint_rhs(t, lam, th):
             y = dense_eval(solver, forward, t)
             return -vjp_state(problem.rhs, t, y, th, lam)
+
+        pattern = _adjoint_sparsity(problem.rhs)
+        if pattern is not None:
+            adjoint_rhs = SparseRHS(adjoint_rhs, pattern)
 
         n_forward = forward.step_t.shape[0]
         forward_t = lambda i: jnp.where(i < n_forward, forward.step_t[jnp.minimum(i, n_forward - 1)], jnp.inf)

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..integrate import Trajectory, integrate, zero_counters
+from ..problem import SparseRHS
 from ..solvers.partitioned import QuadratureRHS
 from .base import combine_status
 
@@ -39,6 +40,8 @@ def reversed_rhs(rhs):
     """``z'(s) = -rhs(-s, z)``: integrating in ``s`` from ``-t_hi`` to ``-t_lo`` runs ``t`` backward."""
     if isinstance(rhs, QuadratureRHS):
         return rhs.time_reversed()
+    if isinstance(rhs, SparseRHS):
+        return SparseRHS(reversed_rhs(rhs.fn), rhs.jac_sparsity)
     return lambda s, z, args: -rhs(-s, z, args)
 
 

@@ -165,7 +165,8 @@ class BDF(AbstractSolver):
         def G(d):
             return d - c * part.f_implicit(t_new, yp_a + d, args) + psi_a
 
-        d_a, newton = solve_implicit(G, jnp.zeros_like(yp_a), lu, scale, newton_tolerance(tol.rtol), NEWTON_MAXITER)
+        d_a, newton = solve_implicit(G, jnp.zeros_like(yp_a), lu, scale, newton_tolerance(tol.rtol), NEWTON_MAXITER,
+                                     part.residual_sparsity())
         d = part.join(d_a, c * part.f_quadrature(t_new, yp_a + d_a, args) - part.quadrature(psi))
         y_new = y_predict + d
         error = jnp.asarray(ERROR_CONST)[order] * d

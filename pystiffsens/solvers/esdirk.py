@@ -89,7 +89,8 @@ class ESDIRK(RungeKuttaSolver):
                 def G(z, base=base_a, d=d, t_i=t_i):
                     return z - base - h * d * part.f_implicit(t_i, z, args)
 
-                z, newton = solve_implicit(G, guess, systems[d].lu, scale, newton_tol, NEWTON_MAXITER)
+                z, newton = solve_implicit(G, guess, systems[d].lu, scale, newton_tol, NEWTON_MAXITER,
+                                           part.residual_sparsity())
                 converged = converged & newton.converged
                 n_f += newton.n_iter + part.quadrature_evals
                 n_extra_jac += newton.n_jac

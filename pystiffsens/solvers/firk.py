@@ -119,7 +119,7 @@ class FIRK(RungeKuttaSolver):
             return (Z - h * (tab.A @ F)).reshape(-1)
 
         z, newton = solve_implicit(G, jnp.zeros(s * m), _StageSolve(self._blocks, systems, s, m), scale,
-                                   newton_tolerance(ratio * tol.rtol), NEWTON_MAXITER)
+                                   newton_tolerance(ratio * tol.rtol), NEWTON_MAXITER, part.residual_sparsity(s))
         Z = z.reshape(s, m)
         hk_q = jnp.stack([h * part.f_quadrature(t_stages[i], a + Z[i], args) for i in range(s)])
         hk = part.join(self._A_inv @ Z, hk_q)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..lanes import every_lane
+from ..sparsity import Sparsity, jacobian
 from .base import scaled_rms
 from .linear import lu_factor
 
@@ -45,24 +46,24 @@ def newton_tolerance(rtol):
     return jnp.maximum(10 * EPS / rtol, jnp.minimum(0.03, jnp.sqrt(rtol)))
 
 
-def _exact_linear_solve(g_lin, b):
-    """``(dG/dz)^-1 b`` with the exact ``dG/dz`` at the root (the implicit-function theorem's solve), by the
-    package's LU (:mod:`.linear`: substitution on small systems, cheaper there than ``jnp.linalg.solve``)."""
-    return lu_factor(jax.jacfwd(g_lin)(b)).solve(b)
-
-
-def solve_implicit(G, z0, lu, scale, tol, max_iter) -> tuple[jnp.ndarray, NewtonStats]:
+def solve_implicit(G, z0, lu, scale, tol, max_iter, sparsity: Sparsity | None = None) -> tuple[jnp.ndarray, NewtonStats]:
     """Root of ``G`` near ``z0``.
 
     ``lu`` is the :class:`~pystiffsens.solvers.linear.LU` factorisation of an approximation of ``dG/dz``; ``scale`` the error
     weights ``atol + rtol |y|``; ``tol`` the Newton tolerance; ``max_iter`` the budget of
-    the simplified phase (the full phase has :data:`FULL_NEWTON_MAXITER`).
+    the simplified phase (the full phase has :data:`FULL_NEWTON_MAXITER`); ``sparsity`` the
+    pattern of ``dG/dz``, where known (:mod:`pystiffsens.sparsity`).
     """
+
+    def exact_linear_solve(g_lin, b):
+        """``(dG/dz)^-1 b`` with the exact ``dG/dz`` at the root (the implicit-function theorem's solve), by the
+        package's LU (:mod:`.linear`: substitution on small systems, cheaper there than ``jnp.linalg.solve``)."""
+        return lu_factor(jacobian(g_lin, b, sparsity)).solve(b)
 
     def iterate(g, z_init):
         def update(mode, z):
             def full(z):
-                return -lu_factor(jax.jacfwd(g)(z)).solve(g(z))
+                return -lu_factor(jacobian(g, z, sparsity)).solve(g(z))
 
             return lax.cond(mode == FULL, full, lambda z: -lu.solve(g(z)), z)
 
@@ -105,6 +106,6 @@ def solve_implicit(G, z0, lu, scale, tol, max_iter) -> tuple[jnp.ndarray, Newton
         aux = jnp.stack([out["converged"], out["n_iter"], out["n_jac"]]).astype(out["z"].dtype)
         return out["z"], aux
 
-    z, aux = lax.custom_root(G, z0, iterate, _exact_linear_solve, has_aux=True)
+    z, aux = lax.custom_root(G, z0, iterate, exact_linear_solve, has_aux=True)
     aux = lax.stop_gradient(aux)
     return z, NewtonStats(aux[0] > 0.5, aux[1].astype(jnp.int32), aux[2].astype(jnp.int32))

@@ -26,6 +26,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from ..problem import sparsity_of
+from ..sparsity import Sparsity, jacobian
 from .linear import lu_factor
 
 
@@ -40,15 +42,18 @@ class QuadratureRHS:
         default there and here): the step size then also resolves the integrand of ``q``.
     implicit : optional ``(t, a, args) -> F`` alone, for Newton iterations and the Jacobian
         (default: ``fn(...)[0]``); cheaper to trace when ``G`` costs as much as ``F``.
+    sparsity : optional :class:`~pystiffsens.sparsity.Sparsity` of ``dF/da``.
     """
 
-    def __init__(self, fn: Callable, size: int, error_control: bool = False, implicit: Callable | None = None):
+    def __init__(self, fn: Callable, size: int, error_control: bool = False, implicit: Callable | None = None,
+                 sparsity: Sparsity | None = None):
         if not (isinstance(size, int) and size >= 1):
             raise ValueError(f"size={size!r} must be a positive integer (the length of the implicit part).")
         self.fn = fn
         self.size = size
         self.error_control = bool(error_control)
         self.implicit = implicit if implicit is not None else (lambda t, a, args: fn(t, a, args)[0])
+        self.sparsity = sparsity
 
     def __call__(self, t, z, args):
         F, G = self.fn(t, z[: self.size], args)
@@ -62,6 +67,7 @@ class QuadratureRHS:
             self.size,
             self.error_control,
             implicit=lambda s, a, args: -implicit(-s, a, args),
+            sparsity=self.sparsity,
         )
 
     def error_mask(self, total: int):
@@ -85,6 +91,17 @@ class Partition:
     @property
     def has_quadrature(self) -> bool:
         return self.quadrature_rhs is not None
+
+    @property
+    def sparsity(self) -> Sparsity | None:
+        """The sparsity pattern of ``dF/da``, where the right-hand side carries one."""
+        return self.quadrature_rhs.sparsity if self.has_quadrature else sparsity_of(self.rhs)
+
+    def residual_sparsity(self, stages: int = 1) -> Sparsity | None:
+        """The pattern of the stage equations' Jacobian, ``I - c dF/da`` for each of ``stages`` coupled stages."""
+        if self.sparsity is None:
+            return None
+        return self.sparsity.with_identity if stages == 1 else self.sparsity.with_identity.tiled(stages)
 
     def implicit(self, z):
         """The implicit part of a full-length vector."""
@@ -131,7 +148,7 @@ class Jacobian:
     def __init__(self, part: Partition, t, z, args):
         self.part = part
         a = part.implicit(z)
-        self.matrix = jax.jacfwd(part.f_implicit, argnums=1)(t, a, args)
+        self.matrix = jacobian(lambda aa: part.f_implicit(t, aa, args), a, part.sparsity)
         self._quadrature_at = (t, a, args)
         self._B = None
 
