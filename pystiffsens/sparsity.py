@@ -48,6 +48,7 @@ class Sparsity:
         self.mask = mask.copy()
         self.mask.setflags(write=False)
         self._key = (mask.shape[0], np.packbits(mask).tobytes())
+        self._tiled: dict[int, Sparsity] = {}
 
     @property
     def size(self) -> int:
@@ -94,10 +95,11 @@ class Sparsity:
         """The pattern of ``c I + d J`` (an iteration matrix, a stage residual's Jacobian)."""
         return Sparsity(self.mask | np.eye(self.size, dtype=bool))
 
-    @functools.cache  # noqa: B019 (patterns live as long as the problems that hold them)
     def tiled(self, blocks: int) -> Sparsity:
         """The pattern of a ``blocks x blocks`` array of such blocks (coupled stages, e.g. a Radau IIA system)."""
-        return Sparsity(np.kron(np.ones((blocks, blocks), dtype=bool), self.mask))
+        if blocks not in self._tiled:  # kept, so that its colouring is computed once
+            self._tiled[blocks] = Sparsity(np.kron(np.ones((blocks, blocks), dtype=bool), self.mask))
+        return self._tiled[blocks]
 
 
 def jacobian(fn, x, sparsity: Sparsity | None = None):
