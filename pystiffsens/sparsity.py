@@ -110,10 +110,10 @@ def jacobian(fn, x, sparsity: Sparsity | None = None):
     colours as columns, it is ``jax.jacfwd``. Differentiable like ``jax.jacfwd``.
     """
     n = x.shape[0]
+    if sparsity is not None and sparsity.size != n:
+        raise ValueError(f"the Jacobian sparsity pattern is {sparsity.size} x {sparsity.size}, but the state has {n} entries.")
     if sparsity is None or sparsity.n_colors >= n:
         return jax.jacfwd(fn)(x)
-    if sparsity.size != n:
-        raise ValueError(f"the Jacobian sparsity pattern is {sparsity.size} x {sparsity.size}, but the state has {n} entries.")
     colors = sparsity.colors
     seeds = jnp.asarray(np.arange(sparsity.n_colors)[:, None] == colors[None, :], dtype=x.dtype)
     compressed = jax.vmap(lambda v: jax.jvp(fn, (x,), (v,))[1], out_axes=1)(seeds)  # (n, colors)

@@ -46,6 +46,8 @@ def test_patterns_compare_by_value_and_bad_patterns_are_refused():
         Sparsity(np.ones((3, 4), dtype=bool))
     with pytest.raises(ValueError, match="must be boolean"):
         Sparsity(np.full((2, 2), 0.5))
+    with pytest.raises(ValueError, match="pattern is 3 x 3, but the state has 2 entries"):
+        jacobian(lambda x: x, jnp.ones(2), Sparsity(np.ones((3, 3), dtype=bool)))
     problem = pss.problems.get("robertson")
     with pytest.raises(ValueError, match="jac_sparsity is 2 x 2, but y0 has 3 entries"):
         problem.replace(rhs=pss.SparseRHS(problem.rhs, np.ones((2, 2), dtype=bool)))
