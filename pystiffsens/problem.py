@@ -101,6 +101,13 @@ def sparsity_of(fn) -> Sparsity | None:
     return fn.jac_sparsity if isinstance(fn, SparseRHS) else None
 
 
+def _rhs_parts(rhs) -> dict[str, Callable]:
+    """The functions a right-hand side is made of, by label: a :class:`SplitRHS`'s two parts, else itself."""
+    if isinstance(rhs, SplitRHS):
+        return {"rhs.stiff": rhs.stiff, "rhs.nonstiff": rhs.nonstiff}
+    return {"rhs": rhs}
+
+
 def with_params(rhs, params_of: Callable):
     """``(t, y, th) -> rhs(t, y, params_of(th))``, keeping a :class:`SplitRHS`'s parts and a :class:`SparseRHS`'s pattern."""
     if isinstance(rhs, SplitRHS):
@@ -165,8 +172,7 @@ class Problem:
         if y0.ndim != 1 or y0.size == 0:
             raise ValueError(f"y0={self.y0!r} must be a non-empty 1-D array.")
         object.__setattr__(self, "y0", y0)
-        parts = (self.rhs.stiff, self.rhs.nonstiff) if isinstance(self.rhs, SplitRHS) else (self.rhs,)
-        for part in parts:
+        for part in _rhs_parts(self.rhs).values():
             if isinstance(part, SparseRHS) and part.jac_sparsity.size != y0.size:
                 raise ValueError(
                     f"the rhs's jac_sparsity is {part.jac_sparsity.size} x {part.jac_sparsity.size}, but y0 has "
@@ -326,10 +332,8 @@ def _check_functions(problem: Problem, structure: _params.Structure) -> None:
     y0 = jax.ShapeDtypeStruct(problem.y0.shape, jnp.float64)
     ts = jax.ShapeDtypeStruct(problem.saveat.shape, jnp.float64)
     # Only the parameter leaves are abstract; the rest of the pytree (functions, ...) is passed as it is.
-    parts = {"rhs": problem.rhs}
-    if isinstance(problem.rhs, SplitRHS):  # each part alone: a sum would broadcast a wrong shape away
-        parts = {"rhs.stiff": problem.rhs.stiff, "rhs.nonstiff": problem.rhs.nonstiff}
-    for label, fn in parts.items():
+    # each part of a SplitRHS alone: a sum would broadcast a wrong shape away
+    for label, fn in _rhs_parts(problem.rhs).items():
         out = _validation.traced(f"{label}(t, y, p)", lambda t, y, p, fn=fn: fn(t, y, merge(p)), t0, y0, leaves,
                                  params=params)
         _check_array(f"{label}(t, y, p)", out, y0.shape, "the shape of y0")
