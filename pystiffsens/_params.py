@@ -14,6 +14,8 @@ Entries are named for frames and reports by their path: ``k1``, ``k[3]``,
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 from typing import Any
 
 import jax
@@ -44,10 +46,15 @@ class Structure:
         params, static = iter(leaves), iter(self.static)
         return jax.tree_util.tree_unflatten(self.treedef, [next(params) if p else next(static) for p in self.is_param])
 
+    @functools.cached_property
+    def sizes(self) -> tuple[int, ...]:
+        """Number of scalar entries of each parameter leaf."""
+        return tuple(math.prod(shape) for shape in self.shapes)
+
     @property
     def size(self) -> int:
         """Number of scalar parameter entries."""
-        return int(sum(int(np.prod(shape, dtype=int)) for shape in self.shapes))
+        return sum(self.sizes)
 
     def fill(self, leaves, static_value=None):
         """The pytree with ``leaves`` in the parameter positions and ``static_value`` in the others

@@ -13,12 +13,12 @@ forward and backward halves (:mod:`pystiffsens.sensitivity`), the same that
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import _params
@@ -145,8 +145,7 @@ def packed(run: Callable) -> Callable:
 
 def unpack(values, info, structure: _params.Structure) -> dict:
     """The gradient outputs (host NumPy) of :func:`packed` arrays; only the counters the algorithm reports."""
-    sizes = [int(np.prod(shape, dtype=int)) for shape in structure.shapes]
-    bounds = np.cumsum([1, *sizes])
+    bounds = list(itertools.accumulate(structure.sizes, initial=1))
     grad = [values[a:b].reshape(shape) for a, b, shape in zip(bounds[:-1], bounds[1:], structure.shapes)]
     stats = {name: int(value) for name, value in zip(GRADIENT_STATS, info[2:]) if value >= 0}
     return {"loss": values[0], "grad": grad, "status": int(info[0]), "buffer_full": bool(info[1]), "stats": stats}

@@ -57,8 +57,11 @@ def _lu_sizes(jaxpr):
 
 @pytest.mark.parametrize("solver", ["Rodas5P", "KenCarp4", "FBDF"])
 @pytest.mark.parametrize("algorithm", ["InterpolatingAdjoint", "BacksolveAdjoint"])
-def test_backward_implicit_system_has_the_size_of_the_state_adjoint(algorithm, solver):
+def test_backward_implicit_system_has_the_size_of_the_state_adjoint(algorithm, solver, monkeypatch):
     """Every LU factorisation in the whole gradient program is n x n (2n for BacksolveAdjoint), never n + P."""
+    from pystiffsens.solvers import linear
+
+    monkeypatch.setattr(linear, "ELIMINATION_MAX_SIZE", 0)  # every factorisation an `lu` equation, small ones too
     problem = _mlp_problem(hidden=8)
     fn = pss.make_gradient_fn(problem, solver, algorithm, max_steps=pss.memory.INITIAL_SAVED_STEPS)  # one record length
     sizes = _lu_sizes(jax.make_jaxpr(fn)(problem.params).jaxpr)

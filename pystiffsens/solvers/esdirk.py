@@ -25,7 +25,7 @@ import numpy as np
 
 from ..problem import SplitRHS
 from .base import Attempt, OneStepState, RungeKuttaSolver, weighted_sum
-from .newton import newton_tolerance, solve_implicit
+from .newton import kappa_tolerance, solve_implicit
 from .partitioned import Jacobian, partition
 from .tableaux import ButcherTableau
 
@@ -62,7 +62,7 @@ class ESDIRK(RungeKuttaSolver):
         y = state.y
         part = partition(implicit_fn)
         scale = part.implicit(tol.atol + tol.rtol * jnp.abs(y))
-        newton_tol = newton_tolerance(tol.rtol)
+        newton_tol = kappa_tolerance(tol.rtol)
         systems = _shifted_systems(tab, Jacobian(part, t, y, args), h)
         hk = []  # h * k_i of the implicit half (the whole right-hand side unless split)
         hk_explicit = []  # h * f_nonstiff(Y_i), for a split only

@@ -2,43 +2,91 @@
 
 ``jax.scipy.linalg.lu_solve`` turns the pivot vector into a permutation on every call (a
 small loop of its own); a Rosenbrock step solves with one matrix once per stage, so
-:func:`lu_factor` keeps the permutation that ``jax.lax.linalg.lu`` returns and
-:meth:`LU.solve` is one gather and two triangular solves.
+:func:`lu_factor` keeps the permutation and :meth:`LU.solve` is one gather and two
+triangular solves. A solve is differentiated as a solve, ``d(A^-1 b) = A^-1 (db - dA x)``
+with the same factors (as lineax's ``linear_solve``), not through the factorisation.
 
 For systems of at most :data:`SUBSTITUTION_MAX_SIZE` unknowns the triangular solves are
-written out as forward and back substitution, element by element, which XLA fuses into a
-few kernels. XLA's CPU ``triangular-solve`` costs far more than its arithmetic on such
-small matrices, in a vmapped batch above all: a batch of 32 ROBER gradients (Rodas5P,
-rtol 1e-8) ran in 50 ms with it and 22 ms with substitution (benchmarks/README.md).
+written-out forward and back substitution, element by element, which XLA fuses into a few
+kernels: XLA's CPU ``triangular-solve`` costs far more than its arithmetic on such small
+matrices, in a vmapped batch above all (a batch of 32 ROBER gradients, Rodas5P, rtol 1e-8, ran
+in 50 ms with it and 22 ms with substitution). Up to :data:`ELIMINATION_MAX_SIZE` unknowns the
+factorisation is written-out Gaussian elimination too, since LAPACK's ``getrf`` comes with a
+loop of its own per factorisation (:func:`_eliminate`; benchmarks/README.md, section 6).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 SUBSTITUTION_MAX_SIZE = 8
 """Largest system solved by written-out substitution instead of ``lax.linalg.triangular_solve``."""
 
+ELIMINATION_MAX_SIZE = 4
+"""Largest system factorised by written-out elimination (:func:`_eliminate`) instead of LAPACK's ``getrf``.
+
+Measured with Rodas5P (solve and gradients) on ``bench_scaling.py``'s dense stiff systems of 3 to 8
+states, HIRES (8) and the PEtab models Boehm and Elowitz (8): the elimination is faster up to 4
+unknowns, even at 6 and slower at 5 and 8 (HIRES's solve 1.99 ms against 1.63 ms, Boehm's
+InterpolatingAdjoint gradient 39 ms against 26 ms), where its column-by-column pivot searches
+outnumber the iterations of ``getrf``'s permutation loop (benchmarks/README.md, section 6)."""
+
 
 class LU(NamedTuple):
-    """``P A = L U`` with ``L`` (unit lower) and ``U`` packed in ``factors``; ``permutation`` is ``P`` as indices."""
+    """``P A = L U`` with ``L`` (unit lower) and ``U`` packed in ``factors``; ``permutation`` is ``P`` as indices.
+
+    ``matrix`` is ``A`` itself: a solve is differentiated with respect to it and its right-hand
+    side, ``d(A^-1 b) = A^-1 (db - dA A^-1 b)``, with the same factors (:func:`_solve`). First
+    derivatives never pass through the factorisation (XLA drops its unused tangent); second
+    derivatives of a reverse-mode gradient do, where the transposed solve reads the factors.
+    """
 
     factors: Any
     permutation: Any
+    matrix: Any
 
     def solve(self, b):
         """``A^{-1} b`` for a vector ``b``, or for each column of a matrix ``b``."""
-        vector = b.ndim == 1
-        rhs = b[self.permutation][:, None] if vector else b[self.permutation]
-        if self.factors.shape[-1] <= SUBSTITUTION_MAX_SIZE:
-            x = _substitute(self.factors, rhs)
-        else:
-            y = lax.linalg.triangular_solve(self.factors, rhs, left_side=True, lower=True, unit_diagonal=True)
-            x = lax.linalg.triangular_solve(self.factors, y, left_side=True, lower=False)
-        return x[:, 0] if vector else x
+        return _solve(self.matrix, self.factors, self.permutation, b)
+
+
+@jax.custom_jvp
+def _solve(matrix, factors, permutation, b):
+    """``matrix^-1 b`` by the factors of ``matrix``; its tangent is another solve with them (:meth:`LU.solve`)."""
+    return _apply_factors(factors, permutation, b)
+
+
+@_solve.defjvp
+def _solve_jvp(primals, tangents):
+    matrix, factors, permutation, b = primals
+    dmatrix, _, _, db = tangents
+    x = _solve(matrix, factors, permutation, b)  # through _solve again, so that higher derivatives use this rule too
+    return x, _solve(matrix, factors, permutation, db - _product(dmatrix, x))
+
+
+def _product(matrix, x):
+    """``matrix @ x``; on small systems as a sum over columns, which XLA fuses (a ``dot`` is a call of its own)."""
+    if matrix.shape[-1] > SUBSTITUTION_MAX_SIZE:
+        return matrix @ x
+    terms = [matrix[:, j] * x[j] if x.ndim == 1 else matrix[:, j][:, None] * x[j][None, :] for j in range(x.shape[0])]
+    return functools.reduce(lambda a, c: a + c, terms)
+
+
+def _apply_factors(factors, permutation, b):
+    """``U^-1 L^-1 P b``: written-out substitution on small systems, ``triangular_solve`` on larger ones."""
+    vector = b.ndim == 1
+    rhs = b[permutation][:, None] if vector else b[permutation]
+    if factors.shape[-1] <= SUBSTITUTION_MAX_SIZE:
+        x = _substitute(factors, rhs)
+    else:
+        y = lax.linalg.triangular_solve(factors, rhs, left_side=True, lower=True, unit_diagonal=True)
+        x = lax.linalg.triangular_solve(factors, y, left_side=True, lower=False)
+    return x[:, 0] if vector else x
 
 
 def _substitute(factors, rhs):
@@ -60,10 +108,41 @@ def _substitute(factors, rhs):
 
 
 def lu_factor(matrix) -> LU:
-    """The LU factorisation of a square ``matrix`` (partial pivoting, LAPACK ``getrf`` on CPU).
+    """The LU factorisation of a square ``matrix`` with partial pivoting.
 
     Real or complex: :class:`~pystiffsens.solvers.FIRK` factorises one complex matrix per
     complex-conjugate pair of eigenvalues, and both solve paths work unchanged in complex arithmetic.
+    Systems of at most :data:`ELIMINATION_MAX_SIZE` unknowns are factorised by written-out
+    Gaussian elimination (:func:`_eliminate`), larger ones by ``jax.lax.linalg.lu`` (LAPACK
+    ``getrf`` on CPU).
     """
-    factors, _, permutation = lax.linalg.lu(matrix)
-    return LU(factors, permutation)
+    if matrix.shape[-1] <= ELIMINATION_MAX_SIZE:
+        factors, permutation = _eliminate(matrix)
+    else:
+        factors, _, permutation = lax.linalg.lu(matrix)
+    return LU(factors, permutation, matrix)
+
+
+def _eliminate(matrix):
+    """Gaussian elimination with partial pivoting (Golub & Van Loan, Matrix Computations, Alg. 3.4.1), column by column.
+
+    ``jax.lax.linalg.lu`` calls LAPACK and then turns its row swaps into a permutation in a
+    ``while`` loop of one iteration per row, which XLA:CPU runs as a loop of its own inside
+    every step. On ROBER (3 states, rtol 1e-8) the compiled Rodas5P ForwardDiffSensitivity
+    gradient took 1.21 ms with it and 0.77 ms with this elimination and the solve rule of
+    :meth:`LU.solve` (benchmarks/README.md, sections 1 and 6). The pivot of each column is its
+    largest entry in modulus on or below the diagonal (the first of equals), as in ``getrf``.
+    """
+    n = matrix.shape[-1]
+    rows = jnp.arange(n)
+    permutation, factors = rows, matrix
+    for k in range(n - 1):
+        pivot = jnp.argmax(jnp.where(rows >= k, jnp.abs(factors[:, k]), -1.0))
+        swap = jnp.where(rows == k, pivot, jnp.where(rows == pivot, k, rows))
+        factors, permutation = factors[swap], permutation[swap]
+        below = rows > k
+        multipliers = jnp.where(below, factors[:, k] / factors[k, k], 0.0)
+        updated = factors - multipliers[:, None] * factors[k][None, :]
+        factors = jnp.where(below[:, None] & below[None, :], updated, factors)
+        factors = jnp.where(below[:, None] & (rows == k)[None, :], multipliers[:, None], factors)
+    return factors, permutation
