@@ -129,7 +129,7 @@ def _eliminate(matrix):
     ``jax.lax.linalg.lu`` calls LAPACK and then turns its row swaps into a permutation in a
     ``while`` loop of one iteration per row, which XLA:CPU runs as a loop of its own inside
     every step. On ROBER (3 states, rtol 1e-8) the compiled Rodas5P ForwardDiffSensitivity
-    gradient took 1.21 ms with it and 0.77 ms with this elimination and the solve rule of
+    gradient took 1.40 ms with it and 0.86 ms with this elimination and the solve rule of
     :meth:`LU.solve` (benchmarks/README.md, sections 1 and 6). The pivot of each column is its
     largest entry in modulus on or below the diagonal (the first of equals), as in ``getrf``.
     """
