@@ -200,7 +200,7 @@ def test_cuda_absent_gives_clear_error():
         pss.solve(pss.problems.get("dahlquist"), "Rodas5P", device="cuda")
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 9])
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 9])
 def test_small_lu_by_elimination_and_substitution_equals_lapack(n, monkeypatch):
     """Small systems are factorised by written-out elimination and solved by written-out
     substitution, larger ones by LAPACK (each by its own size threshold); both agree with ``jnp.linalg.solve`` in value, in forward-
