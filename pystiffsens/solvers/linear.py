@@ -32,7 +32,7 @@ ELIMINATION_MAX_SIZE = 4
 
 Measured with Rodas5P (solve and gradients) on ``bench_scaling.py``'s dense stiff systems of 3 to 8
 states, HIRES (8) and the PEtab models Boehm and Elowitz (8): the elimination is faster up to 4
-unknowns, even at 6 and slower at 5 and 8 (HIRES's solve 1.99 ms against 1.63 ms, Boehm's
+unknowns, about even at 6 and slower at 5 and 8 (HIRES's solve 1.99 ms against 1.63 ms, Boehm's
 InterpolatingAdjoint gradient 39 ms against 26 ms), where its operations column by column cost
 more than ``getrf`` and its permutation loop (benchmarks/README.md, section 6)."""
 
