@@ -20,7 +20,6 @@ operation that large makes XLA:CPU schedule every operation of the step loop con
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -28,6 +27,7 @@ import numpy as np
 from jax import lax
 
 from .base import SAFETY, AbstractSolver, Attempt, scaled_rms
+from .linear import fused_matmul
 from .newton import kappa_tolerance, solve_implicit
 from .partitioned import Jacobian, partition
 from .stability import BDFStability, bdf
@@ -71,20 +71,14 @@ def _compute_R(order, factor):
     return jnp.where(inside, R, 0.0)
 
 
-def _rows_combined(W, D):
-    """``W.T @ D`` as a sum of the rows of ``D`` scaled by the rows of ``W``, which XLA fuses into one kernel.
-
-    XLA:CPU runs each ``dot`` as a call of its own, which on these 6 x 6 matrices costs more
-    than the arithmetic: on ROBER's FBDF gradient (rtol 1e-8) the two dots of a change of step
-    size took 12 % of the compiled program (benchmarks/README.md, section 6).
-    """
-    return functools.reduce(lambda a, b: a + b, [W[i][:, None] * D[i][None, :] for i in range(D.shape[0])])
-
-
 def _change_D(D, order, factor):
-    """Rescale the differences to a step ``factor`` times the old one (rows 0..k)."""
-    RU = _rows_combined(_compute_R(order, factor).T, _compute_R(order, 1.0))
-    return jnp.where(_ORDERS <= order, _rows_combined(RU, D), D)
+    """Rescale the differences to a step ``factor`` times the old one (rows 0..k).
+
+    The two 6 x 6 products are written out (:func:`~pystiffsens.solvers.linear.fused_matmul`): as
+    ``dot``s, each a call of its own on XLA:CPU, they took 12 % of ROBER's compiled FBDF gradient (benchmarks/README.md, section 6).
+    """
+    RU = fused_matmul(_compute_R(order, factor), _compute_R(order, 1.0))
+    return jnp.where(_ORDERS <= order, fused_matmul(RU.T, D), D)
 
 
 def _row(D, D_beyond, i):

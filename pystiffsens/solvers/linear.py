@@ -70,11 +70,20 @@ def _solve_jvp(primals, tangents):
 
 
 def _product(matrix, x):
-    """``matrix @ x``; on small systems as a sum over columns, which XLA fuses (a ``dot`` is a call of its own)."""
-    if matrix.shape[-1] > SUBSTITUTION_MAX_SIZE:
-        return matrix @ x
-    terms = [matrix[:, j] * x[j] if x.ndim == 1 else matrix[:, j][:, None] * x[j][None, :] for j in range(x.shape[0])]
-    return functools.reduce(lambda a, c: a + c, terms)
+    """``matrix @ x``: :func:`fused_matmul` on small systems, a ``dot`` on larger ones."""
+    return matrix @ x if matrix.shape[-1] > SUBSTITUTION_MAX_SIZE else fused_matmul(matrix, x)
+
+
+def fused_matmul(a, b):
+    """``a @ b`` (``b`` a vector or a matrix) as a sum over the inner dimension, which XLA fuses into one kernel.
+
+    XLA:CPU runs each ``dot`` as a call of its own, which costs more than the arithmetic when the
+    inner dimension is a handful of entries (a 3 x 3 solve's tangent, BDF's 6 x 6 rescaling of its
+    differences: benchmarks/README.md, section 6). For small inner dimensions only: the sum is
+    written out term by term.
+    """
+    terms = [a[:, k] * b[k] if b.ndim == 1 else a[:, k][:, None] * b[k][None, :] for k in range(a.shape[1])]
+    return functools.reduce(lambda x, y: x + y, terms)
 
 
 def _apply_factors(factors, permutation, b):
