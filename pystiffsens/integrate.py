@@ -147,7 +147,12 @@ def _buffer(example, length):
 
 
 def _write(buffer, index, value, when=True):
-    """``buffer[index] = value`` where ``when`` holds; otherwise nothing (the index is pushed out of bounds)."""
+    """``buffer[index] = value`` where ``when`` holds; otherwise nothing (the index is pushed out of bounds).
+
+    On a :class:`_Log` the write is noted in its next row, to be applied by :func:`_flush`.
+    """
+    if isinstance(buffer, _Log):
+        return buffer.note(index, value, when)
 
     def one(b, v):
         return b.at[jnp.where(when, index, b.shape[0])].set(v, mode="drop")
@@ -155,11 +160,61 @@ def _write(buffer, index, value, when=True):
     return jax.tree_util.tree_map(one, buffer, value)
 
 
+class _Log(NamedTuple):
+    """The writes a few loop iterations make to a large buffer, one row each, until :func:`_flush` applies them.
+
+    ``index`` is where each row goes (-1: nowhere), ``rows`` the values, shaped like the
+    buffer's entries, ``position`` the row the next write fills: the inner loop's iteration,
+    set by :meth:`_Loop._run_logged` (None while the log is carried).
+    """
+
+    index: Any
+    rows: Any
+    position: Any = None
+
+    @classmethod
+    def empty(cls, buffer, length: int):
+        rows = jax.tree_util.tree_map(lambda b: jnp.zeros((length,) + b.shape[1:], b.dtype), buffer)
+        return cls(jnp.full((length,), -1, jnp.int32), rows)
+
+    def note(self, index, value, when):
+        rows = jax.tree_util.tree_map(lambda r, v: r.at[self.position].set(v), self.rows, value)
+        return _Log(self.index.at[self.position].set(jnp.where(when, index, -1).astype(jnp.int32)), rows)
+
+
+def _flush(buffer, log: _Log):
+    """``buffer`` with the writes noted in ``log`` applied (rows noted nowhere are dropped)."""
+    length = jax.tree_util.tree_leaves(buffer)[0].shape[0]
+    index = jnp.where(log.index >= 0, log.index, length)
+    return jax.tree_util.tree_map(lambda b, r: b.at[index].set(r, mode="drop"), buffer, log.rows)
+
+
 SEQUENTIAL_BUFFER_BYTES = 512
 """XLA:CPU runs the operations of a computation one after another, without its concurrent
 executor's per-operation scheduling, when every operation touches buffers of at most this
 many bytes (``ThunkExecutor::Options::execute_sequential_buffer_threshold``, read from XLA's
 source; it is not configurable) or when there are at most 8 operations."""
+
+
+def _large(tree) -> bool:
+    """Whether a leaf of ``tree`` holds more than :data:`SEQUENTIAL_BUFFER_BYTES` bytes."""
+    return any(np.size(x) * np.dtype(x.dtype).itemsize > SEQUENTIAL_BUFFER_BYTES
+               for x in jax.tree_util.tree_leaves(tree))
+
+
+def _log_rows(core, buffers, logged) -> tuple[int, tuple[str, ...]]:
+    """How many iterations a loop runs between flushes of its large buffers, and which those are (:meth:`_Loop.run`).
+
+    ``(0, ())`` where no buffer is large, where something other than a logged buffer is,
+    or where fewer than two rows of the largest entry fit in :data:`SEQUENTIAL_BUFFER_BYTES`.
+    """
+    keys = tuple(k for k in logged if k in buffers and _large(buffers[k]))
+    if not keys or _large((core, {k: v for k, v in buffers.items() if k not in keys})):
+        return 0, ()
+    entry = max(np.prod(x.shape[1:], dtype=int) * np.dtype(x.dtype).itemsize
+                for k in keys for x in jax.tree_util.tree_leaves(buffers[k]))
+    rows = SEQUENTIAL_BUFFER_BYTES // max(int(entry), 1)
+    return (rows, keys) if rows >= 2 else (0, ())
 
 
 def _step_in_branch(core, buffers) -> bool:
@@ -173,11 +228,7 @@ def _step_in_branch(core, buffers) -> bool:
     on the 197 step attempts of ROBER (Rodas5P, rtol 1e-8), a solve recording its steps took
     0.50 ms instead of 0.85 ms; without records, 0.39 ms (benchmarks/README.md).
     """
-    def large(tree):
-        return any(np.size(x) * np.dtype(x.dtype).itemsize > SEQUENTIAL_BUFFER_BYTES
-                   for x in jax.tree_util.tree_leaves(tree))
-
-    return large(buffers) and not large(core)
+    return _large(buffers) and not _large(core)
 
 
 def branch_if_records_large(update, carry, row, records, when):
@@ -311,12 +362,22 @@ class _Loop:
                       y=y_new, state=accepted_state, dense=attempt.dense)
         return new, record
 
-    def run(self, core, buffers, write, running=None, max_saved_steps=None):
+    def run(self, core, buffers, write, running=None, max_saved_steps=None, logged=()):
         """Loop until no lane runs; ``write(buffers, record, live, new_core)`` does the masked buffer writes.
+
+        ``logged`` names the buffers ``write`` changes only through :func:`_write`. Where those
+        are large and the rest of the carry is small (:func:`_log_rows`), the loop runs in two
+        levels: an inner loop of a few iterations whose carry is small, so that XLA:CPU runs
+        it sequentially, noting its writes in :class:`_Log` rows, and an outer loop that
+        applies them to the large buffers (:func:`_flush`). Otherwise a step beside large
+        buffers runs in a branch of its own (:func:`_step_in_branch`).
 
         Under ``vmap`` the whole carry is batched from the start (:func:`~pystiffsens.lanes.every_lane`).
         """
         running = running or (lambda c: c["status"] == RUNNING)
+        rows, keys = _log_rows(core, buffers, logged)
+        if rows:
+            return self._run_logged(core, buffers, write, running, max_saved_steps, rows, keys)
         in_branch = _step_in_branch(core, buffers)
         traced = self.traced_advance(core, max_saved_steps, only_if_traced=not in_branch)
         advance = traced[0] if traced else (lambda c: self.advance(c, max_saved_steps))
@@ -340,6 +401,35 @@ class _Loop:
             return new, write(bufs, record, live, new)
 
         return lax.while_loop(lambda carry: any_lane(running(carry[0])), body, every_lane((core, buffers)))
+
+    def _run_logged(self, core, buffers, write, running, max_saved_steps, rows, keys):
+        """:meth:`run` with the writes to the buffers ``keys`` noted in ``rows``-row logs and flushed between inner loops.
+
+        Measured on ROBER (Rodas5P, rtol 1e-8, 197 step attempts), a solve recording its steps
+        in buffers of 1024 took 0.41 ms with its step in a branch beside them and 0.29 ms this
+        way; without records, 0.24 ms (benchmarks/README.md, section 6).
+        """
+        traced = self.traced_advance(core, max_saved_steps, only_if_traced=True)
+        advance = traced[0] if traced else (lambda c: self.advance(c, max_saved_steps))
+
+        def inner(carry):
+            (c, small, logs), position = carry
+            live = running(c)
+            new, record = advance(c)
+            new = tree_where(live, new, c)
+            out = write(dict(small, **{k: logs[k]._replace(position=position) for k in keys}), record, live, new)
+            return (new, {k: out[k] for k in small}, {k: out[k]._replace(position=None) for k in keys}), position + 1
+
+        def outer(carry):
+            c, bufs = carry
+            small = {k: v for k, v in bufs.items() if k not in keys}
+            logs = {k: _Log.empty(bufs[k], rows) for k in keys}
+            (c, small, logs), _ = lax.while_loop(
+                lambda inner_carry: any_lane(running(inner_carry[0][0])) & (inner_carry[1] < rows),
+                inner, (every_lane((c, small, logs)), jnp.asarray(0, jnp.int32)))
+            return c, dict(small, **{k: _flush(bufs[k], logs[k]) for k in keys})
+
+        return lax.while_loop(lambda carry: any_lane(running(carry[0])), outer, every_lane((core, buffers)))
 
 
 def integrate(
@@ -426,7 +516,8 @@ def integrate(
             out["accumulated"] = jax.tree_util.tree_map(jnp.add, bufs["accumulated"], accumulate[0](r, accepted))
         return out
 
-    out, bufs = loop.run(core, buffers, write, max_saved_steps=max_saved_steps)
+    out, bufs = loop.run(core, buffers, write, max_saved_steps=max_saved_steps,
+                         logged=("ys", "step_t", "step_h", "step_stop", "states", "dense", "checkpoints"))
     buffer_full = (recording & (out["status"] == ReturnCode.MaxIters) & (out["stats"]["n_steps"] >= saved_steps)
                    & (out["attempts"] < options.max_steps))
     return Trajectory(
@@ -487,7 +578,7 @@ def integrate_from(
         )
 
     running = lambda c: (c["status"] == RUNNING) & (c["stats"]["n_steps"] < until)
-    out, bufs = loop.run(checkpoint, buffers, write, running=running)
+    out, bufs = loop.run(checkpoint, buffers, write, running=running, logged=tuple(buffers))
     return Segment(out["stats"]["n_steps"] - first, bufs["step_t"], bufs["step_h"], bufs["step_stop"], bufs["states"])
 
 

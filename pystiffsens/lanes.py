@@ -17,6 +17,12 @@ Newton loops are loops of their own. Measured (benchmarks/README.md, section 4,
 ``bench_compile.py --trace-only``): tracing and lowering the vmapped ROBER gradients of Rodas5P,
 FBDF and KenCarp4 with four sensitivities took 25.6 s instead of 49.3 s, with bit-identical
 gradients and run times the same within noise.
+
+:func:`while_loop` is ``lax.while_loop`` with the carry's scalars stacked into one array per
+dtype. XLA:CPU gives each value a loop carries a buffer of its own, computes each in a kernel
+of its own and copies each one that a loop starts from a constant into place, one operation
+each. Newton's loops (:mod:`pystiffsens.solvers.newton`), which start six counters and flags
+from constants, use it (benchmarks/README.md, section 6).
 """
 
 from __future__ import annotations
@@ -80,6 +86,46 @@ def _batched_rule(axis_size, in_batched, tree):
     (batched,) = in_batched
     lanes = lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x))
     return jax.tree_util.tree_map(lanes, tree, batched), jax.tree_util.tree_map(lambda _: True, tree)
+
+
+def while_loop(cond, body, init):
+    """``lax.while_loop(cond, body, init)`` with the scalars of the carry kept as one array per dtype (:class:`_Scalars`)."""
+    scalars = _Scalars(init)
+    out = lax.while_loop(lambda p: cond(scalars.unpack(p)), lambda p: scalars.pack(body(scalars.unpack(p))),
+                         scalars.pack(init))
+    return scalars.unpack(out)
+
+
+class _Scalars:
+    """Where the scalar leaves of a pytree go when they are stacked: integers and booleans into one
+    array of the widest integer type, floating-point scalars into one array per dtype. Leaves
+    keep their dtypes through :meth:`pack` and :meth:`unpack`; a dtype with one scalar is left alone."""
+
+    def __init__(self, example):
+        leaves, self.treedef = jax.tree_util.tree_flatten(example)
+        self.dtypes = [jnp.result_type(x) for x in leaves]
+        groups: dict = {}
+        for i, (x, dtype) in enumerate(zip(leaves, self.dtypes)):
+            if jnp.ndim(x) == 0:
+                integer = jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_
+                groups.setdefault(jnp.dtype(jnp.int_) if integer else dtype, []).append(i)
+        self.groups = [(dtype, index) for dtype, index in groups.items() if len(index) > 1]
+        self.stacked = {i for _, index in self.groups for i in index}
+
+    def pack(self, tree):
+        leaves = self.treedef.flatten_up_to(tree)
+        stacks = [jnp.stack([jnp.asarray(leaves[i]).astype(dtype) for i in index]) for dtype, index in self.groups]
+        return stacks, [x for i, x in enumerate(leaves) if i not in self.stacked]
+
+    def unpack(self, packed):
+        stacks, rest = packed
+        leaves = [None] * len(self.dtypes)
+        for (dtype, index), stack in zip(self.groups, stacks):
+            for j, i in enumerate(index):
+                leaves[i] = stack[j].astype(self.dtypes[i])
+        others = iter(rest)
+        leaves = [next(others) if i not in self.stacked else x for i, x in enumerate(leaves)]
+        return self.treedef.unflatten(leaves)
 
 
 def while_any(lane_running, body, carry):

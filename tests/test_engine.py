@@ -276,6 +276,92 @@ def test_small_factorisation_and_step_rescaling_trace_no_loops_or_dots():
     np.testing.assert_allclose(bdf._change_D(D, order, factor), want, rtol=1e-13, atol=1e-13)
 
 
+def test_small_solves_and_rosenbrock_stages_do_not_divide():
+    """XLA:CPU gives each division a kernel of its own (benchmarks/README.md, section 6): a solve with
+    small LU factors multiplies by the pivots' reciprocals, formed once per factorisation, and a
+    Rosenbrock step divides by its step size once, not once per stage coupling."""
+    from pystiffsens.options import Options
+    from pystiffsens.solvers import linear
+
+    def divisions(jaxpr):
+        return [eqn for eqn in equations(jaxpr) if eqn.primitive.name == "div"]
+
+    A = jnp.asarray(np.random.default_rng(1).normal(size=(3, 3)))
+    lu = linear.lu_factor(A)
+    assert divisions(jax.make_jaxpr(lambda lu, b: lu.solve(b))(lu, jnp.ones(3)).jaxpr) == []
+    assert len(divisions(jax.make_jaxpr(linear.lu_factor)(A).jaxpr)) == 3  # two columns' multipliers, one reciprocal
+    np.testing.assert_allclose(lu.solve(jnp.arange(3.0)), np.linalg.solve(np.asarray(A), np.arange(3.0)), rtol=1e-13)
+    problem, solver = pss.problems.get("robertson"), pss.solvers.get("Rodas5P")
+    options = Options(rtol=1e-8, atol=1e-10).for_method(solver, 1e5)
+    state = solver.init(problem.rhs, 0.0, problem.y0, problem.params, 1e-6)
+    attempt = jax.make_jaxpr(lambda h: solver.attempt(problem.rhs, 0.0, h, state, problem.params, options).state)(1e-6)
+    assert len(divisions(attempt.jaxpr)) < solver.tableau.stages
+
+
+@pytest.mark.parametrize("sensitivity", [None, "ReverseDiffAdjoint", "checkpointed", "InterpolatingAdjoint"])
+def test_records_noted_in_logs_equal_records_written_beside_the_step(sensitivity, monkeypatch):
+    """A loop whose records are large notes its writes in small logs and flushes them between
+    inner loops (integrate._Log, benchmarks/README.md section 6); solutions, step records and
+    gradients are bit-identical to writing each record beside the step (the other layout)."""
+    from pystiffsens import integrate
+    from pystiffsens.sensitivity import ReverseDiffAdjoint
+
+    base = pss.problems.get("robertson")
+    # A user's rhs, so that no program comes from the disk cache; 100 saved times make ys large too.
+    problem = pss.Problem(lambda t, y, p: base.rhs(t, y, p), base.y0, (0.0, 1e3), base.params,
+                          saveat=np.geomspace(1e-3, 1e3, 100), loss=lambda ts, ys, p: jnp.sum(ys[:, 1] * ts))
+    sens = ReverseDiffAdjoint(checkpoints=4) if sensitivity == "checkpointed" else sensitivity
+    if sens is None:
+        run = lambda: pss.solve(problem, "Rodas5P", rtol=1e-7, atol=1e-9)
+    else:
+        run = lambda: pss.gradient(problem, "Rodas5P", sens, rtol=1e-7, atol=1e-9)
+    layouts = []
+    real = integrate._log_rows
+    monkeypatch.setattr(integrate, "_log_rows", lambda *a: layouts.append(real(*a)) or layouts[-1])
+    logged = run()
+    assert any(rows for rows, _ in layouts), layouts
+    monkeypatch.setattr(integrate, "_log_rows", lambda *a: (0, ()))
+    pss.backends.default().programs.clear()
+    beside = run()
+    assert logged.status == beside.status == pss.ReturnCode.Success
+    assert logged.stats == beside.stats
+    if sens is None:
+        for name in ("ys", "step_ts", "step_ys"):
+            np.testing.assert_array_equal(getattr(logged, name), getattr(beside, name))
+    else:
+        # The two layouts are two programs, which XLA may fuse differently: equal to rounding.
+        np.testing.assert_allclose(list(logged.flat_grad().values()), list(beside.flat_grad().values()), rtol=1e-12)
+        np.testing.assert_allclose(logged.loss, beside.loss, rtol=1e-14)
+
+
+def test_while_loop_stacks_scalars_and_keeps_their_types():
+    """lanes.while_loop (Newton's loop) carries a pytree's scalars as one array per dtype: the result,
+    its dtypes, its vmap and its forward derivative are those of lax.while_loop."""
+    from jax import lax
+
+    from pystiffsens import lanes
+
+    def body(c):
+        x = c["x"] * c["rate"]
+        return dict(k=c["k"] + 1, done=c["k"] + 1 >= c["n"], n=c["n"], rate=c["rate"], x=x,
+                    norm=jnp.sum(x**2), v=c["v"] + x)
+
+    def run(loop, rate):
+        init = dict(k=jnp.asarray(0, jnp.int32), done=jnp.asarray(False), n=jnp.asarray(5), rate=rate,
+                    x=jnp.asarray(1.5), norm=jnp.asarray(0.0), v=jnp.zeros(3))
+        return loop(lambda c: ~c["done"], body, init)
+
+    want, got = run(lax.while_loop, jnp.asarray(0.9)), run(lanes.while_loop, jnp.asarray(0.9))
+    assert jax.tree_util.tree_map(lambda x: (x.dtype, x.shape), got) == jax.tree_util.tree_map(
+        lambda x: (x.dtype, x.shape), want)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, got, want)
+    rates = jnp.array([0.5, 0.9, 1.1])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, jax.vmap(lambda r: run(lanes.while_loop, r))(rates),
+                           jax.vmap(lambda r: run(lax.while_loop, r))(rates))
+    slope = jax.jvp(lambda r: run(lanes.while_loop, r)["norm"], (jnp.asarray(0.9),), (jnp.asarray(1.0),))[1]
+    assert slope == jax.jvp(lambda r: run(lax.while_loop, r)["norm"], (jnp.asarray(0.9),), (jnp.asarray(1.0),))[1] != 0
+
+
 def test_esdirk_newton_stops_at_sciml_kappa():
     """ESDIRK and BDF stop Newton at OrdinaryDiffEq's kappa = 1/100 (newton.kappa_tolerance), not at
     sqrt(rtol): KenCarp4 on ROBER at rtol 1e-8 takes 2363 RHS evaluations (3184 with sqrt(rtol))."""

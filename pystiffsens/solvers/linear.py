@@ -7,9 +7,10 @@ triangular solves. A solve is differentiated as a solve, ``d(A^-1 b) = A^-1 (db 
 with the same factors (as lineax's ``linear_solve``), not through the factorisation.
 
 For systems of at most :data:`SUBSTITUTION_MAX_SIZE` unknowns the triangular solves are
-written-out forward and back substitution, element by element, which XLA fuses into a few
-kernels: XLA's CPU ``triangular-solve`` costs far more than its arithmetic on such small
-matrices, in a vmapped batch above all (a batch of 32 ROBER gradients, Rodas5P, rtol 1e-8, ran
+written-out forward and back substitution, element by element, multiplying by the pivots'
+reciprocals (XLA gives each division a kernel of its own), which XLA fuses into a few kernels:
+XLA's CPU ``triangular-solve`` costs far more than its arithmetic on such small matrices, in a
+vmapped batch above all (a batch of 32 ROBER gradients, Rodas5P, rtol 1e-8, ran
 in 50 ms with it and 22 ms with substitution). Up to :data:`ELIMINATION_MAX_SIZE` unknowns the
 factorisation is written-out Gaussian elimination too, since LAPACK's ``getrf`` comes with a
 loop of its own per factorisation (:func:`_eliminate`; benchmarks/README.md, section 6).
@@ -44,29 +45,32 @@ class LU(NamedTuple):
     side, ``d(A^-1 b) = A^-1 (db - dA A^-1 b)``, with the same factors (:func:`_solve`). First
     derivatives never pass through the factorisation (XLA drops its unused tangent); second
     derivatives of a reverse-mode gradient do, where the transposed solve reads the factors.
+    ``reciprocal_pivots`` is ``1 / diag(U)`` as a column, formed once for the written-out back
+    substitution of systems of at most :data:`SUBSTITUTION_MAX_SIZE` unknowns (None above).
     """
 
     factors: Any
     permutation: Any
     matrix: Any
+    reciprocal_pivots: Any = None
 
     def solve(self, b):
         """``A^{-1} b`` for a vector ``b``, or for each column of a matrix ``b``."""
-        return _solve(self.matrix, self.factors, self.permutation, b)
+        return _solve(self.matrix, self.factors, self.permutation, self.reciprocal_pivots, b)
 
 
 @jax.custom_jvp
-def _solve(matrix, factors, permutation, b):
+def _solve(matrix, factors, permutation, reciprocal_pivots, b):
     """``matrix^-1 b`` by the factors of ``matrix``; its tangent is another solve with them (:meth:`LU.solve`)."""
-    return _apply_factors(factors, permutation, b)
+    return _apply_factors(factors, permutation, reciprocal_pivots, b)
 
 
 @_solve.defjvp
 def _solve_jvp(primals, tangents):
-    matrix, factors, permutation, b = primals
-    dmatrix, _, _, db = tangents
-    x = _solve(matrix, factors, permutation, b)  # through _solve again, so that higher derivatives use this rule too
-    return x, _solve(matrix, factors, permutation, db - _product(dmatrix, x))
+    matrix, factors, permutation, reciprocal_pivots, b = primals
+    dmatrix, db = tangents[0], tangents[-1]
+    x = _solve(*primals)  # through _solve again, so that higher derivatives use this rule too
+    return x, _solve(matrix, factors, permutation, reciprocal_pivots, db - _product(dmatrix, x))
 
 
 def _product(matrix, x):
@@ -86,20 +90,25 @@ def fused_matmul(a, b):
     return functools.reduce(lambda x, y: x + y, terms)
 
 
-def _apply_factors(factors, permutation, b):
+def _apply_factors(factors, permutation, reciprocal_pivots, b):
     """``U^-1 L^-1 P b``: written-out substitution on small systems, ``triangular_solve`` on larger ones."""
     vector = b.ndim == 1
     rhs = b[permutation][:, None] if vector else b[permutation]
-    if factors.shape[-1] <= SUBSTITUTION_MAX_SIZE:
-        x = _substitute(factors, rhs)
+    if reciprocal_pivots is not None:
+        x = _substitute(factors, reciprocal_pivots, rhs)
     else:
         y = lax.linalg.triangular_solve(factors, rhs, left_side=True, lower=True, unit_diagonal=True)
         x = lax.linalg.triangular_solve(factors, y, left_side=True, lower=False)
     return x[:, 0] if vector else x
 
 
-def _substitute(factors, rhs):
-    """``U^{-1} L^{-1} rhs`` by forward (unit ``L``) then back substitution, one row at a time."""
+def _substitute(factors, reciprocal_pivots, rhs):
+    """``U^{-1} L^{-1} rhs`` by forward (unit ``L``) then back substitution, one row at a time.
+
+    Back substitution multiplies by the reciprocals of ``U``'s diagonal, formed once per
+    factorisation: XLA gives each division a kernel of its own, where the products fuse with
+    the rest of a solve.
+    """
     n = factors.shape[-1]
     y: list = []
     for i in range(n):
@@ -112,7 +121,7 @@ def _substitute(factors, rhs):
         row = y[i]
         for j in range(i + 1, n):
             row = row - factors[i, j] * x[j]
-        x[i] = row / factors[i, i]
+        x[i] = row * reciprocal_pivots[i]
     return jnp.stack(x)
 
 
@@ -129,7 +138,8 @@ def lu_factor(matrix) -> LU:
         factors, permutation = _eliminate(matrix)
     else:
         factors, _, permutation = lax.linalg.lu(matrix)
-    return LU(factors, permutation, matrix)
+    small = matrix.shape[-1] <= SUBSTITUTION_MAX_SIZE
+    return LU(factors, permutation, matrix, 1.0 / jnp.diagonal(factors)[:, None] if small else None)
 
 
 def _eliminate(matrix):

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..lanes import every_lane
+from ..lanes import every_lane, while_loop
 from ..sparsity import Sparsity, jacobian
 from .base import scaled_rms
 from .linear import lu_factor
@@ -120,7 +120,7 @@ def solve_implicit(G, z0, lu, scale, tol, max_iter, sparsity: Sparsity | None = 
             )
 
         init = dict(z=z_init, norm=jnp.inf, k=0, mode=SIMPLIFIED, done=False, converged=False, n_iter=0, n_jac=0)
-        out = lax.while_loop(cond, body, every_lane(jax.tree_util.tree_map(jnp.asarray, init)))
+        out = while_loop(cond, body, every_lane(jax.tree_util.tree_map(jnp.asarray, init)))
         # custom_root differentiates its aux output too, so report it as floats.
         aux = jnp.stack([out["converged"], out["n_iter"], out["n_jac"]]).astype(out["z"].dtype)
         return out["z"], aux

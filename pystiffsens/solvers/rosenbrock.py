@@ -36,11 +36,13 @@ class Rosenbrock(OneStepSolver):
         system = jacobian.shifted(1.0, h * tab.gamma)
         _, (f_t, g_t) = jax.jvp(lambda tt: part.f_both(tt, a, args), (t,), (jnp.ones_like(t),))
 
+        inverse_h = 1.0 / h  # one division: XLA gives each division a kernel of its own, where products fuse
+
         def stage_rhs(i, f_i, f_t, U):
             rhs = f_i + tab.gamma_sum[i] * h * f_t
             for j in range(i):
                 if tab.C[i, j] != 0.0:
-                    rhs = rhs + (tab.C[i, j] / h) * U[j]
+                    rhs = rhs + (tab.C[i, j] * inverse_h) * U[j]
             return rhs
 
         U, G = [], []
