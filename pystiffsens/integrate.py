@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .lanes import any_lane, every_lane, tree_where
+from .lanes import any_lane, every_lane, tree_where, while_loop
 from .results import STAT_NAMES
 from .returncode import ReturnCode
 from .solvers.base import scaled_rms
@@ -392,15 +392,18 @@ class _Loop:
             skip = lambda c: (c, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), record_shapes),
                               jnp.zeros((), bool))
             step_of = lambda c: lax.cond(any_lane(running(c)), step, skip, c)
+            loop = lax.while_loop
         else:
-            step_of = step
+            # A small carry keeps its scalars stacked (lanes.while_loop); beside large buffers that was
+            # slower, in the logged loops too (benchmarks/README.md, section 6).
+            step_of, loop = step, while_loop
 
         def body(carry):
             c, bufs = carry
             new, record, live = step_of(c)
             return new, write(bufs, record, live, new)
 
-        return lax.while_loop(lambda carry: any_lane(running(carry[0])), body, every_lane((core, buffers)))
+        return loop(lambda carry: any_lane(running(carry[0])), body, every_lane((core, buffers)))
 
     def _run_logged(self, core, buffers, write, running, max_saved_steps, rows, keys):
         """:meth:`run` with the writes to the buffers ``keys`` noted in ``rows``-row logs and flushed between inner loops.

@@ -22,7 +22,8 @@ gradients and run times the same within noise.
 dtype. XLA:CPU gives each value a loop carries a buffer of its own, computes each in a kernel
 of its own and copies each one that a loop starts from a constant into place, one operation
 each. Newton's loops (:mod:`pystiffsens.solvers.newton`), which start six counters and flags
-from constants, use it (benchmarks/README.md, section 6).
+from constants, use it, and so does the step loop of :mod:`pystiffsens.integrate` where it
+carries no large buffers (benchmarks/README.md, section 6).
 """
 
 from __future__ import annotations
