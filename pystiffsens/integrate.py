@@ -69,6 +69,8 @@ class Trajectory(NamedTuple):
     n_steps : accepted steps.
     step_t : (max_saved_steps + 1,) start times of the accepted steps, entries past
         ``n_steps`` ``+inf``; None when nothing is recorded.
+    step_y : (max_saved_steps + 1, n) the state ``y`` at ``step_t`` with ``record_y``, zero past
+        ``n_steps``; otherwise None.
     step_h : (max_saved_steps,) accepted step sizes, or None.
     step_stop : (max_saved_steps,) index of the stop step ``i`` ended on, or -1; or None.
     states : solver states at ``step_t`` (leading axis max_saved_steps + 1), or None.
@@ -98,6 +100,7 @@ class Trajectory(NamedTuple):
     checkpoint_every: Any = None
     buffer_full: Any = False
     accumulated: Any = None
+    step_y: Any = None
 
 
 class Segment(NamedTuple):
@@ -447,6 +450,7 @@ def integrate(
     saved_steps: int | None = None,
     record_states: bool = False,
     record_dense: bool = False,
+    record_y: bool = False,
     checkpoints: int | None = None,
     error_mask=None,
     accumulate=None,
@@ -458,7 +462,9 @@ def integrate(
     ``rtol``/``atol``; ``max_steps`` bounds the step attempts (no memory depends on it).
     ``record_states``/``record_dense`` keep, per accepted step, the solver state at its start
     and the dense-output coefficients, in buffers of ``saved_steps`` (default ``max_steps``)
-    entries. ``checkpoints=C`` keeps ``C`` snapshots for :func:`integrate_from` instead.
+    entries. ``record_y`` keeps only ``y`` and the time of each accepted step (what a solve
+    returns), without the other records. ``checkpoints=C`` keeps ``C`` snapshots for
+    :func:`integrate_from` instead.
     ``error_mask`` (0/1 per component) restricts the error norm, e.g. to the state part of
     an augmented system. ``accumulate=(fn, init)`` sums ``fn(step, accepted)`` over the step
     attempts, starting from ``init`` (``Trajectory.accumulated``): ``step`` holds the
@@ -478,14 +484,17 @@ def integrate(
     state0 = solver.init(fn, loop.t0, y0, args, h_init)
     core = loop.core(h_init, state0, counters)
 
-    recording = record_states or record_dense or checkpoints is not None
+    recording = record_states or record_dense or record_y or checkpoints is not None
     saved_steps = options.max_steps if saved_steps is None else int(saved_steps)
     every = checkpoint_interval(saved_steps, checkpoints) if checkpoints is not None else None
     per_step = record_states or record_dense
     ys = jnp.full((loop.n_stops, y0.shape[0]), jnp.nan, dtype=y0.dtype)
     buffers = dict(ys=jnp.where(jnp.arange(loop.n_stops)[:, None] < core["k"], y0, ys))
-    if per_step:
+    if per_step or record_y:
         buffers["step_t"] = jnp.full((saved_steps + 1,), jnp.inf).at[0].set(loop.t0)
+    if record_y:
+        buffers["step_y"] = _write(_buffer(y0, saved_steps + 1), 0, y0)
+    if per_step:
         buffers["step_h"] = jnp.zeros((saved_steps,))
         buffers["step_stop"] = jnp.full((saved_steps,), -1)
     if record_states:
@@ -503,8 +512,11 @@ def integrate(
         out["ys"] = _write(bufs["ys"], r["k"], r["y"], live & r["saved"])
         accepted = live & r["ok"]
         i = r["index"]
-        if per_step:
+        if per_step or record_y:
             out["step_t"] = _write(bufs["step_t"], i + 1, r["t_new"], accepted)
+        if record_y:
+            out["step_y"] = _write(bufs["step_y"], i + 1, solver.y_of(r["state"]), accepted)
+        if per_step:
             out["step_h"] = _write(bufs["step_h"], i, r["h"], accepted)
             out["step_stop"] = _write(bufs["step_stop"], i, jnp.where(r["land"], r["k"], -1), accepted)
         if record_states:
@@ -520,7 +532,7 @@ def integrate(
         return out
 
     out, bufs = loop.run(core, buffers, write, max_saved_steps=max_saved_steps,
-                         logged=("ys", "step_t", "step_h", "step_stop", "states", "dense", "checkpoints"))
+                         logged=("ys", "step_t", "step_y", "step_h", "step_stop", "states", "dense", "checkpoints"))
     buffer_full = (recording & (out["status"] == ReturnCode.MaxIters) & (out["stats"]["n_steps"] >= saved_steps)
                    & (out["attempts"] < options.max_steps))
     return Trajectory(
@@ -538,6 +550,7 @@ def integrate(
         checkpoint_every=every,
         buffer_full=jnp.asarray(buffer_full),
         accumulated=bufs.get("accumulated"),
+        step_y=bufs.get("step_y"),
     )
 
 

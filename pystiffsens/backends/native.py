@@ -219,7 +219,7 @@ class JaxBackend(Backend):
         lengths, remember = self._lengths_from_last("solve", spec, inp, options, lengths)
         for saved in lengths:
             shapes = self.programs.shapes(spec, inp, saved)
-            need = (saved + 1) * (shapes.state + 8) if saved else 0
+            need = (saved + 1) * 8 * (shapes.n + 1) if saved else 0  # y and t of each step (float64)
             run = self.programs.get("solve", spec, lambda: programs.solve(spec, saved), args, dev,
                                     static=(saved, options.static), shapes=shapes, estimate=need,
                                     memory_limit=memory_limit)

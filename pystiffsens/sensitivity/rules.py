@@ -66,8 +66,8 @@ class Rule(NamedTuple):
 
 
 def steps_of(solver, traj, n: int):
-    """``(step_t, step_y)`` of a trajectory that recorded states (``y`` of each, first ``n`` components)."""
-    step_y = jax.vmap(solver.y_of)(traj.states)[:, :n]
+    """``(step_t, step_y)`` of a trajectory that recorded ``y`` or the states (``y`` of each, first ``n`` components)."""
+    step_y = (jax.vmap(solver.y_of)(traj.states) if traj.step_y is None else traj.step_y)[:, :n]
     valid = (jnp.arange(step_y.shape[0]) <= traj.n_steps)[:, None]
     return traj.step_t, jnp.where(valid, step_y, jnp.nan)
 
@@ -83,7 +83,7 @@ def solved(solver, traj, ys, n: int, save_steps: int) -> Solved:
 def primal(rhs, solver, theta, y0, t0, ts, options, save_steps: int) -> Solved:
     """A plain solve, recording ``save_steps`` steps (0: none); what a solve is when not differentiated."""
     traj = integrate(rhs, solver, y0, theta, t0=t0, stops=ts, options=options, saved_steps=save_steps or None,
-                     record_states=bool(save_steps))
+                     record_y=bool(save_steps))
     return solved(solver, traj, traj.ys, y0.shape[0], save_steps)
 
 
