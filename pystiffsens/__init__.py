@@ -1,13 +1,16 @@
 """pystiffsens: measure how parameter gradients of stiff ODEs vanish as stiffness grows.
 
-``import pystiffsens as pss`` changes two pieces of JAX's global state, each with an opt-out:
+``import pystiffsens as pss`` changes three pieces of JAX's global state, each with an opt-out:
 
 * it switches JAX to float64 (``jax_enable_x64``); with ``PYSTIFFSENS_NO_GLOBAL_X64=1`` it
   leaves your JAX precision alone and uses float64 only inside its own calls (:mod:`pystiffsens._x64`);
 * it turns on JAX's persistent compilation cache (:mod:`pystiffsens._compilation_cache`) and a
   cache of traced programs of built-in problems (:mod:`pystiffsens._program_cache`), in
   ``~/.cache/pystiffsens`` (``$PYSTIFFSENS_CACHE_DIR``); ``PYSTIFFSENS_NO_COMPILATION_CACHE=1``
-  turns both off, and a cache directory you configured for JAX yourself is kept.
+  turns both off, and a cache directory you configured for JAX yourself is kept;
+* it turns off JAX's asynchronous dispatch on CPU (``jax_cpu_enable_async_dispatch``), which
+  cost about 70 µs a call (:mod:`pystiffsens._cpu_dispatch`); ``PYSTIFFSENS_CPU_ASYNC_DISPATCH=1``
+  keeps it, and it stays on where JAX ran a computation before the import.
 
 The core (problems, solvers, sensitivities, ``solve``, ``gradient``) is imported at once;
 the layers that need pandas, statsmodels, matplotlib or optax (``study``, ``stiffness``,
@@ -18,10 +21,11 @@ the layers that need pandas, statsmodels, matplotlib or optax (``study``, ``stif
 
 import importlib as _importlib
 
-from . import _compilation_cache, _x64
+from . import _compilation_cache, _cpu_dispatch, _x64
 
 _x64.enable()
 _compilation_cache.enable()
+_cpu_dispatch.make_synchronous()
 
 from . import backends, memory, problems, sensitivity, solvers  # noqa: E402
 from ._xla import jit  # noqa: E402

@@ -273,6 +273,20 @@ def test_global_float64_can_be_left_alone():
     assert out.stdout.split() == ["float32", "float64", "True", "float64", "refused", "float64"]
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_cpu_dispatch_is_synchronous_unless_kept(keep):
+    """``import pystiffsens`` turns off JAX's asynchronous dispatch on CPU (pystiffsens._cpu_dispatch);
+    PYSTIFFSENS_CPU_ASYNC_DISPATCH=1 keeps JAX's default."""
+    code = """
+        import jax, pystiffsens as pss
+        print(jax.config.values["jax_cpu_enable_async_dispatch"], pss.solve("dahlquist", "Rodas5P").status.name)
+        """
+    env = {"PATH": "/usr/bin:/bin", **({"PYSTIFFSENS_CPU_ASYNC_DISPATCH": "1"} if keep else {})}
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True,
+                         env=env)
+    assert out.stdout.split() == [str(keep), "Success"]
+
+
 # ---------------------------------------------------------------- cached plans and programs
 
 
