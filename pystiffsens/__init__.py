@@ -9,7 +9,7 @@
   ``~/.cache/pystiffsens`` (``$PYSTIFFSENS_CACHE_DIR``); ``PYSTIFFSENS_NO_COMPILATION_CACHE=1``
   turns both off, and a cache directory you configured for JAX yourself is kept;
 * it turns off JAX's asynchronous dispatch on CPU (``jax_cpu_enable_async_dispatch``), which
-  cost about 70 µs a call (:mod:`pystiffsens._cpu_dispatch`); ``PYSTIFFSENS_CPU_ASYNC_DISPATCH=1``
+  cost 70–90 µs a call (:mod:`pystiffsens._cpu_dispatch`); ``PYSTIFFSENS_CPU_ASYNC_DISPATCH=1``
   keeps it, and it stays on where JAX ran a computation before the import.
 
 The core (problems, solvers, sensitivities, ``solve``, ``gradient``) is imported at once;

@@ -411,9 +411,10 @@ class _Loop:
     def _run_logged(self, core, buffers, write, running, max_saved_steps, rows, keys):
         """:meth:`run` with the writes to the buffers ``keys`` noted in ``rows``-row logs and flushed between inner loops.
 
-        Measured on ROBER (Rodas5P, rtol 1e-8, 197 step attempts), a solve recording its steps
-        in buffers of 1024 took 0.41 ms with its step in a branch beside them and 0.29 ms this
-        way; without records, 0.24 ms (benchmarks/README.md, section 6).
+        Measured on ROBER (rtol 1e-8, ``bench_loop_layouts.py``), a Rodas5P solve recording its
+        steps in buffers of 1024 took 0.432 ms this way and 0.513 ms with its step in a branch
+        beside them (without records, 0.255 ms), FBDF's discrete adjoint gradient 2.72 ms
+        against 4.53 ms (benchmarks/README.md, section 6).
         """
         traced = self.traced_advance(core, max_saved_steps, only_if_traced=True)
         advance = traced[0] if traced else (lambda c: self.advance(c, max_saved_steps))
