@@ -29,6 +29,7 @@ from .. import device as _device
 from ..problem import apply_knob
 from ..results import STAT_NAMES, GradientResult, Solution
 from ..returncode import ReturnCode
+from ..sensitivity.base import WORD
 from .base import Backend, BatchResult, Choice
 
 
@@ -219,7 +220,7 @@ class JaxBackend(Backend):
         lengths, remember = self._lengths_from_last("solve", spec, inp, options, lengths)
         for saved in lengths:
             shapes = self.programs.shapes(spec, inp, saved)
-            need = (saved + 1) * 8 * (shapes.n + 1) if saved else 0  # y and t of each step (float64)
+            need = (saved + 1) * WORD * (shapes.n + 1) if saved else 0  # y and t of each step
             run = self.programs.get("solve", spec, lambda: programs.solve(spec, saved), args, dev,
                                     static=(saved, options.static), shapes=shapes, estimate=need,
                                     memory_limit=memory_limit)
