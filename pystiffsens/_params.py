@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from typing import Any
 
@@ -50,6 +51,11 @@ class Structure:
     def sizes(self) -> tuple[int, ...]:
         """Number of scalar entries of each parameter leaf."""
         return tuple(math.prod(shape) for shape in self.shapes)
+
+    @functools.cached_property
+    def offsets(self) -> tuple[int, ...]:
+        """Where each parameter leaf starts in the raveled parameters, then their total size."""
+        return tuple(itertools.accumulate(self.sizes, initial=0))
 
     @property
     def size(self) -> int:

@@ -13,7 +13,6 @@ forward and backward halves (:mod:`pystiffsens.sensitivity`), the same that
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -145,10 +144,10 @@ def packed(run: Callable) -> Callable:
 
 def unpack(values, info, structure: _params.Structure) -> dict:
     """The gradient outputs (host NumPy) of :func:`packed` arrays; only the counters the algorithm reports."""
-    bounds = list(itertools.accumulate(structure.sizes, initial=1))
-    grad = [values[a:b].reshape(shape) for a, b, shape in zip(bounds[:-1], bounds[1:], structure.shapes)]
-    stats = {name: int(value) for name, value in zip(GRADIENT_STATS, info[2:]) if value >= 0}
-    return {"loss": values[0], "grad": grad, "status": int(info[0]), "buffer_full": bool(info[1]), "stats": stats}
+    offsets, info = structure.offsets, info.tolist()
+    grad = [values[1 + a:1 + b].reshape(shape) for a, b, shape in zip(offsets, offsets[1:], structure.shapes)]
+    stats = {name: value for name, value in zip(GRADIENT_STATS, info[2:]) if value >= 0}
+    return {"loss": values[0], "grad": grad, "status": info[0], "buffer_full": bool(info[1]), "stats": stats}
 
 
 def batch(spec: Spec, length: int, set_stiffness: Callable) -> Callable:

@@ -309,6 +309,48 @@ def test_a_second_call_with_new_values_traces_nothing():
     assert again[0].ys[0, 0] == pytest.approx(2.0 / 7.0 + (3.0 - 2.0 / 7.0) * np.exp(-3.5), rel=1e-5)
 
 
+def _own_problem(lam=5.0):
+    """A problem with an rhs of its own: its plans and programs are made here, never reused or loaded from disk."""
+    return pss.Problem(lambda t, y, p: -p["lam"] * y, y0=[1.0, 2.0], tspan=(0.0, 1.0), params={"lam": lam})
+
+
+def test_a_repeated_call_reuses_its_plan_and_still_checks_the_memory_limit(monkeypatch):
+    backend = pss.backends.default()
+    problem = _own_problem()
+    first = [pss.solve(problem, "Rodas5P"), pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint")]
+    made = []
+    with monkeypatch.context() as patched:
+        patched.setattr(backend.programs, "get", lambda *args, **kwargs: made.append(args))
+        again = [pss.solve(problem, "Rodas5P", params={"lam": 7.0}),
+                 pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint", params={"lam": 7.0})]
+    assert made == []  # nothing resolved or looked up again
+    assert again[0].ys[-1, 0] == pytest.approx(np.exp(-7.0), rel=1e-5) and first[0].ys[-1, 0] != again[0].ys[-1, 0]
+    assert again[1].grad["lam"] == pytest.approx(-3.0 * np.exp(-7.0), rel=1e-5)  # d/dlam of e^-lam + 2 e^-lam
+    monkeypatch.setenv(memory.ENV_VAR, "1kB")  # the limit in force is compared on every call
+    with pytest.raises(ValueError, match=r"'ReverseDiffAdjoint' would need an estimated .* limit of 1 kB"):
+        pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint")
+    with pytest.raises(ValueError, match=r"save_steps=True needs a step buffer"):
+        pss.solve(problem, "Rodas5P")
+    assert pss.solve(problem, "Rodas5P", save_steps=False).success  # no records: nothing to check
+
+
+def test_a_repeated_call_starts_at_the_record_length_the_last_one_needed(monkeypatch):
+    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", 16)
+    rober = pss.problems.get("robertson", t_end=10.0)
+    problem = rober.replace(rhs=lambda t, y, p: rober.rhs(t, y, p))  # a function of its own: a plan of its own
+    kwargs = dict(rtol=1e-8, atol=1e-10)
+    first = pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint", **kwargs)
+    assert first.success and first.stats["n_steps"] > 16
+    plan = next(plan for plan in pss.backends.default().programs._plans.values()
+                if plan.lengths[0] == 16 and plan.start > 0)
+    needed = plan.lengths[plan.start]
+    assert needed > first.stats["n_steps"] and plan.lengths[plan.start - 1] <= first.stats["n_steps"]
+    refused = plan.programs[0]._replace(compiled=lambda *args: pytest.fail("ran the short records again"))
+    plan.programs[0] = refused
+    again = pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint", **kwargs)
+    np.testing.assert_array_equal(_flat(again.grad), _flat(first.grad))
+
+
 def test_make_gradient_fn_records_follow_the_solve(monkeypatch):
     """With max_saved_steps=None the program holds several record lengths and uses a longer one only when needed."""
     problem = pss.problems.get("robertson", t_end=10.0)

@@ -434,9 +434,9 @@ def test_compiled_plan_is_checked_too():
     shapes = memory.Shapes(n=3, P=3, n_stops=1, state=24, dense=120, saved_steps=10)
     planned = memory.compiled_bytes(Compiled())
     assert planned == 5 * 10**9
-    memory.check_bytes(planned, ReverseDiffAdjoint(), shapes, how="(as XLA plans it)", memory_limit="6GB")
+    memory.check_program(1000, planned, ReverseDiffAdjoint(), shapes, memory_limit="6GB")
     with pytest.raises(ValueError, match=r"would need \(as XLA plans it\) 5 GB .*limit of 1 GB"):
-        memory.check_bytes(planned, ReverseDiffAdjoint(), shapes, how="(as XLA plans it)", memory_limit=10**9)
+        memory.check_program(1000, planned, ReverseDiffAdjoint(), shapes, memory_limit=10**9)
 
 
 @pytest.mark.parametrize("value, expected", [("8GB", 8 * 10**9), ("512 MiB", 512 * 2**20), (2e9, 2 * 10**9), ("1e6", 10**6)])

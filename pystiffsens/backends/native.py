@@ -2,10 +2,12 @@
 
 Called on concrete values, a solve or gradient runs a compiled program (:mod:`pystiffsens.programs`)
 kept per structure: the problem's functions and parameter structure, the solver, the
-sensitivity, the static options, the shapes and the device (:class:`Programs`). Its memory
-plan is made and checked when it is compiled, and a later call with new parameter values,
-initial state, saved times or tolerances traces and plans nothing. Step records start
-short and grow only when a solve fills them (:mod:`pystiffsens.memory`).
+sensitivity, the static options, the shapes and the device (:class:`~.compiled.Programs`).
+Its memory plan is made and checked when it is compiled, and a later call with new
+parameter values, initial state, saved times or tolerances traces and plans nothing; a
+call that repeats one with the same options finds its resolved :class:`~.compiled.Plan`
+with one lookup. Step records start short and grow only when a solve fills them
+(:mod:`pystiffsens.memory`).
 
 Called inside a JAX transformation (traced parameters, initial state or saved times),
 ``solve`` returns the differentiable solve of :mod:`pystiffsens.sensitivity.rules`: the
@@ -14,7 +16,6 @@ caller's ``jax.jit`` compiles it and its ``jax.grad`` runs the chosen sensitivit
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import time
 from collections.abc import Callable
@@ -24,13 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _params, _program_cache, _xla, memory, programs, sensitivity, solvers
+from .. import _params, memory, programs, sensitivity, solvers
 from .. import device as _device
 from ..problem import apply_knob
 from ..results import STAT_NAMES, GradientResult, Solution
 from ..returncode import ReturnCode
 from ..sensitivity.base import WORD
 from .base import Backend, BatchResult, Choice
+from .compiled import Plan, Programs, as_arguments
 
 
 @dataclasses.dataclass
@@ -48,9 +50,8 @@ class Inputs:
         return any(isinstance(x, jax.core.Tracer) for x in (*self.leaves, self.y0, self.t0, self.ts))
 
     def args(self, options) -> tuple:
-        """The program arguments; the options' leaves as float64 scalars, so every call matches the compiled types."""
-        as_f64 = jax.tree_util.tree_map(np.float64, options)
-        return (self.leaves, self.y0, self.t0, self.ts, as_f64)
+        """The program arguments (the options' leaves as float64 scalars: :func:`~.compiled.as_arguments`)."""
+        return (self.leaves, self.y0, self.t0, self.ts, as_arguments(options))
 
 
 def inputs(problem, params=None, y0=None) -> Inputs:
@@ -76,71 +77,6 @@ def inputs(problem, params=None, y0=None) -> Inputs:
     return Inputs(leaves, structure, y0, np.float64(problem.tspan[0]), problem.saveat)
 
 
-class Programs:
-    """Compiled programs and their memory plans, one per structure, kept for the process.
-
-    A program is compiled on its first call, after its estimated memory is checked against
-    the limit (:func:`pystiffsens.memory.check`), and XLA's plan of it is checked before it
-    first runs (:func:`pystiffsens.memory.compiled_bytes`); both numbers are kept, and every
-    call compares them with the limit in force. The :data:`KEPT` most recently used programs
-    are kept (a new ``rhs`` function each call would otherwise keep every program it made).
-    Programs of built-in problems are also kept on disk as traced programs
-    (:mod:`pystiffsens._program_cache`).
-    """
-
-    #: Compiled programs kept in memory, least recently used dropped first.
-    KEPT = 256
-
-    def __init__(self):
-        self._compiled: collections.OrderedDict = collections.OrderedDict()
-        self._shapes: dict = {}
-
-    def shapes(self, spec: programs.Spec, inp: Inputs, saved_steps: int) -> memory.Shapes:
-        """Sizes of a solver state and of a step's dense output (by ``jax.eval_shape``, once per structure)."""
-        key = (spec.rhs, spec.structure, spec.solver, inp.y0.shape, inp.ts.shape)
-        if key not in self._shapes:
-            problem, theta, _ = spec.flat(inp.leaves, inp.t0, inp.ts)
-            self._shapes[key] = memory.shapes(problem.rhs, spec.solver, inp.y0, theta, inp.ts.shape[0], saved_steps)
-        return self._shapes[key]._replace(saved_steps=saved_steps)
-
-    def get(self, kind: str, spec: programs.Spec, build: Callable, args: tuple, device, *, static=(),
-            algorithm=None, shapes: memory.Shapes, estimate: int, memory_limit=None, batch: int = 1):
-        """The compiled program ``build()`` for ``args``, compiled on first use; memory checked on every use.
-
-        ``kind`` and ``static`` complete the key (what ``build`` depends on besides ``spec``);
-        ``estimate`` is the planned memory in bytes of ``algorithm`` (None: a solve's step
-        records) for ``shapes``.
-        """
-        # The parameter shapes are in spec.structure and the options in static; the other arguments'
-        # shapes (y0, t0, saved times, a batch's stiffness values) complete the signature.
-        key = (kind, spec, static, *(np.shape(a) for i, a in enumerate(args) if i not in (0, 4)), device)
-        check = dict(batch=batch, memory_limit=memory_limit, device=device)
-        # A plain solve (estimate 0: no records) allocates nothing that grows with the steps.
-        if estimate:
-            memory.check_bytes(estimate, algorithm, shapes, **check)
-        entry = self._compiled.get(key)
-        if entry is None:
-            with jax.default_device(device):
-                compiled = _program_cache.compile_cached(_xla.jit(build()), args, (kind, spec, static), device)
-            entry = self._compiled[key] = (compiled, memory.compiled_bytes(compiled))
-            if len(self._compiled) > self.KEPT:
-                self._compiled.popitem(last=False)
-        else:
-            self._compiled.move_to_end(key)
-        compiled, planned = entry
-        if estimate:
-            memory.check_bytes(planned, algorithm, shapes, how="(as XLA plans it)", **check)
-        return compiled
-
-    def compiled(self) -> list:
-        """The compiled programs kept."""
-        return [compiled for compiled, _ in self._compiled.values()]
-
-    def clear(self) -> None:
-        self._compiled.clear()
-        self._shapes.clear()
-
-
 class JaxBackend(Backend):
     """The native backend (see the module docstring)."""
 
@@ -148,21 +84,26 @@ class JaxBackend(Backend):
 
     def __init__(self):
         self.programs = Programs()
-        self._fitted: dict = {}  # (kind, spec, options.static, shapes) -> the record length the last call needed
 
-    def _lengths_from_last(self, kind: str, spec, inp: Inputs, options, lengths: tuple[int, ...]):
-        """``lengths`` from the one the previous call of this computation needed (a repeated call with similar
-        values then runs once instead of growing its records again); and a function to remember the length used."""
-        key = (kind, spec, options.static, inp.y0.shape, inp.ts.shape)
-        last = self._fitted.get(key)
-        start = lengths.index(last) if last in lengths else 0
+    def _plan(self, kind: str, spec: programs.Spec, inp: Inputs, options, lengths: tuple[int, ...], device,
+              build: Callable[[int], Callable], estimate: Callable[[memory.Shapes], int]) -> Plan:
+        """The :class:`~.compiled.Plan` of ``kind`` for this structure, options and record ``lengths``, made on first use.
 
-        def remember(length: int) -> None:
-            if len(self._fitted) >= Programs.KEPT:
-                self._fitted.clear()
-            self._fitted[key] = length
+        ``build(length)`` makes the program for one record length, ``estimate(shapes)`` its
+        memory in bytes (:mod:`pystiffsens.memory`).
+        """
 
-        return lengths[start:], remember
+        def program(saved: int, args: tuple, memory_limit):
+            shapes = self.programs.shapes(spec, inp, saved)
+            # The parameter shapes are in spec.structure and the options in static; the shapes of y0 and the
+            # saved times complete the signature.
+            identity = (kind, spec, (saved, options.static))
+            return self.programs.get((*identity, inp.y0.shape, inp.ts.shape, device), identity, lambda: build(saved),
+                                     args, device, algorithm=spec.algorithm, shapes=shapes, estimate=estimate(shapes),
+                                     memory_limit=memory_limit)
+
+        key = (kind, spec, options, lengths, inp.y0.shape, inp.ts.shape, device)
+        return self.programs.plan(key, lambda: Plan(lengths, as_arguments(options), program))
 
     # -- names and checks
     def solver(self, value):
@@ -213,29 +154,19 @@ class JaxBackend(Backend):
         if inp.traced:
             return self._traced_solve(problem, inp, solver, options, sensitivity, save_steps, device)
         spec = programs.Spec(problem.rhs, inp.structure, solver)
-        args = inp.args(options)
         lengths: tuple[int, ...] = (0,)
         if save_steps is None or save_steps:
             lengths = self.record_lengths(spec, inp, options)
-        lengths, remember = self._lengths_from_last("solve", spec, inp, options, lengths)
-        for saved in lengths:
-            shapes = self.programs.shapes(spec, inp, saved)
-            need = (saved + 1) * WORD * (shapes.n + 1) if saved else 0  # y and t of each step
-            run = self.programs.get("solve", spec, lambda: programs.solve(spec, saved), args, dev,
-                                    static=(saved, options.static), shapes=shapes, estimate=need,
-                                    memory_limit=memory_limit)
-            ys, info, step_t, step_y = run(*args)
-            info = np.asarray(info)
-            if not info[-1]:  # buffer_full
-                break
-        remember(saved)
-        n = int(info[1])
+        plan = self._plan("solve", spec, inp, options, lengths, dev, lambda saved: programs.solve(spec, saved),
+                          _step_record_bytes)
+        ys, info, step_t, step_y = plan.run(inp.leaves, inp.y0, inp.t0, inp.ts, memory_limit,
+                                                  full=lambda out: out[1][-1])  # buffer_full
+        info = info.tolist()
+        n = info[1]
         return Solution(
-            ts=np.asarray(inp.ts), ys=np.asarray(ys), status=ReturnCode(int(info[0])),
-            stats={name: int(value) for name, value in zip(STAT_NAMES, info[1:-1])},
+            ts=np.asarray(inp.ts), ys=ys, status=ReturnCode(info[0]), stats=dict(zip(STAT_NAMES, info[1:-1])),
             solver=solver.name, backend=self.name, device=device,
-            step_ts=None if step_t is None else np.asarray(step_t)[: n + 1],
-            step_ys=None if step_y is None else np.asarray(step_y)[: n + 1],
+            step_ts=None if step_t is None else step_t[: n + 1], step_ys=None if step_y is None else step_y[: n + 1],
         )
 
     def record_lengths(self, spec, inp: Inputs, options, *, in_program: bool = False) -> tuple[int, ...]:
@@ -273,19 +204,12 @@ class JaxBackend(Backend):
         dev = _device.resolve(device)
         algorithm = sensitivity.algorithm
         spec = programs.Spec(problem.rhs, inp.structure, solver, algorithm, problem.loss_fn)
-        args = inp.args(options)
-        lengths, remember = self._lengths_from_last("gradient", spec, inp, options,
-                                                    self.record_lengths(spec, inp, options))
-        for saved in lengths:
-            shapes = self.programs.shapes(spec, inp, saved)
-            run = self.programs.get("gradient", spec, lambda: programs.packed(programs.gradient(spec, (saved,))),
-                                    args, dev, static=(saved, options.static), algorithm=algorithm, shapes=shapes,
-                                    estimate=memory.total(algorithm, shapes), memory_limit=memory_limit)
-            values, info = run(*args)
-            out = programs.unpack(np.asarray(values), np.asarray(info), inp.structure)
-            if not out["buffer_full"]:
-                break
-        remember(saved)
+        plan = self._plan("gradient", spec, inp, options, self.record_lengths(spec, inp, options), dev,
+                          lambda saved: programs.packed(programs.gradient(spec, (saved,))),
+                          lambda shapes: memory.total(algorithm, shapes))
+        values, info = plan.run(inp.leaves, inp.y0, inp.t0, inp.ts, memory_limit,
+                                     full=lambda out: out[1][1])  # buffer_full
+        out = programs.unpack(values, info, inp.structure)
         result = gradient_result(out, inp.structure, problem.params, solver=solver.name, sensitivity=algorithm.name,
                                  backend=self.name, device=device)
         if sensitivity.rule is not None:
@@ -306,13 +230,14 @@ class JaxBackend(Backend):
             shapes = self.programs.shapes(spec, inp, saved)
             args = (*inp.args(options), values[lanes])
             start = time.perf_counter()
+            identity = ("batch", spec, (saved, options.static))
             run = self.programs.get(
-                "batch", spec, lambda: programs.batch(spec, saved, lambda p, s: apply_knob(spec.knob, p, s)), args,
-                dev, static=(saved, options.static), algorithm=algorithm, shapes=shapes,
-                estimate=memory.total(algorithm, shapes, len(lanes)), batch=len(lanes),
+                (*identity, inp.y0.shape, inp.ts.shape, len(lanes), dev), identity, lambda: programs.batch(spec, saved, lambda p, s: apply_knob(spec.knob, p, s)), args,
+                dev, algorithm=algorithm, shapes=shapes, estimate=memory.total(algorithm, shapes, len(lanes)),
+                batch=len(lanes),
             )
             compile_time.setdefault((saved, len(lanes)), time.perf_counter() - start)
-            return run, args
+            return run.compiled, args
 
         everything = np.arange(len(stiffness))
         compiled(lengths[0], everything)
@@ -342,6 +267,11 @@ class JaxBackend(Backend):
             return BatchResult(results, run_time, sum(compile_time.values()))
 
         return run
+
+
+def _step_record_bytes(shapes: memory.Shapes) -> int:
+    """Bytes of a plain solve's step records: ``y`` and ``t`` of each step (none with records of length 0)."""
+    return (shapes.saved_steps + 1) * WORD * (shapes.n + 1) if shapes.saved_steps else 0
 
 
 def gradient_result(out: dict, structure: _params.Structure, params, **labels) -> GradientResult:
