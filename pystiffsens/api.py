@@ -3,11 +3,21 @@
 Each resolves the user's arguments once (the problem, the backend, the solver and
 sensitivity names, the :class:`~pystiffsens.options.Options`) and hands objects to the
 backend (:mod:`pystiffsens.backends`). Nothing here depends on which backend runs.
+
+``pss.solve`` and ``pss.gradient`` keep what they resolved, the backend's prepared call
+(:meth:`~pystiffsens.backends.Backend.prepare_solve`), per set of arguments: a call that
+repeats the arguments of a recent one, with the same problem object and new ``params`` or
+``y0``, goes straight to it (:data:`KEPT` are kept). The key holds every argument the
+resolution reads, and the memory limit's environment variable (which the automatic
+sensitivity choice reads); a problem that holds traced values, arguments that cannot key
+a dictionary (array tolerances) and ``saveat`` (which makes a new problem) are resolved
+on every call.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 
 import jax.numpy as jnp
 
@@ -25,6 +35,36 @@ def resolve_problem(problem) -> Problem:
     if not isinstance(problem, Problem):
         raise ValueError(f"problem={problem!r} must be a pss.Problem or one of {problems.names()}.")
     return problem
+
+
+#: Prepared calls kept, the oldest dropped first.
+KEPT = 256
+_PREPARED: dict = {}
+
+
+def _prepared(key, problem, prepare):
+    """The prepared call kept for ``key`` (``prepare()``'s, kept when ``key`` can be), if made for ``problem`` itself."""
+    if key is None or not (isinstance(problem, str) or isinstance(problem, Problem) and not problem.traced):
+        return prepare()
+    try:
+        entry = _PREPARED.get(key)
+    except TypeError:  # unhashable arguments
+        return prepare()
+    if entry is not None and (isinstance(problem, str) or entry[0] is problem):
+        return entry[1]
+    call = prepare()
+    if len(_PREPARED) >= KEPT:
+        del _PREPARED[next(iter(_PREPARED))]
+    _PREPARED[key] = (problem, call)
+    return call
+
+
+def _key(kind: str, problem, *arguments) -> tuple:
+    """The key of a prepared call: ``problem`` (a name itself, a problem object by identity, checked on use), the
+    arguments with their types (``1``, ``1.0`` and ``True`` are equal keys, not equally valid arguments), and the
+    memory limit's environment variable."""
+    return (kind, problem if isinstance(problem, str) else id(problem), arguments, tuple(map(type, arguments)),
+            os.environ.get(memory.ENV_VAR))
 
 
 @_x64.float64
@@ -79,17 +119,23 @@ def solve(
     ``jax.grad``). A numerical failure is reported in ``status``, never raised; states
     past the failure are NaN, and so is any derivative through a failed solve.
     """
-    backend = backends.get(backend)
-    problem = resolve_problem(problem)
-    if saveat is not None:
-        problem = problem.replace(saveat=saveat)
-    solver = backend.solver(solver)
-    options = _options(problem, solver, rtol, atol, dt, adaptive, max_steps, max_saved_steps)
-    if not (sensitivity is None or isinstance(sensitivity, str) and sensitivity.lower() == "auto"):
-        sensitivity = backends.sensitivity(backend, sensitivity, problem, solver, options, device=device)
-    backend.check(problem, solver, None, options, device)
-    return backend.solve(problem, solver, options, sensitivity=sensitivity, params=params, y0=y0,
-                         save_steps=save_steps, device=device, memory_limit=memory_limit)
+    def prepare():
+        chosen = backends.get(backend)
+        resolved = resolve_problem(problem)
+        if saveat is not None:
+            resolved = resolved.replace(saveat=saveat)
+        method = chosen.solver(solver)
+        options = _options(resolved, method, rtol, atol, dt, adaptive, max_steps, max_saved_steps)
+        choice = sensitivity
+        if not (sensitivity is None or isinstance(sensitivity, str) and sensitivity.lower() == "auto"):
+            choice = backends.sensitivity(chosen, sensitivity, resolved, method, options, device=device)
+        chosen.check(resolved, method, None, options, device)
+        return chosen.prepare_solve(resolved, method, options, sensitivity=choice, save_steps=save_steps,
+                                    device=device, memory_limit=memory_limit)
+
+    key = None if saveat is not None else _key("solve", problem, solver, sensitivity, rtol, atol, dt, adaptive,
+                                                max_steps, max_saved_steps, save_steps, memory_limit, device, backend)
+    return _prepared(key, problem, prepare)(params, y0)
 
 
 @_x64.float64
@@ -139,19 +185,30 @@ def gradient(
     Parameters the loss does not depend on get 0. The same numbers as ``jax.grad`` of the
     loss through :func:`solve` with the same ``sensitivity``.
     """
-    backend = backends.get(backend)
-    problem = resolve_problem(problem)
-    solver = backend.solver(solver)
-    options = _options(problem, solver, rtol, atol, dt, adaptive, max_steps, max_saved_steps)
-    choice = backends.sensitivity(backend, sensitivity, problem, solver, options, device=device,
-                                  memory_limit=memory_limit)
-    backend.check(problem, solver, choice.algorithm, options, device)
-    result = backend.gradient(problem, solver, choice, options, params=params, device=device,
-                              memory_limit=memory_limit)
-    warning = getattr(choice.algorithm, "failure_warning", None)
-    if not result.success and warning:
-        _warnings.warn(warning.format(status=result.status.name), RuntimeWarning)
-    return result
+    def prepare():
+        chosen = backends.get(backend)
+        resolved = resolve_problem(problem)
+        method = chosen.solver(solver)
+        options = _options(resolved, method, rtol, atol, dt, adaptive, max_steps, max_saved_steps)
+        choice = backends.sensitivity(chosen, sensitivity, resolved, method, options, device=device,
+                                      memory_limit=memory_limit)
+        chosen.check(resolved, method, choice.algorithm, options, device)
+        call = chosen.prepare_gradient(resolved, method, choice, options, device=device, memory_limit=memory_limit)
+        warning = getattr(choice.algorithm, "failure_warning", None)
+        if not warning:
+            return call
+
+        def warned(params=None):
+            result = call(params)
+            if not result.success:
+                _warnings.warn(warning.format(status=result.status.name), RuntimeWarning)
+            return result
+
+        return warned
+
+    key = _key("gradient", problem, solver, sensitivity, rtol, atol, dt, adaptive, max_steps, max_saved_steps,
+               memory_limit, device, backend)
+    return _prepared(key, problem, prepare)(params)
 
 
 @_x64.float64
@@ -217,18 +274,18 @@ def make_gradient_fn(
 def _options(problem: Problem, solver, rtol, atol, dt, adaptive, max_steps, max_saved_steps) -> Options:
     """The validated options ``solver`` runs ``problem`` with (``dt`` None exactly for adaptive steps).
 
-    Validated once per combination of values (repeated calls with the same options reuse it).
+    Validated once per combination of values and their types (repeated calls with the same options reuse it;
+    ``max_steps=1000.0`` is refused after ``max_steps=1000`` was accepted).
     """
-    given = (rtol, atol, dt, adaptive, max_steps, max_saved_steps)
+    given = (solver, problem.tspan[1] - problem.tspan[0], rtol, atol, dt, adaptive, max_steps, max_saved_steps)
     try:
-        return _options_for(solver, problem.tspan[1] - problem.tspan[0], given)
+        return _options_for(*given)
     except TypeError:  # unhashable values (array tolerances): no reuse
-        return _options_for.__wrapped__(solver, problem.tspan[1] - problem.tspan[0], given)
+        return _options_for.__wrapped__(*given)
 
 
-@functools.lru_cache(maxsize=256)
-def _options_for(solver, t_span: float, given: tuple) -> Options:
-    rtol, atol, dt, adaptive, max_steps, max_saved_steps = given
+@functools.lru_cache(maxsize=256, typed=True)
+def _options_for(solver, t_span: float, rtol, atol, dt, adaptive, max_steps, max_saved_steps) -> Options:
     options = Options(rtol=rtol, atol=atol, dt=dt, adaptive=adaptive, max_steps=max_steps,
                       max_saved_steps=max_saved_steps).for_method(solver, t_span)
     if dt is not None and options.dt is None:

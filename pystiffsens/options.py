@@ -81,7 +81,7 @@ class Options:
             and math.isfinite(self.dt) and self.dt > 0
         ):
             raise ValueError(f"dt={self.dt!r} must be a positive finite number (or None for adaptive steps).")
-        if self.adaptive not in (None, True, False) or isinstance(self.adaptive, np.bool_):
+        if not (self.adaptive is None or type(self.adaptive) is bool):
             raise ValueError(f"adaptive={self.adaptive!r} must be None, True or False.")
         _check_count("max_steps", self.max_steps)
         if self.max_saved_steps is not None:

@@ -231,6 +231,12 @@ class Problem:
     def _parameters(self) -> tuple[list, _params.Structure]:
         return _params.split(self.params)
 
+    @functools.cached_property
+    def traced(self) -> bool:
+        """Whether the problem holds traced values (one built inside a JAX transformation)."""
+        leaves, _ = self.parameters()
+        return any(isinstance(x, jax.core.Tracer) for x in (*leaves, self.y0, self.saveat))
+
     def set_stiffness(self, params, s):
         """Return ``params`` with the stiffness knob set to ``s`` (JAX-traceable)."""
         if self.stiffness is None:

@@ -334,6 +334,48 @@ def test_a_repeated_call_reuses_its_plan_and_still_checks_the_memory_limit(monke
     assert pss.solve(problem, "Rodas5P", save_steps=False).success  # no records: nothing to check
 
 
+def test_a_repeated_call_skips_resolving_its_arguments_and_sees_what_changed(monkeypatch):
+    backend = pss.backends.default()
+    prepared = []
+    for name in ("prepare_solve", "prepare_gradient"):
+        original = getattr(type(backend), name)
+        monkeypatch.setattr(type(backend), name, lambda self, *a, _f=original, _n=name, **k: (
+            prepared.append(_n), _f(self, *a, **k))[1])
+    problem = _own_problem()
+    for _ in range(3):
+        pss.solve(problem, "Rodas5P", params={"lam": 6.0})
+        pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint")
+    assert prepared == ["prepare_solve", "prepare_gradient"]  # resolved once, then reused
+    pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-7)  # another argument
+    pss.gradient(_own_problem(), "Rodas5P", "ReverseDiffAdjoint")  # another problem object
+    monkeypatch.setenv(memory.ENV_VAR, "20GB")  # the automatic choice reads the memory limit
+    pss.gradient(problem, "Rodas5P", "ReverseDiffAdjoint")
+    assert prepared[2:] == ["prepare_gradient"] * 3
+    pss.solve(problem, "Rodas5P", saveat=[0.5, 1.0])  # saveat makes a new problem: resolved every call
+    pss.solve(problem, "Rodas5P", saveat=[0.5, 1.0])
+    assert prepared[5:] == ["prepare_solve"] * 2
+
+    @jax.jit
+    def traced(lam):  # a problem holding tracers is never kept
+        return pss.solve(problem.replace(params={"lam": lam}), "Rodas5P").ys
+
+    kept = dict(pss.api._PREPARED)
+    assert float(traced(7.0)[-1, 0]) == pytest.approx(np.exp(-7.0), rel=1e-5)
+    assert pss.api._PREPARED == kept
+
+
+def test_a_prepared_call_compiles_again_after_the_programs_are_cleared(monkeypatch):
+    backend = pss.backends.default()
+    problem = _own_problem()
+    first = pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint")
+    backend.programs.clear()
+    made = []
+    original = backend.programs.get
+    monkeypatch.setattr(backend.programs, "get", lambda *a, **k: (made.append(a[0]), original(*a, **k))[1])
+    again = pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint")
+    assert len(made) == 1 and again.grad["lam"] == first.grad["lam"]
+
+
 def test_a_repeated_call_starts_at_the_record_length_the_last_one_needed(monkeypatch):
     monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", 16)
     rober = pss.problems.get("robertson", t_end=10.0)

@@ -334,6 +334,20 @@ def test_options_of_the_wrong_type_are_value_errors(options, message):
         sweep(problem, [1e2], "Rodas5P", "forward", **options)
 
 
+def test_arguments_equal_to_accepted_ones_are_still_checked():
+    """1000.0 == 1000 and 1 == True: a call that repeats accepted values with another type is not served from
+    the caches of resolved arguments."""
+    problem = pss.problems.get("dahlquist")
+    assert pss.solve(problem, "Rodas5P", max_steps=1000, adaptive=True).success
+    assert pss.gradient(problem, "Rodas5P", max_steps=1000, adaptive=True).success
+    for options, message in ((dict(max_steps=1000.0, adaptive=True), r"max_steps=1000.0 must be a positive integer"),
+                             (dict(max_steps=1000, adaptive=1), r"adaptive=1 must be None, True or False")):
+        with pytest.raises(ValueError, match=message):
+            pss.solve(problem, "Rodas5P", **options)
+        with pytest.raises(ValueError, match=message):
+            pss.gradient(problem, "Rodas5P", **options)
+
+
 # --- 7. the output path is checked first; Ctrl-C exits cleanly -------------------------------------
 
 

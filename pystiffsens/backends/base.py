@@ -77,6 +77,21 @@ class Backend(abc.ABC):
                  memory_limit=None) -> GradientResult:
         """Loss and gradient of ``problem.loss``; a :class:`~pystiffsens.results.GradientResult`."""
 
+    def prepare_solve(self, problem, solver, options, *, sensitivity=None, save_steps=None, device: str = "cpu",
+                      memory_limit=None) -> Callable[..., Any]:
+        """``solve(params=None, y0=None)``: :meth:`solve` with everything else resolved once, for repeated calls
+        (``pss.solve`` keeps it per set of arguments). This default resolves nothing more than :meth:`solve` does."""
+        return lambda params=None, y0=None: self.solve(problem, solver, options, sensitivity=sensitivity, params=params,
+                                                       y0=y0, save_steps=save_steps, device=device,
+                                                       memory_limit=memory_limit)
+
+    def prepare_gradient(self, problem, solver, sensitivity: Choice, options, *, device: str = "cpu",
+                         memory_limit=None) -> Callable[..., GradientResult]:
+        """``gradient(params=None)``: :meth:`gradient` with everything else resolved once, for repeated calls
+        (``pss.gradient`` keeps it per set of arguments). This default resolves nothing more than :meth:`gradient`."""
+        return lambda params=None: self.gradient(problem, solver, sensitivity, options, params=params, device=device,
+                                                 memory_limit=memory_limit)
+
     @abc.abstractmethod
     def gradient_batch(self, problem, stiffness: np.ndarray, solver, sensitivity: Choice, options,
                        device: str = "cpu") -> Callable[[], BatchResult]:

@@ -149,25 +149,51 @@ class JaxBackend(Backend):
     # -- solve
     def solve(self, problem, solver, options, *, sensitivity=None, params=None, y0=None, save_steps=None,
               device="cpu", memory_limit=None) -> Solution:
-        inp = inputs(problem, params, y0)
+        return self.prepare_solve(problem, solver, options, sensitivity=sensitivity, save_steps=save_steps,
+                                  device=device, memory_limit=memory_limit)(params, y0)
+
+    def prepare_solve(self, problem, solver, options, *, sensitivity=None, save_steps=None, device="cpu",
+                      memory_limit=None) -> Callable[..., Solution]:
         dev = _device.resolve(device)
-        if inp.traced:
-            return self._traced_solve(problem, inp, solver, options, sensitivity, save_steps, device)
-        spec = programs.Spec(problem.rhs, inp.structure, solver)
-        lengths: tuple[int, ...] = (0,)
-        if save_steps is None or save_steps:
-            lengths = self.record_lengths(spec, inp, options)
-        plan = self._plan("solve", spec, inp, options, lengths, dev, lambda saved: programs.solve(spec, saved),
-                          _step_record_bytes)
-        ys, info, step_t, step_y = plan.run(inp.leaves, inp.y0, inp.t0, inp.ts, memory_limit,
-                                                  full=lambda out: out[1][-1])  # buffer_full
-        info = info.tolist()
-        n = info[1]
-        return Solution(
-            ts=np.asarray(inp.ts), ys=ys, status=ReturnCode(info[0]), stats=dict(zip(STAT_NAMES, info[1:-1])),
-            solver=solver.name, backend=self.name, device=device,
-            step_ts=None if step_t is None else step_t[: n + 1], step_ys=None if step_y is None else step_y[: n + 1],
-        )
+        own = programs.Spec(problem.rhs, problem.parameters()[1], solver)
+        plan_for = self._planner("solve", options, dev, programs.solve, _step_record_bytes)
+        records = save_steps is None or bool(save_steps)
+
+        def solve(params=None, y0=None) -> Solution:
+            inp = inputs(problem, params, y0)
+            if inp.traced:
+                return self._traced_solve(problem, inp, solver, options, sensitivity, save_steps, device)
+            spec = _with_structure(own, inp.structure)
+            plan = plan_for(spec, inp, self.record_lengths(spec, inp, options) if records else (0,))
+            ys, info, step_t, step_y = plan.run(inp.leaves, inp.y0, inp.t0, inp.ts, memory_limit,
+                                                full=lambda out: out[1][-1])  # buffer_full
+            info = info.tolist()
+            n = info[1]
+            return Solution(
+                ts=np.asarray(inp.ts), ys=ys, status=ReturnCode(info[0]), stats=dict(zip(STAT_NAMES, info[1:-1])),
+                solver=solver.name, backend=self.name, device=device,
+                step_ts=None if step_t is None else step_t[: n + 1],
+                step_ys=None if step_y is None else step_y[: n + 1],
+            )
+
+        return solve
+
+    def _planner(self, kind: str, options, device, build: Callable[[programs.Spec, int], Callable],
+                 estimate: Callable[[memory.Shapes], int]) -> Callable[..., Plan]:
+        """``plan_for(spec, inp, lengths)``: the :class:`~.compiled.Plan` of a prepared call; the last call's plan
+        while its specification and record lengths are the same and no program was forgotten since
+        (:meth:`~.compiled.Programs.clear`), so that a repeated call looks nothing up."""
+        last: dict = {}
+
+        def plan_for(spec: programs.Spec, inp: Inputs, lengths: tuple[int, ...]) -> Plan:
+            generation = self.programs.generation
+            if last.get("spec") is spec and last["lengths"] == lengths and last["generation"] == generation:
+                return last["plan"]
+            plan = self._plan(kind, spec, inp, options, lengths, device, lambda saved: build(spec, saved), estimate)
+            last.update(spec=spec, lengths=lengths, generation=generation, plan=plan)
+            return plan
+
+        return plan_for
 
     def record_lengths(self, spec, inp: Inputs, options, *, in_program: bool = False) -> tuple[int, ...]:
         """The record lengths a computation may take: ``max_saved_steps`` when given, else from the first
@@ -200,21 +226,32 @@ class JaxBackend(Backend):
     # -- gradients
     def gradient(self, problem, solver, sensitivity: Choice, options, *, params=None, device="cpu",
                  memory_limit=None) -> GradientResult:
-        inp = inputs(problem, params)
+        return self.prepare_gradient(problem, solver, sensitivity, options, device=device,
+                                     memory_limit=memory_limit)(params)
+
+    def prepare_gradient(self, problem, solver, sensitivity: Choice, options, *, device="cpu",
+                         memory_limit=None) -> Callable[..., GradientResult]:
         dev = _device.resolve(device)
         algorithm = sensitivity.algorithm
-        spec = programs.Spec(problem.rhs, inp.structure, solver, algorithm, problem.loss_fn)
-        plan = self._plan("gradient", spec, inp, options, self.record_lengths(spec, inp, options), dev,
-                          lambda saved: programs.packed(programs.gradient(spec, (saved,))),
-                          lambda shapes: memory.total(algorithm, shapes))
-        values, info = plan.run(inp.leaves, inp.y0, inp.t0, inp.ts, memory_limit,
-                                     full=lambda out: out[1][1])  # buffer_full
-        out = programs.unpack(values, info, inp.structure)
-        result = gradient_result(out, inp.structure, problem.params, solver=solver.name, sensitivity=algorithm.name,
-                                 backend=self.name, device=device)
-        if sensitivity.rule is not None:
-            result.extra["sensitivity_choice"] = sensitivity.rule
-        return result
+        own = programs.Spec(problem.rhs, problem.parameters()[1], solver, algorithm, problem.loss_fn)
+        plan_for = self._planner("gradient", options, dev,
+                                 lambda spec, saved: programs.packed(programs.gradient(spec, (saved,))),
+                                 lambda shapes: memory.total(algorithm, shapes))
+        labels = dict(solver=solver.name, sensitivity=algorithm.name, backend=self.name, device=device)
+
+        def gradient(params=None) -> GradientResult:
+            inp = inputs(problem, params)
+            spec = _with_structure(own, inp.structure)
+            plan = plan_for(spec, inp, self.record_lengths(spec, inp, options))
+            values, info = plan.run(inp.leaves, inp.y0, inp.t0, inp.ts, memory_limit,
+                                    full=lambda out: out[1][1])  # buffer_full
+            result = gradient_result(programs.unpack(values, info, inp.structure), inp.structure, problem.params,
+                                     **labels)
+            if sensitivity.rule is not None:
+                result.extra["sensitivity_choice"] = sensitivity.rule
+            return result
+
+        return gradient
 
     def gradient_batch(self, problem, stiffness, solver, sensitivity: Choice, options, device="cpu"):
         """Compile the vmapped gradients over ``stiffness`` now; lanes whose records fill rerun with longer ones."""
@@ -267,6 +304,12 @@ class JaxBackend(Backend):
             return BatchResult(results, run_time, sum(compile_time.values()))
 
         return run
+
+
+def _with_structure(spec: programs.Spec, structure: _params.Structure) -> programs.Spec:
+    """``spec`` for parameters of ``structure`` (itself where the structures are equal)."""
+    return spec if structure is spec.structure or structure == spec.structure else dataclasses.replace(
+        spec, structure=structure)
 
 
 def _step_record_bytes(shapes: memory.Shapes) -> int:
