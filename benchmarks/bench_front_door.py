@@ -7,20 +7,28 @@ interleaved rounds (``_common.time_interleaved``), medians:
   ``pss.solve(save_steps=False)`` against the program each runs, compiled with ``pss.jit``
   (``_common.solve_program``); ``pss.gradient`` with its default sensitivity against
   ``pss.jit(pss.make_gradient_fn(...))``; both against CasADi's CVODES (forward solve;
-  forward-sensitivity gradient, ``jtimes(L, p, I, False)``).
+  forward-sensitivity gradient, ``jtimes(L, p, I, False)``). Timed two ways, in the same
+  shuffled rounds: **in a loop**, each round calls an entry :data:`IN_A_ROW` times in a row
+  and takes the mean of all but the first (what a loop of calls, a scipy.optimize
+  objective or a training loop, pays); **alone**, one call per entry and round, right
+  after the other entries' calls (every cache cold).
+* **The front door's own Python** (``--python-cost``, instead of the rest): each compiled
+  program replaced by the outputs of its first run (``jax.stages.Compiled.__call__``), so a
+  call costs only pystiffsens's Python around the program; ``timeit``, the best of 7 times
+  2000 calls.
 * **First calls** in this process (tracing and compilation included; ``--cold`` turns the
   persistent caches off for a first call from scratch).
 * **max_steps does not grow the cost.** ``pss.jit(jax.vmap(make_gradient_fn(...)))`` over 8
   ROBER k2 values for every sensitivity, with ``make_gradient_fn``'s defaults, at
-  ``max_steps`` 1e3 and 1e5; and repeated ``pss.gradient`` calls at both.
+  ``max_steps`` 1e3 and 1e5.
 
 Targets (issue 24): ``pss.solve`` within 1.3x of its compiled program and at most 0.5x CVODES's
 forward solve; ``pss.gradient`` within 1.3x of ``pss.jit(make_gradient_fn)`` and at most 0.35x
 CVODES's forward-sensitivity gradient (Rodas5P, FBDF, KenCarp4); every sensitivity's batch
 within 10 % between ``max_steps`` 1e3 and 1e5.
 
-Run: ``python benchmarks/bench_front_door.py [--rounds N] [--budget S] [--cold] [--no-batches]``
-(about 4 minutes on 2 shared cores). Writes ``benchmarks/results/front_door.csv``.
+Run: ``python benchmarks/bench_front_door.py [--rounds N] [--budget S] [--cold] [--no-batches] [--python-cost]``
+(about 1.5 minutes on 2 shared cores). Writes ``benchmarks/results/front_door.csv``.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 if "--cold" in sys.argv:
@@ -42,6 +51,9 @@ from bench_solvers import casadi_integrator  # noqa: E402
 import pystiffsens as pss  # noqa: E402
 
 RTOL, ATOL, MAX_STEPS = 1e-8, 1e-10, 100_000
+#: Calls of an entry in a row per round when timing calls in a loop (the first is not counted).
+IN_A_ROW = 4
+REGIMES = ("in a loop", "alone")
 SOLVERS = ("Rodas5P", "FBDF", "KenCarp4")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "front_door.csv")
 
@@ -60,8 +72,17 @@ def cvodes_calls(problem):
     return (lambda: F(x0=x0, p=p0)), (lambda: grad(p0))
 
 
+def in_a_row(call):
+    """The mean seconds of the calls after the first of :data:`IN_A_ROW` calls of ``call`` in a row."""
+    call()
+    start = time.perf_counter()
+    for _ in range(IN_A_ROW - 1):
+        call()
+    return (time.perf_counter() - start) / (IN_A_ROW - 1)
+
+
 def single_calls(problem, rounds, budget):
-    """Repeated calls: name -> (first-call seconds, list of seconds)."""
+    """Repeated calls: (regime, name) -> (first-call seconds, list of seconds), regimes :data:`REGIMES`."""
     kw = dict(rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS)
     calls = {
         "pss.solve Rodas5P": lambda: pss.solve(problem, "Rodas5P", **kw),
@@ -82,9 +103,11 @@ def single_calls(problem, rounds, budget):
         C.progress(f"first call: {name}")
         _, first[name], _ = C.first_call(call)
     C.progress("repeated calls")
-    times = C.time_interleaved(calls, rounds=rounds, budget_s=budget, min_rounds=5, per_call_s=0.5,
-                               shuffle_seed=0)
-    return {name: (first[name], times[name]) for name in calls}
+    both = {**{("alone", name): call for name, call in calls.items()},
+            **{("in a loop", name): (lambda c=call: in_a_row(c)) for name, call in calls.items()}}
+    times = C.time_interleaved(both, rounds=rounds, budget_s=budget, min_rounds=5, per_call_s=2.0,
+                               shuffle_seed=0, own_time=True)
+    return {key: (first[key[1]], times[key]) for key in both}
 
 
 def batches(problem, rounds, budget):
@@ -104,14 +127,46 @@ def batches(problem, rounds, budget):
     return {k: (times[k], calls[k][1]) for k in calls}
 
 
+def python_cost(problem, repeat=7, number=2000):
+    """Microseconds of Python per call: name -> best of ``repeat`` means of ``number`` calls whose programs return
+    the outputs of their first run."""
+    import timeit
+
+    kw = dict(rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS)
+    calls = {"pss.gradient Rodas5P": lambda: pss.gradient(problem, "Rodas5P", **kw),
+             "pss.solve Rodas5P": lambda: pss.solve(problem, "Rodas5P", **kw),
+             "pss.solve Rodas5P, save_steps=False": lambda: pss.solve(problem, "Rodas5P", save_steps=False, **kw)}
+    for call in calls.values():
+        call()
+    run, first = jax.stages.Compiled.__call__, {}
+
+    def replay(compiled, *args, **kwargs):
+        if id(compiled) not in first:
+            first[id(compiled)] = (compiled, run(compiled, *args, **kwargs))
+        return first[id(compiled)][1]
+
+    jax.stages.Compiled.__call__ = replay
+    try:
+        return {name: min(timeit.repeat(call, number=number, repeat=repeat)) / number * 1e6
+                for name, call in calls.items()}
+    finally:
+        jax.stages.Compiled.__call__ = run
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=31)
+    parser.add_argument("--rounds", type=int, default=101)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per timing phase")
     parser.add_argument("--cold", action="store_true", help="persistent caches off: first calls from scratch")
     parser.add_argument("--no-batches", action="store_true")
+    parser.add_argument("--python-cost", action="store_true", help="only the front door's Python per call")
     args = parser.parse_args(argv)
     problem = pss.problems.get("robertson", t_end=1e5)
+    if args.python_cost:
+        print("\n".join(C.machine_info()))
+        print("\nPython per call, the compiled programs replaced by their first outputs (best of 7 x 2000 calls):\n")
+        print(C.markdown_table(["call", "µs"], [[name, C.fmt(us, ".1f")] for name, us in python_cost(problem).items()]))
+        return
 
     C.banner("The front door (bench_front_door.py)")
     print("\n".join(C.machine_info()))
@@ -120,29 +175,36 @@ def main(argv=None):
 
     single = single_calls(problem, args.rounds, args.budget)
     rows, table = [], []
-    for name, (first, times) in single.items():
-        table.append([name, C.fmt(C.median(times) * 1e3), C.fmt(min(times) * 1e3), len(times), C.fmt(first, ".2f")])
-        rows.append(dict(section="single", name=name, max_steps=MAX_STEPS, median_ms=C.median(times) * 1e3,
-                         min_ms=min(times) * 1e3, rounds=len(times), first_call_s=first))
-    print("\n" + C.markdown_table(["call", "median ms", "min ms", "rounds", "first call s"], table))
+    for (regime, name), (first, times) in single.items():
+        table.append([name, regime, C.fmt(C.median(times) * 1e3), C.fmt(min(times) * 1e3), len(times),
+                      C.fmt(first, ".2f")])
+        rows.append(dict(section=f"single, {regime}", name=name, max_steps=MAX_STEPS,
+                         median_ms=C.median(times) * 1e3, min_ms=min(times) * 1e3, rounds=len(times),
+                         first_call_s=first))
+    print("\n" + C.markdown_table(["call", "timed", "median ms", "min ms", "rounds", "first call s"], table))
 
-    med = {name: C.median(times) for name, (_, times) in single.items()}
-    cvodes_solve, cvodes_grad = med["CVODES solve"], med["CVODES forward-sensitivity gradient"]
-    verdicts = [
-        ("pss.solve / its compiled program", med["pss.solve Rodas5P"] / med["compiled solve program (same records)"], 1.3),
-        ("pss.solve(save_steps=False) / its compiled program",
-         med["pss.solve Rodas5P, save_steps=False"] / med["compiled solve program (no records)"], 1.3),
-        ("pss.solve / CVODES solve", med["pss.solve Rodas5P"] / cvodes_solve, 0.5),
-        ("pss.solve(save_steps=False) / CVODES solve", med["pss.solve Rodas5P, save_steps=False"] / cvodes_solve, 0.5),
-    ]
-    for solver in SOLVERS:
-        verdicts.append((f"pss.gradient / pss.jit(make_gradient_fn), {solver}",
-                         med[f"pss.gradient {solver}"] / med[f"pss.jit(make_gradient_fn) {solver}"], 1.3))
-        verdicts.append((f"pss.gradient / CVODES gradient, {solver}", med[f"pss.gradient {solver}"] / cvodes_grad, 0.35))
-    print("\n" + C.markdown_table(
-        ["ratio (medians)", "value", "target", "met"],
-        [[name, C.fmt(value, ".2f"), f"<= {target}", "yes" if value <= target else "**no**"]
-         for name, value, target in verdicts]))
+    for regime in REGIMES:
+        med = {name: C.median(times) for (r, name), (_, times) in single.items() if r == regime}
+        cvodes_solve, cvodes_grad = med["CVODES solve"], med["CVODES forward-sensitivity gradient"]
+        verdicts = [
+            ("pss.solve / its compiled program",
+             med["pss.solve Rodas5P"] / med["compiled solve program (same records)"], 1.3),
+            ("pss.solve(save_steps=False) / its compiled program",
+             med["pss.solve Rodas5P, save_steps=False"] / med["compiled solve program (no records)"], 1.3),
+            ("pss.solve / CVODES solve", med["pss.solve Rodas5P"] / cvodes_solve, 0.5),
+            ("pss.solve(save_steps=False) / CVODES solve",
+             med["pss.solve Rodas5P, save_steps=False"] / cvodes_solve, 0.5),
+        ]
+        for solver in SOLVERS:
+            verdicts.append((f"pss.gradient / pss.jit(make_gradient_fn), {solver}",
+                             med[f"pss.gradient {solver}"] / med[f"pss.jit(make_gradient_fn) {solver}"], 1.3))
+            verdicts.append((f"pss.gradient / CVODES gradient, {solver}", med[f"pss.gradient {solver}"] / cvodes_grad,
+                             0.35))
+        print(f"\nRatios of medians, calls timed {regime}:\n")
+        print(C.markdown_table(
+            ["ratio (medians)", "value", "target", "met"],
+            [[name, C.fmt(value, ".2f"), f"<= {target}", "yes" if value <= target else "**no**"]
+             for name, value, target in verdicts]))
 
     if not args.no_batches:
         batch = batches(problem, args.rounds, args.budget)
