@@ -43,7 +43,7 @@ _PREPARED: dict = {}
 
 
 def _prepared(key, problem, prepare):
-    """The prepared call kept for ``key`` (``prepare()``'s, kept when ``key`` can be), if made for ``problem`` itself."""
+    """The call kept for ``key`` if prepared for ``problem`` itself; else ``prepare()``'s, kept where it can be."""
     if key is None or not (isinstance(problem, str) or isinstance(problem, Problem) and not problem.traced):
         return prepare()
     try:

@@ -209,7 +209,7 @@ def _over_limit(algorithm, need: int, how: str, s: Shapes, batch: int, budget: i
 
 
 def check_bytes(need: int, algorithm, s: Shapes, *, batch: int = 1, memory_limit=None, device=None) -> None:
-    """``ValueError`` when an estimate of ``need`` bytes for ``algorithm`` (None: a solve's step records) exceeds the limit."""
+    """``ValueError`` when ``need`` estimated bytes for ``algorithm`` (None: a solve's records) exceed the limit."""
     budget, source = limit(memory_limit, device)
     if need > budget:
         raise _over_limit(algorithm, need, "an estimated", s, batch, budget, source)
@@ -217,7 +217,7 @@ def check_bytes(need: int, algorithm, s: Shapes, *, batch: int = 1, memory_limit
 
 def check_program(estimate: int, planned: int, algorithm, s: Shapes, *, batch: int = 1, memory_limit=None,
                   device=None) -> None:
-    """``ValueError`` when a compiled program's ``estimate`` or XLA's plan of it (``planned``, bytes) exceeds the limit."""
+    """``ValueError`` when a program's ``estimate`` or XLA's plan of it (``planned``; bytes) exceeds the limit."""
     budget, source = limit(memory_limit, device)
     for need, how in ((estimate, "an estimated"), (planned, "(as XLA plans it)")):
         if need > budget:

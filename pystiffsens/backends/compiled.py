@@ -83,7 +83,7 @@ class Plan:
 
 
 class Programs:
-    """Compiled programs and their memory plans, one per structure, and the plans of repeated calls; kept for the process.
+    """Compiled programs and their memory, one per structure, and the plans of repeated calls; kept for the process.
 
     A program is compiled on its first use, after its estimated memory is checked against the
     limit (:func:`pystiffsens.memory.check_bytes`); XLA's plan of it
@@ -115,7 +115,7 @@ class Programs:
 
     def get(self, key, identity, build: Callable, args: tuple, device, *, algorithm=None, shapes: memory.Shapes,
             estimate: int, memory_limit=None, batch: int = 1) -> Program:
-        """The :class:`Program` compiled from ``build()`` for ``args``, compiled on first use; memory checked on every use.
+        """The :class:`Program` of ``build()`` for ``args``, compiled on first use; its memory checked on every use.
 
         ``key`` identifies the compiled program in memory, ``identity`` the traced program
         on disk (:func:`pystiffsens._program_cache.compile_cached`); ``estimate`` is the

@@ -87,7 +87,7 @@ class JaxBackend(Backend):
 
     def _plan(self, kind: str, spec: programs.Spec, inp: Inputs, options, lengths: tuple[int, ...], device,
               build: Callable[[int], Callable], estimate: Callable[[memory.Shapes], int]) -> Plan:
-        """The :class:`~.compiled.Plan` of ``kind`` for this structure, options and record ``lengths``, made on first use.
+        """The :class:`~.compiled.Plan` of ``kind`` for this structure, options and record ``lengths`` (made once).
 
         ``build(length)`` makes the program for one record length, ``estimate(shapes)`` its
         memory in bytes (:mod:`pystiffsens.memory`).
@@ -268,9 +268,10 @@ class JaxBackend(Backend):
             args = (*inp.args(options), values[lanes])
             start = time.perf_counter()
             identity = ("batch", spec, (saved, options.static))
+            build = lambda: programs.batch(spec, saved, lambda p, s: apply_knob(spec.knob, p, s))  # noqa: E731
             run = self.programs.get(
-                (*identity, inp.y0.shape, inp.ts.shape, len(lanes), dev), identity, lambda: programs.batch(spec, saved, lambda p, s: apply_knob(spec.knob, p, s)), args,
-                dev, algorithm=algorithm, shapes=shapes, estimate=memory.total(algorithm, shapes, len(lanes)),
+                (*identity, inp.y0.shape, inp.ts.shape, len(lanes), dev), identity, build, args, dev,
+                algorithm=algorithm, shapes=shapes, estimate=memory.total(algorithm, shapes, len(lanes)),
                 batch=len(lanes),
             )
             compile_time.setdefault((saved, len(lanes)), time.perf_counter() - start)
