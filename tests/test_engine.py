@@ -278,8 +278,9 @@ def test_small_factorisation_and_step_rescaling_trace_no_loops_or_dots():
 
 def test_small_solves_and_rosenbrock_stages_do_not_divide():
     """XLA:CPU gives each division a kernel of its own (benchmarks/README.md, section 6): a solve with
-    small LU factors multiplies by the pivots' reciprocals, formed once per factorisation, and a
-    Rosenbrock step divides by its step size once, not once per stage coupling."""
+    small LU factors multiplies by the pivots' reciprocals, formed once per factorisation (its
+    solution behind an optimisation barrier), and a Rosenbrock step divides by its step size once,
+    not once per stage coupling."""
     from pystiffsens.options import Options
     from pystiffsens.solvers import linear
 
@@ -288,7 +289,10 @@ def test_small_solves_and_rosenbrock_stages_do_not_divide():
 
     A = jnp.asarray(np.random.default_rng(1).normal(size=(3, 3)))
     lu = linear.lu_factor(A)
-    assert divisions(jax.make_jaxpr(lambda lu, b: lu.solve(b))(lu, jnp.ones(3)).jaxpr) == []
+    solve = jax.make_jaxpr(lambda lu, b: lu.solve(b))(lu, jnp.ones(3)).jaxpr
+    assert divisions(solve) == []
+    # ... and the solution is fenced, so that XLA does not copy the products into its readers
+    assert "optimization_barrier" in [eqn.primitive.name for eqn in equations(solve)]
     assert len(divisions(jax.make_jaxpr(linear.lu_factor)(A).jaxpr)) == 3  # two columns' multipliers, one reciprocal
     np.testing.assert_allclose(lu.solve(jnp.arange(3.0)), np.linalg.solve(np.asarray(A), np.arange(3.0)), rtol=1e-13)
     problem, solver = pss.problems.get("robertson"), pss.solvers.get("Rodas5P")

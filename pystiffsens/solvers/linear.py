@@ -107,7 +107,11 @@ def _substitute(factors, reciprocal_pivots, rhs):
 
     Back substitution multiplies by the reciprocals of ``U``'s diagonal, formed once per
     factorisation: XLA gives each division a kernel of its own, where the products fuse with
-    the rest of a solve.
+    the rest of a solve. The solution passes an optimisation barrier: without the divisions
+    XLA duplicated the substitution's products into every fusion that reads them, and the
+    reverse-mode transpose reads them many times, so HIRES's discrete-adjoint gradient (8
+    states) took 17.5-19 ms instead of 7.5-7.9 ms (``benchmarks/bench_problem_times.py``,
+    benchmarks/README.md section 6).
     """
     n = factors.shape[-1]
     y: list = []
@@ -122,7 +126,7 @@ def _substitute(factors, reciprocal_pivots, rhs):
         for j in range(i + 1, n):
             row = row - factors[i, j] * x[j]
         x[i] = row * reciprocal_pivots[i]
-    return jnp.stack(x)
+    return lax.optimization_barrier(jnp.stack(x))
 
 
 def lu_factor(matrix) -> LU:
