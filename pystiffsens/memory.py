@@ -210,9 +210,7 @@ def _over_limit(algorithm, need: int, how: str, s: Shapes, batch: int, budget: i
 
 def check_bytes(need: int, algorithm, s: Shapes, *, batch: int = 1, memory_limit=None, device=None) -> None:
     """``ValueError`` when ``need`` estimated bytes for ``algorithm`` (None: a solve's records) exceed the limit."""
-    budget, source = limit(memory_limit, device)
-    if need > budget:
-        raise _over_limit(algorithm, need, "an estimated", s, batch, budget, source)
+    check_program(need, 0, algorithm, s, batch=batch, memory_limit=memory_limit, device=device)
 
 
 def check_program(estimate: int, planned: int, algorithm, s: Shapes, *, batch: int = 1, memory_limit=None,

@@ -34,8 +34,7 @@ def get(backend) -> Backend:
     """The backend called ``backend`` (``"jax"`` or ``"julia"``); a :class:`Backend` passes through."""
     if isinstance(backend, Backend):
         return backend
-    found = _BACKENDS.get(backend) if isinstance(backend, str) else None
-    return found or _BACKENDS[choose("backend", backend, names())]
+    return _BACKENDS[choose("backend", backend, names())]
 
 
 def sensitivity(backend: Backend, value, problem, solver, options, **kwargs) -> Choice:

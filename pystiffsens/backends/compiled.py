@@ -101,8 +101,6 @@ class Programs:
         self._compiled: collections.OrderedDict = collections.OrderedDict()
         self._shapes: dict = {}
         self._plans: dict = {}
-        #: Counts :meth:`clear` calls: a plan kept outside (a prepared call's) is used only in its generation.
-        self.generation = 0
 
     def shapes(self, spec, inp, saved_steps: int) -> memory.Shapes:
         """Sizes of a solver state and of a step's dense output for ``spec`` and the inputs ``inp``
@@ -159,4 +157,3 @@ class Programs:
         self._compiled.clear()
         self._shapes.clear()
         self._plans.clear()
-        self.generation += 1

@@ -156,7 +156,6 @@ class JaxBackend(Backend):
                       memory_limit=None) -> Callable[..., Solution]:
         dev = _device.resolve(device)
         own = programs.Spec(problem.rhs, problem.parameters()[1], solver)
-        plan_for = self._planner("solve", options, dev, programs.solve, _step_record_bytes)
         records = save_steps is None or bool(save_steps)
 
         def solve(params=None, y0=None) -> Solution:
@@ -164,7 +163,9 @@ class JaxBackend(Backend):
             if inp.traced:
                 return self._traced_solve(problem, inp, solver, options, sensitivity, save_steps, device)
             spec = _with_structure(own, inp.structure)
-            plan = plan_for(spec, inp, self.record_lengths(spec, inp, options) if records else (0,))
+            lengths = self.record_lengths(spec, inp, options) if records else (0,)
+            plan = self._plan("solve", spec, inp, options, lengths, dev, lambda saved: programs.solve(spec, saved),
+                              _step_record_bytes)
             ys, info, step_t, step_y = plan.run(inp.leaves, inp.y0, inp.t0, inp.ts, memory_limit,
                                                 full=lambda out: out[1][-1])  # buffer_full
             info = info.tolist()
@@ -177,23 +178,6 @@ class JaxBackend(Backend):
             )
 
         return solve
-
-    def _planner(self, kind: str, options, device, build: Callable[[programs.Spec, int], Callable],
-                 estimate: Callable[[memory.Shapes], int]) -> Callable[..., Plan]:
-        """``plan_for(spec, inp, lengths)``: the :class:`~.compiled.Plan` of a prepared call; the last call's plan
-        while its specification and record lengths are the same and no program was forgotten since
-        (:meth:`~.compiled.Programs.clear`), so that a repeated call looks nothing up."""
-        last: dict = {}
-
-        def plan_for(spec: programs.Spec, inp: Inputs, lengths: tuple[int, ...]) -> Plan:
-            generation = self.programs.generation
-            if last.get("spec") is spec and last["lengths"] == lengths and last["generation"] == generation:
-                return last["plan"]
-            plan = self._plan(kind, spec, inp, options, lengths, device, lambda saved: build(spec, saved), estimate)
-            last.update(spec=spec, lengths=lengths, generation=generation, plan=plan)
-            return plan
-
-        return plan_for
 
     def record_lengths(self, spec, inp: Inputs, options, *, in_program: bool = False) -> tuple[int, ...]:
         """The record lengths a computation may take: ``max_saved_steps`` when given, else from the first
@@ -234,15 +218,14 @@ class JaxBackend(Backend):
         dev = _device.resolve(device)
         algorithm = sensitivity.algorithm
         own = programs.Spec(problem.rhs, problem.parameters()[1], solver, algorithm, problem.loss_fn)
-        plan_for = self._planner("gradient", options, dev,
-                                 lambda spec, saved: programs.packed(programs.gradient(spec, (saved,))),
-                                 lambda shapes: memory.total(algorithm, shapes))
         labels = dict(solver=solver.name, sensitivity=algorithm.name, backend=self.name, device=device)
 
         def gradient(params=None) -> GradientResult:
             inp = inputs(problem, params)
             spec = _with_structure(own, inp.structure)
-            plan = plan_for(spec, inp, self.record_lengths(spec, inp, options))
+            plan = self._plan("gradient", spec, inp, options, self.record_lengths(spec, inp, options), dev,
+                              lambda saved: programs.packed(programs.gradient(spec, (saved,))),
+                              lambda shapes: memory.total(algorithm, shapes))
             values, info = plan.run(inp.leaves, inp.y0, inp.t0, inp.ts, memory_limit,
                                     full=lambda out: out[1][1])  # buffer_full
             result = gradient_result(programs.unpack(values, info, inp.structure), inp.structure, problem.params,
