@@ -26,6 +26,7 @@ from .backends.native import inputs
 from .options import Options
 from .problem import Problem
 from .results import GradientResult, Solution
+from .sensitivity.rules import branches
 
 
 def resolve_problem(problem) -> Problem:
@@ -239,11 +240,14 @@ def make_gradient_fn(
 
     Step records follow the solve here too: with ``max_saved_steps=None`` the program
     holds two record lengths (:func:`pystiffsens.memory.program_lengths`) and runs the
-    longer one only when a solve filled the shorter (``lax.cond``), so its time does not
-    grow with ``max_steps``; ``"buffer_full"`` is True only when the last length was full.
-    Raises ``ValueError`` at once when the estimated memory of ``batch_size`` lanes at the
-    longest length exceeds the limit (:mod:`pystiffsens.memory`). Other parameters as
-    :func:`gradient`.
+    longer one only when a solve filled the shorter (``lax.cond``); ``"buffer_full"`` is True
+    only when the last length was full. The longer one (``max_steps``) runs the sensitivity
+    with checkpoints (:func:`pystiffsens.sensitivity.rules.branches`), so neither the program's
+    memory nor its time grows with ``max_steps``; a solve that needs it gets a gradient equal
+    to ``pss.gradient``'s to the tolerances rather than to rounding (the continuous adjoints
+    restart their backward solve at each checkpoint). Raises ``ValueError`` at once when the
+    estimated memory of ``batch_size`` lanes in either branch exceeds the limit
+    (:mod:`pystiffsens.memory`). Other parameters as :func:`gradient`.
     """
     backend = backends.default()
     problem = resolve_problem(problem)
@@ -254,8 +258,9 @@ def make_gradient_fn(
     inp = inputs(problem)
     spec = programs.Spec(problem.rhs, inp.structure, solver, algorithm, problem.loss_fn)
     lengths = backend.record_lengths(spec, inp, options, in_program=True)
-    shapes = backend.programs.shapes(spec, inp, lengths[-1])
-    memory.check(algorithm, shapes, batch=batch_size, memory_limit=memory_limit)
+    for length, branch in branches(algorithm, lengths):
+        shapes = backend.programs.shapes(spec, inp, length)
+        memory.check(branch, shapes, batch=batch_size, memory_limit=memory_limit)
     run = programs.gradient(spec, lengths)
     structure = inp.structure
     y0, t0, ts = inp.y0, inp.t0, inp.ts

@@ -110,7 +110,8 @@ class Segment(NamedTuple):
     step_t: Any  # (length + 1,)
     step_h: Any  # (length,)
     step_stop: Any  # (length,)
-    states: Any  # leading axis length + 1
+    states: Any = None  # leading axis length + 1, with record_states
+    dense: Any = None  # leading axis length, with record_dense
 
 
 def zero_counters() -> dict:
@@ -566,14 +567,16 @@ def integrate_from(
     options,
     until,
     length: int,
+    record_states: bool = True,
+    record_dense: bool = False,
     error_mask=None,
 ) -> Segment:
     """Recompute the accepted steps from a checkpoint of :func:`integrate` until ``until`` steps.
 
     The settings must be those of the run that took the checkpoint (the loop then makes the
-    same decisions). Records the solver state at the start of each step, its time, size and
-    stop index, in buffers of ``length`` steps (``until`` minus the checkpoint's step count
-    must not exceed it).
+    same decisions). Records the time, size and stop index of each step and, as asked, the
+    solver state at its start and its dense output, in buffers of ``length`` steps (``until``
+    minus the checkpoint's step count must not exceed it).
     """
     loop = _Loop(fn, solver, args, t0=t0, stops=stops, options=options, error_mask=error_mask)
     first = checkpoint["stats"]["n_steps"]
@@ -581,26 +584,34 @@ def integrate_from(
         step_t=jnp.full((length + 1,), jnp.inf).at[0].set(checkpoint["t"]),
         step_h=jnp.zeros((length,)),
         step_stop=jnp.full((length,), -1),
-        states=_write(_buffer(checkpoint["state"], length + 1), 0, checkpoint["state"]),
     )
+    if record_states:
+        buffers["states"] = _write(_buffer(checkpoint["state"], length + 1), 0, checkpoint["state"])
+    if record_dense:
+        buffers["dense"] = _buffer(loop.traced_advance(checkpoint)[1][1]["dense"], length)
 
     def write(bufs, r, live, new):
         accepted = live & r["ok"]
         i = r["index"] - first
-        return dict(
+        out = dict(
             step_t=_write(bufs["step_t"], i + 1, r["t_new"], accepted),
             step_h=_write(bufs["step_h"], i, r["h"], accepted),
             step_stop=_write(bufs["step_stop"], i, jnp.where(r["land"], r["k"], -1), accepted),
-            states=_write(bufs["states"], i + 1, r["state"], accepted),
         )
+        if record_states:
+            out["states"] = _write(bufs["states"], i + 1, r["state"], accepted)
+        if record_dense:
+            out["dense"] = _write(bufs["dense"], i, r["dense"], accepted)
+        return out
 
     running = lambda c: (c["status"] == RUNNING) & (c["stats"]["n_steps"] < until)
     out, bufs = loop.run(checkpoint, buffers, write, running=running, logged=tuple(buffers))
-    return Segment(out["stats"]["n_steps"] - first, bufs["step_t"], bufs["step_h"], bufs["step_stop"], bufs["states"])
+    return Segment(out["stats"]["n_steps"] - first, bufs["step_t"], bufs["step_h"], bufs["step_stop"],
+                   bufs.get("states"), bufs.get("dense"))
 
 
-def dense_eval(solver, trajectory: Trajectory, t):
-    """Evaluate the recorded dense output at time ``t`` (within the solved span)."""
+def dense_eval(solver, trajectory: Trajectory | Segment, t):
+    """Evaluate the recorded dense output at time ``t`` (within the span of the recorded steps)."""
     n = jnp.maximum(trajectory.n_steps, 1)
     i = jnp.clip(jnp.searchsorted(trajectory.step_t, t, side="right") - 1, 0, n - 1)
     t_start = trajectory.step_t[i]

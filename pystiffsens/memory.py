@@ -29,7 +29,8 @@ full (:attr:`~pystiffsens.integrate.Trajectory.buffer_full`), run again with buf
 :data:`GROWTH` times longer, up to ``max_steps`` (:func:`saved_step_lengths`). A fixed-step
 solve starts with the number of steps it will take. A program that cannot be rerun from
 Python (``pss.make_gradient_fn``, ``jax.grad`` through ``pss.solve``) holds two lengths and
-uses the longer only when needed (:func:`program_lengths`).
+uses the longer only when needed (:func:`program_lengths`); at the longer it checkpoints
+(:func:`pystiffsens.sensitivity.rules.branches`), so no branch holds ``max_steps`` records.
 
 The limit is, in this order: the ``memory_limit=`` keyword (bytes, or a string such as
 ``"8GB"``), the environment variable ``PYSTIFFSENS_MEMORY_LIMIT`` (same forms), the memory
@@ -49,8 +50,7 @@ import numpy as np
 
 from . import sensitivity
 from .options import Options
-from .sensitivity.base import Shapes
-from .sensitivity.reverse_diff import suggested_checkpoints
+from .sensitivity.base import Shapes, suggested_checkpoints
 
 ENV_VAR = "PYSTIFFSENS_MEMORY_LIMIT"
 #: Entries of a first automatic step buffer (at most :data:`INITIAL_BUFFER_BYTES` per lane).
@@ -167,7 +167,8 @@ def program_lengths(first: int, max_steps: int) -> tuple[int, ...]:
     ``pss.make_gradient_fn`` and ``jax.grad`` through ``pss.solve`` put each length in a
     branch of the program (``lax.cond``) and run the longer only when a solve filled the
     shorter. Every branch is compiled, so there are two: ``first`` and ``max_steps``
-    (both :func:`aligned`); a solve longer than ``first`` steps pays for records ``max_steps`` long.
+    (both :func:`aligned`); a solve longer than ``first`` steps runs the sensitivity with
+    checkpoints every ``first`` steps or fewer (:func:`pystiffsens.sensitivity.rules.branches`).
     """
     cap = aligned(max_steps)
     first = min(aligned(first), cap)
@@ -175,8 +176,9 @@ def program_lengths(first: int, max_steps: int) -> tuple[int, ...]:
 
 
 def candidates(saved_steps: int) -> list:
-    """Every native algorithm, and ReverseDiffAdjoint with :func:`suggested_checkpoints`."""
-    return [*sensitivity.CATALOG, sensitivity.ReverseDiffAdjoint(checkpoints=suggested_checkpoints(saved_steps))]
+    """Every native algorithm, and those that record per step with :func:`suggested_checkpoints`."""
+    checkpoints = suggested_checkpoints(saved_steps)
+    return [*sensitivity.CATALOG, *(alg.checkpointed(checkpoints) for alg in sensitivity.CATALOG if alg.records)]
 
 
 def _fits(s: Shapes, batch: int, budget: int) -> list[str]:

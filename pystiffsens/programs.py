@@ -25,7 +25,7 @@ from .problem import with_params
 from .results import STAT_NAMES
 from .returncode import ReturnCode
 from .sensitivity.base import AbstractSensitivity, FlatProblem, combine_status
-from .sensitivity.rules import Rule, ladder, primal
+from .sensitivity.rules import Rule, branches, ladder, primal
 from .sensitivity.rules import solve as differentiable_solve
 from .solvers.base import AbstractSolver
 
@@ -87,23 +87,25 @@ def gradient(spec: Spec, lengths: tuple[int, ...]) -> Callable:
     ``grad`` is the list of gradient leaves. With several ``lengths`` the records start at
     the first and move to the next only when a solve filled them (:func:`~pystiffsens.sensitivity.rules.ladder`);
     ``buffer_full`` is then about the last. When the solve fails (or the loss or gradient is
-    not finite) the loss and every gradient entry are NaN and ``status`` says why.
+    not finite) the loss and every gradient entry are NaN and ``status`` says why. The last of
+    several lengths runs the algorithm with checkpoints (:func:`~pystiffsens.sensitivity.rules.branches`).
     """
+    assert spec.algorithm is not None
 
     def run(leaves, y0, t0, ts, options):
-        def at(length):
-            out = _gradient(spec, length, leaves, y0, t0, ts, options)
+        def at(length, algorithm):
+            out = _gradient(spec, length, algorithm, leaves, y0, t0, ts, options)
             return out, out["buffer_full"]
 
-        return ladder(at, lengths)
+        return ladder(at, branches(spec.algorithm, lengths))
 
     return run
 
 
-def _gradient(spec: Spec, length: int, leaves, y0, t0, ts, options) -> dict:
+def _gradient(spec: Spec, length: int, algorithm, leaves, y0, t0, ts, options) -> dict:
     problem, theta, unravel = spec.flat(leaves, t0, ts)
-    algorithm, solver, merge, loss_fn = spec.algorithm, spec.solver, spec.structure.merge, spec.loss
-    assert algorithm is not None and loss_fn is not None
+    solver, merge, loss_fn = spec.solver, spec.structure.merge, spec.loss
+    assert loss_fn is not None
     fwd = algorithm.forward(problem, solver, theta, y0, options, saved_steps=length)
     loss_of = lambda ys, th: loss_fn(ts, ys, merge(unravel(th)))
     loss, (g_ys, g_explicit) = jax.value_and_grad(loss_of, argnums=(0, 1))(fwd.ys, theta)

@@ -393,31 +393,58 @@ def test_a_repeated_call_starts_at_the_record_length_the_last_one_needed(monkeyp
     np.testing.assert_array_equal(_flat(again.grad), _flat(first.grad))
 
 
+def _long_branch(name, first, max_steps):
+    """The sensitivity the long branch of a program with these record lengths runs, and its record length:
+    checkpoints every ``first`` steps or fewer (sensitivity.rules.branches)."""
+    short, cap = memory.program_lengths(first, max_steps)
+    return pss.sensitivity.get(name).checkpointed(-(-cap // short)), cap
+
+
 def test_make_gradient_fn_records_follow_the_solve(monkeypatch):
-    """With max_saved_steps=None the program holds several record lengths and uses a longer one only when needed."""
+    """With max_saved_steps=None the program holds two record lengths and uses the longer only when needed; the
+    longer checkpoints, so that the program's memory does not grow with max_steps. In a batch, lanes that need
+    different numbers of checkpoint segments each get their own gradient."""
     problem = pss.problems.get("robertson", t_end=10.0)
     options = dict(rtol=1e-7, atol=1e-10, max_steps=50_000)
-    reference = pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", max_saved_steps=5000, **options)
-    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", reference.stats["n_steps"] // 4)
+    per_step = pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", max_saved_steps=5000, **options)
+    first = per_step.stats["n_steps"] // 4
+    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", first)
     fn = pss.make_gradient_fn(problem, "Rodas5P", "InterpolatingAdjoint", **options)
-    out = pss.jit(fn)(problem.params)
-    assert int(out["status"]) == pss.ReturnCode.Success and not bool(out["buffer_full"])
-    np.testing.assert_allclose(_flat(out["grad"]), _flat(reference.grad), rtol=1e-10)
+    program = pss.jit(jax.vmap(lambda k1: fn({**problem.params, "k1": k1})))
+    k1 = jnp.asarray([problem.params["k1"], 4 * problem.params["k1"]])
+    compiled = program.lower(k1).compile()
+    out = compiled(k1)
+    assert np.all(np.asarray(out["status"]) == pss.ReturnCode.Success) and not np.any(out["buffer_full"])
+    algorithm, cap = _long_branch("InterpolatingAdjoint", first, options["max_steps"])
+    every = -(-cap // algorithm.checkpoints)
+    assert len({-(-int(n) // every) for n in np.asarray(out["stats"]["n_steps"])}) == 2  # segments per lane
+    for lane, value in enumerate(np.asarray(k1)):
+        params = {**problem.params, "k1": value}
+        reference = pss.gradient(problem, "Rodas5P", algorithm, params=params, max_saved_steps=cap, **options)
+        np.testing.assert_allclose(_flat({k: v[lane] for k, v in out["grad"].items()}), _flat(reference.grad),
+                                   rtol=1e-10)
+    np.testing.assert_allclose(_flat({k: v[0] for k, v in out["grad"].items()}), _flat(per_step.grad), rtol=1e-6)
     assert "cond" in str(jax.make_jaxpr(fn)(problem.params))  # the lengths are branches, not one long buffer
+    dense_records = cap * fn.shapes.dense * 2  # two lanes of max_steps records, as the long branch held before
+    assert compiled.memory_analysis().temp_size_in_bytes < dense_records / 20
 
 
 def test_grad_through_solve_uses_longer_records_when_needed(monkeypatch):
-    """Under jax.grad, pss.solve's backward rule holds the ladder of record lengths as lax.cond branches."""
+    """Under jax.grad, pss.solve's backward rule holds the record lengths as lax.cond branches; the longer checkpoints."""
     problem = pss.problems.get("robertson", t_end=10.0)
     options = dict(rtol=1e-7, atol=1e-10, max_steps=50_000)
-    reference = pss.gradient(problem, "Rodas5P", "GaussAdjoint", max_saved_steps=5000, **options)
-    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", reference.stats["n_steps"] // 4)
+    per_step = pss.gradient(problem, "Rodas5P", "GaussAdjoint", max_saved_steps=5000, **options)
+    first = per_step.stats["n_steps"] // 4
+    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", first)
+    algorithm, cap = _long_branch("GaussAdjoint", first, options["max_steps"])
+    reference = pss.gradient(problem, "Rodas5P", algorithm, max_saved_steps=cap, **options)
 
     def loss(params):
         sol = pss.solve(problem, "Rodas5P", sensitivity="GaussAdjoint", params=params, **options)
         return problem.loss_fn(sol.ts, sol.ys, params)
 
     np.testing.assert_allclose(_flat(jax.jit(jax.grad(loss))(problem.params)), _flat(reference.grad), rtol=1e-10)
+    np.testing.assert_allclose(_flat(reference.grad), _flat(per_step.grad), rtol=1e-5)
     assert "cond" in str(jax.make_jaxpr(jax.grad(loss))(problem.params))
 
 

@@ -375,10 +375,63 @@ def test_checkpointed_reverse_diff_in_a_batch():
         np.testing.assert_allclose(_flat(lane), _flat(expected), rtol=1e-10)
 
 
+def _saved_and_t0_problem():
+    """ROBER to t = 10 with 25 saved times, the first at t0, and a loss on all of them."""
+    base = pss.problems.get("robertson", t_end=10.0)
+    saveat = np.concatenate([[0.0], np.geomspace(1e-4, 10.0, 24)])
+    return pss.Problem(base.rhs, base.y0, (0.0, 10.0), base.params, saveat=saveat,
+                       loss=lambda ts, ys, p: jnp.sum(ys[:, 0] * ys[:, 1]) + jnp.sum(ys[-1]))
+
+
+@pytest.mark.parametrize("name", ["InterpolatingAdjoint", "GaussAdjoint"])
+def test_checkpointed_continuous_adjoints(name):
+    """One checkpoint segment gives the per-step records' gradient to rounding. With a segment per step every saved
+    time is a segment boundary, where its jump must be applied exactly once: the gradient, with respect to the
+    parameters and y0 (the jump at t0 included), is then the forward-mode one to the tolerances."""
+    problem = _saved_and_t0_problem()
+    kwargs = dict(rtol=1e-9, atol=1e-12, max_steps=600, max_saved_steps=512)
+    exact = pss.gradient(problem, "Rodas5P", "ForwardDiffSensitivity", **kwargs)
+    per_step = pss.gradient(problem, "Rodas5P", name, **kwargs)
+    assert exact.success and per_step.success and exact.stats["n_steps"] < 512
+    one = pss.gradient(problem, "Rodas5P", pss.sensitivity.get(name).checkpointed(1), **kwargs)
+    np.testing.assert_allclose(_flat(one.grad), _flat(per_step.grad), rtol=1e-13)
+    every_step = pss.sensitivity.get(name).checkpointed(512)
+
+    def loss(params, y0):
+        sol = pss.solve(problem, "Rodas5P", sensitivity=every_step, params=params, y0=y0, **kwargs)
+        return problem.loss_fn(sol.ts, sol.ys, params)
+
+    def forward_loss(params, y0):
+        sol = pss.solve(problem, "Rodas5P", sensitivity="ForwardDiffSensitivity", params=params, y0=y0, **kwargs)
+        return problem.loss_fn(sol.ts, sol.ys, params)
+
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(problem.params, problem.y0)
+    expected = jax.jit(jax.grad(forward_loss, argnums=(0, 1)))(problem.params, problem.y0)
+    np.testing.assert_allclose(_flat(grads[0]), _flat(exact.grad), rtol=1e-5)
+    np.testing.assert_allclose(grads[1], expected[1], rtol=1e-5, atol=1e-12)
+    assert not np.allclose(_flat(grads[0]), _flat(per_step.grad), rtol=1e-12, atol=0)  # it restarted
+
+
+def test_checkpointed_algorithms():
+    """What the long branch of a compiled program runs (sensitivity.rules.branches)."""
+    assert ReverseDiffAdjoint().checkpointed(7) == ReverseDiffAdjoint(checkpoints=7)
+    assert ReverseDiffAdjoint(checkpoints=3).checkpointed(7) == ReverseDiffAdjoint(checkpoints=3)
+    interpolating = pss.sensitivity.InterpolatingAdjoint(quadrature_error_control=False)
+    assert interpolating.checkpointed(7) == pss.sensitivity.InterpolatingAdjoint(False, checkpoints=7)
+    assert pss.sensitivity.GaussAdjoint(n_points=3).checkpointed(2) == pss.sensitivity.GaussAdjoint(3, checkpoints=2)
+    for name in ("ForwardDiffSensitivity", "ForwardSensitivity", "BacksolveAdjoint"):
+        assert pss.sensitivity.get(name).checkpointed(7) == pss.sensitivity.get(name)
+    shapes = memory.Shapes(n=3, P=3, n_stops=1, state=200, dense=300, saved_steps=100_352)
+    for name in ("InterpolatingAdjoint", "GaussAdjoint", "ReverseDiffAdjoint"):
+        algorithm = pss.sensitivity.get(name)
+        assert memory.total(algorithm.checkpointed(98), shapes) < memory.total(algorithm, shapes) / 20
+
+
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
-def test_bad_checkpoints(bad):
+@pytest.mark.parametrize("name", ["ReverseDiffAdjoint", "InterpolatingAdjoint", "GaussAdjoint"])
+def test_bad_checkpoints(bad, name):
     with pytest.raises(ValueError, match=r"checkpoints=.* must be None .* or a positive integer"):
-        ReverseDiffAdjoint(checkpoints=bad)
+        type(pss.sensitivity.get(name))(checkpoints=bad)
 
 
 # ---------------------------------------------------------------- memory plan
@@ -420,7 +473,9 @@ def test_memory_guard_counts_step_records_and_batches(monkeypatch):
     assert pss.gradient(problem, "Rodas5P", "ForwardDiffSensitivity", max_steps=10**9).success
     monkeypatch.setenv(memory.ENV_VAR, str(need * 3))
     with pytest.raises(ValueError, match=r"batch of 4"):
-        pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", batch_size=4)
+        pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", batch_size=4, max_saved_steps=100_000)
+    # With records that follow the solve, a program's long branch checkpoints: its memory does not grow with max_steps.
+    pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", batch_size=4, max_steps=100_000)
 
 
 def test_compiled_plan_is_checked_too():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ..integrate import dense_eval, integrate
+from ..integrate import checkpoint_interval, dense_eval, integrate
 from ..lanes import while_any
 from ..problem import SparseRHS, sparsity_of
 from ..returncode import ReturnCode
@@ -25,12 +25,14 @@ from .base import (
     AbstractSensitivity,
     BackwardPass,
     ForwardPass,
+    checkpoints_bytes,
+    checkpoints_option,
     combine_status,
     records_bytes,
     saved_ys_bytes,
     step_bytes,
 )
-from .continuous_adjoint import backward_segments, vjp_rhs, vjp_state
+from .continuous_adjoint import along_forward, backward_segments, vjp_rhs, vjp_state
 
 #: Largest accepted mismatch, in units of the error weights ``atol + rtol |y|``, between the
 #: state BacksolveAdjoint reconstructs backward and the forward solution at saved times and t0,
@@ -49,11 +51,21 @@ def _work(s) -> int:
     return 2 * step_bytes(s.n) + WORD * s.P * STEP_VECTORS // 4 + saved_ys_bytes(s)
 
 
-def _recording_forward(problem, solver, theta, y0, options, saved_steps, record_states):
-    """The forward solve with its dense output recorded (what the interpolating adjoints read ``y(t)`` from)."""
+def _recording_forward(problem, solver, theta, y0, options, saved_steps, record_states, checkpoints):
+    """The forward solve that keeps what the interpolating adjoints read ``y(t)`` from: its dense output at every
+    step, or ``checkpoints`` snapshots to recompute it from (:func:`.continuous_adjoint.along_forward`)."""
     traj = integrate(problem.rhs, solver, y0, theta, t0=problem.t0, stops=problem.stops, options=options,
-                     saved_steps=saved_steps, record_dense=True, record_states=record_states)
+                     saved_steps=saved_steps, record_dense=checkpoints is None, record_states=record_states,
+                     checkpoints=checkpoints)
     return ForwardPass(traj.ys, traj.status, traj.stats, traj.buffer_full, traj, traj)
+
+
+def _dense_memory(s, checkpoints) -> dict[str, int]:
+    """Bytes of what :func:`_recording_forward` keeps."""
+    if checkpoints is None:
+        return {"dense output": records_bytes(s.dense, s.saved_steps)}
+    return {"checkpoints": checkpoints_bytes(checkpoints, s.state),
+            "segment": records_bytes(s.dense, checkpoint_interval(s.saved_steps, checkpoints))}
 
 
 def _add_jump(g_ys, lo, hi):
@@ -142,14 +154,14 @@ class BacksolveAdjoint(AbstractSensitivity):
             return jnp.stack([jnp.maximum(worst, jnp.where(jnp.isfinite(err), err, jnp.inf)), carry[1] + 1.0])
 
         z_final = jnp.concatenate([ys[-1], g_ys[-1], jnp.zeros(P)])
-        z0, status, stats, (worst, _), full = backward_segments(
-            problem, solver, theta, options, saved_steps, adjoint_rhs, z_final, _add_jump(g_ys, n, 2 * n),
+        z0, status, stats, (worst, _) = backward_segments(
+            problem, solver, theta, options, adjoint_rhs, z_final, _add_jump(g_ys, n, 2 * n),
             per_segment=check, extra0=jnp.zeros(2),
         )
         if options.dt is None:
             worst = worst / (RECONSTRUCTION_TOLERANCE + fwd.stats["n_steps"] + stats["n_steps"])
         diverged = jnp.where(worst > 1.0, ReturnCode.Unstable, ReturnCode.Success)
-        return BackwardPass(z0[2 * n :], z0[n : 2 * n], combine_status(status, diverged), stats, full)
+        return BackwardPass(z0[2 * n :], z0[n : 2 * n], combine_status(status, diverged), stats)
 
     def memory(self, s):
         return {"steps": step_bytes(2 * s.n) + WORD * s.P * STEP_VECTORS // 4 + saved_ys_bytes(s)}
@@ -162,7 +174,7 @@ class InterpolatingAdjoint(AbstractSensitivity):
     stiff-aware Rosenbrock interpolants, ESDIRK dense output, the BDF interpolating
     polynomial); the backward solve integrates ``(lambda, mu)`` with ``y(t)`` interpolated,
     so nothing is integrated in an unstable direction. Memory grows with the number of
-    forward steps (no checkpointing: the whole dense output is kept). Converges to the
+    forward steps (the whole dense output is kept), unless ``checkpoints`` bounds it. Converges to the
     exact ODE gradient as the tolerances tighten. This is the ``"adjoint"`` alias.
 
     ``mu`` is a quadrature of the backward solve: the implicit system is ``lambda`` alone
@@ -181,6 +193,16 @@ class InterpolatingAdjoint(AbstractSensitivity):
         Rodas5P: relative error 9.9e-2 at rtol 1e-6 against 1.6e-6 with it). ``mu`` never
         enters the implicit system either way; this only lets its integrand shorten the
         backward steps.
+    checkpoints : ``None`` (default) keeps the dense output of every accepted step: memory
+        ``max_saved_steps`` steps of it. An integer ``C`` bounds the memory instead: the forward
+        solve keeps ``C`` snapshots, one every ``L = ceil(max_saved_steps / C)`` accepted steps,
+        and the backward solve recomputes the dense output of one segment of ``L`` steps at a
+        time from its snapshot and restarts at the segment's lower end, as SciMLSensitivity's
+        ``checkpointing=true`` does at its checkpoints (:func:`.continuous_adjoint.along_forward`).
+        Memory is about ``C`` solver states and ``L`` steps of dense output, for one more
+        forward solve; the gradient agrees with the one without checkpoints to the tolerances.
+        The long branch of a compiled program (``pss.make_gradient_fn``, ``jax.grad`` through
+        ``pss.solve``) runs this way, so that its memory does not grow with ``max_steps``.
     """
 
     name = "InterpolatingAdjoint"
@@ -188,35 +210,35 @@ class InterpolatingAdjoint(AbstractSensitivity):
     backward_solve = True
     records = "dense"
 
-    def __init__(self, quadrature_error_control: bool = True):
+    def __init__(self, quadrature_error_control: bool = True, checkpoints: int | None = None):
         self.quadrature_error_control = _check_flag("quadrature_error_control", quadrature_error_control)
+        self.checkpoints = checkpoints_option(checkpoints)
 
     def forward(self, problem, solver, theta, y0, options, *, saved_steps, wrt_y0=False, record_states=False):
-        return _recording_forward(problem, solver, theta, y0, options, saved_steps, record_states)
+        return _recording_forward(problem, solver, theta, y0, options, saved_steps, record_states, self.checkpoints)
 
     def backward(self, problem, solver, theta, y0, options, fwd, g_ys, *, saved_steps):
-        forward = fwd.residual
         n, P = y0.shape[0], theta.shape[0]
 
-        def backward_fn(t, lam, th):
-            y = dense_eval(solver, forward, t)
-            JT_lam, fpT_lam = vjp_rhs(problem.rhs, t, y, th, lam)
-            return -JT_lam, -fpT_lam
+        def backward_on(forward):
+            def backward_fn(t, lam, th):
+                y = dense_eval(solver, forward, t)
+                JT_lam, fpT_lam = vjp_rhs(problem.rhs, t, y, th, lam)
+                return -JT_lam, -fpT_lam
 
-        def backward_implicit(t, lam, th):
-            return -vjp_state(problem.rhs, t, dense_eval(solver, forward, t), th, lam)
+            def backward_implicit(t, lam, th):
+                return -vjp_state(problem.rhs, t, dense_eval(solver, forward, t), th, lam)
 
-        adjoint_rhs = QuadratureRHS(backward_fn, n, self.quadrature_error_control, implicit=backward_implicit,
-                                    sparsity=_adjoint_sparsity(problem.rhs))
+            return QuadratureRHS(backward_fn, n, self.quadrature_error_control, implicit=backward_implicit,
+                                 sparsity=_adjoint_sparsity(problem.rhs)), None
 
         z_final = jnp.concatenate([g_ys[-1], jnp.zeros(P)])
-        z0, status, stats, _, full = backward_segments(
-            problem, solver, theta, options, saved_steps, adjoint_rhs, z_final, _add_jump(g_ys, 0, n)
-        )
-        return BackwardPass(z0[n:], z0[:n], status, stats, full)
+        z0, status, stats, _ = along_forward(problem, solver, theta, options, fwd.residual, backward_on, z_final,
+                                             _add_jump(g_ys, 0, n))
+        return BackwardPass(z0[n:], z0[:n], status, stats)
 
     def memory(self, s):
-        return {"steps": _work(s), "dense output": records_bytes(s.dense, s.saved_steps)}
+        return {"steps": _work(s), **_dense_memory(s, self.checkpoints)}
 
 
 class GaussAdjoint(AbstractSensitivity):
@@ -236,69 +258,83 @@ class GaussAdjoint(AbstractSensitivity):
     error-controlled, so where the integrand is concentrated in a layer of a large
     ``lambda`` the gradient is less accurate than InterpolatingAdjoint's at the same
     tolerances (ROBER, rtol 1e-8: relative error 6e-6 against 2e-8; benchmarks/README.md).
+
+    Parameters
+    ----------
+    n_points : Gauss–Legendre points per interval.
+    checkpoints : ``None`` (default) keeps the dense output of every accepted step: memory
+        ``max_saved_steps`` steps of it. An integer ``C`` bounds the memory instead: the forward
+        solve keeps ``C`` snapshots, one every ``L = ceil(max_saved_steps / C)`` accepted steps,
+        and the backward solve recomputes the dense output of one segment of ``L`` steps at a
+        time from its snapshot and restarts at the segment's lower end, as SciMLSensitivity's
+        ``checkpointing=true`` does at its checkpoints (:func:`.continuous_adjoint.along_forward`).
+        Memory is about ``C`` solver states and ``L`` steps of dense output, for one more
+        forward solve; the gradient agrees with the one without checkpoints to the tolerances.
+        The long branch of a compiled program (``pss.make_gradient_fn``, ``jax.grad`` through
+        ``pss.solve``) runs this way, so that its memory does not grow with ``max_steps``.
     """
 
     name = "GaussAdjoint"
     backward_solve = True
     records = "dense"
 
-    def __init__(self, n_points: int = 4):
+    def __init__(self, n_points: int = 4, checkpoints: int | None = None):
         if not (isinstance(n_points, int) and 1 <= n_points <= 20):
             raise ValueError(f"n_points={n_points!r} must be an integer in 1..20.")
         self.n_points = n_points
+        self.checkpoints = checkpoints_option(checkpoints)
 
     def forward(self, problem, solver, theta, y0, options, *, saved_steps, wrt_y0=False, record_states=False):
-        return _recording_forward(problem, solver, theta, y0, options, saved_steps, record_states)
+        return _recording_forward(problem, solver, theta, y0, options, saved_steps, record_states, self.checkpoints)
 
     def backward(self, problem, solver, theta, y0, options, fwd, g_ys, *, saved_steps):
-        forward = fwd.residual
         n = y0.shape[0]
         nodes, weights = np.polynomial.legendre.leggauss(self.n_points)
         nodes, weights = (nodes + 1.0) / 2.0, weights / 2.0
-
-        def adjoint_rhs(t, lam, th):
-            y = dense_eval(solver, forward, t)
-            return -vjp_state(problem.rhs, t, y, th, lam)
-
         pattern = _adjoint_sparsity(problem.rhs)
-        if pattern is not None:
-            adjoint_rhs = SparseRHS(adjoint_rhs, pattern)
 
-        n_forward = forward.step_t.shape[0]
-        forward_t = lambda i: jnp.where(i < n_forward, forward.step_t[jnp.minimum(i, n_forward - 1)], jnp.inf)
+        def backward_on(forward):
+            def adjoint_rhs(t, lam, th):
+                y = dense_eval(solver, forward, t)
+                return -vjp_state(problem.rhs, t, y, th, lam)
 
-        def step_integral(step, accepted):
-            """The integral over one backward step, on the forward steps' grid inside it.
+            n_forward = forward.step_t.shape[0]
+            forward_t = lambda i: jnp.where(i < n_forward, forward.step_t[jnp.minimum(i, n_forward - 1)], jnp.inf)
 
-            The step runs from ``s0`` to ``s0 + h`` in reversed time, i.e. over ``[-(s0 + h), -s0]``
-            in ``t``, where ``lambda`` is the step's own dense output; the forward step
-            boundaries inside it split it, so both interpolants are smooth on every piece.
-            """
-            s0, h = step["t"], step["h"]
-            a, b = -(s0 + h), -s0
+            def step_integral(step, accepted):
+                """The integral over one backward step, on the forward steps' grid inside it.
 
-            def piece(carry):
-                lo, i, acc = carry
-                boundary = forward_t(i)
-                hi = jnp.minimum(boundary, b)
-                width = hi - lo
-                for x, w in zip(nodes, weights):
-                    t = lo + x * width
-                    y = dense_eval(solver, forward, t)
-                    lam = solver.interpolate(step["dense"], (-t - s0) / h)
-                    acc = acc + (w * width) * vjp_rhs(problem.rhs, t, y, theta, lam)[1]
-                return hi, i + (boundary <= hi), acc
+                The step runs from ``s0`` to ``s0 + h`` in reversed time, i.e. over ``[-(s0 + h), -s0]``
+                in ``t``, where ``lambda`` is the step's own dense output; the forward step
+                boundaries inside it split it, so both interpolants are smooth on every piece.
+                """
+                s0, h = step["t"], step["h"]
+                a, b = -(s0 + h), -s0
 
-            first = jnp.searchsorted(forward.step_t, a, side="right")
-            start = (jnp.where(accepted, a, b), first, jnp.zeros_like(theta))  # nothing to add for a rejected step
-            return while_any(lambda c: c[0] < b, piece, start)[2]
+                def piece(carry):
+                    lo, i, acc = carry
+                    boundary = forward_t(i)
+                    hi = jnp.minimum(boundary, b)
+                    width = hi - lo
+                    for x, w in zip(nodes, weights):
+                        t = lo + x * width
+                        y = dense_eval(solver, forward, t)
+                        lam = solver.interpolate(step["dense"], (-t - s0) / h)
+                        acc = acc + (w * width) * vjp_rhs(problem.rhs, t, y, theta, lam)[1]
+                    return hi, i + (boundary <= hi), acc
 
-        lam0, status, stats, integral, full = backward_segments(
-            problem, solver, theta, options, saved_steps, adjoint_rhs, g_ys[-1], _add_jump(g_ys, 0, n),
+                first = jnp.searchsorted(forward.step_t, a, side="right")
+                start = (jnp.where(accepted, a, b), first, jnp.zeros_like(theta))  # nothing to add for a rejected step
+                return while_any(lambda c: c[0] < b, piece, start)[2]
+
+            rhs = adjoint_rhs if pattern is None else SparseRHS(adjoint_rhs, pattern)
+            return rhs, (step_integral, jnp.zeros_like(theta))
+
+        lam0, status, stats, integral = along_forward(
+            problem, solver, theta, options, fwd.residual, backward_on, g_ys[-1], _add_jump(g_ys, 0, n),
             per_segment=lambda traj, z_end, total: total + traj.accumulated, extra0=jnp.zeros_like(theta),
-            accumulate=(step_integral, jnp.zeros_like(theta)),
         )
-        return BackwardPass(integral, lam0, status, stats, full)
+        return BackwardPass(integral, lam0, status, stats)
 
     def memory(self, s):
-        return {"steps": _work(s), "dense output": records_bytes(s.dense, s.saved_steps)}
+        return {"steps": _work(s), **_dense_memory(s, self.checkpoints)}

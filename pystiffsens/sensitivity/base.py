@@ -20,6 +20,7 @@ Each algorithm also estimates its own memory (:meth:`~AbstractSensitivity.memory
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
@@ -107,6 +108,8 @@ class AbstractSensitivity(abc.ABC):
     backward_solve: ClassVar[bool] = False
     records: ClassVar[str | None] = None
     failure_warning: ClassVar[str | None] = None
+    #: Snapshots kept instead of per-step records (an option of the algorithms that record; None: a record per step).
+    checkpoints: int | None = None
 
     @abc.abstractmethod
     def forward(self, problem: FlatProblem, solver, theta, y0, options, *, saved_steps: int | None,
@@ -128,6 +131,17 @@ class AbstractSensitivity(abc.ABC):
     @abc.abstractmethod
     def memory(self, shapes: Shapes) -> dict[str, int]:
         """Estimated bytes by component for one derivative of a problem of these ``shapes``."""
+
+    def checkpointed(self, checkpoints: int) -> AbstractSensitivity:
+        """This algorithm keeping ``checkpoints`` snapshots of the forward solve instead of a record per step, so that
+        its memory does not grow with the records' length: itself when it records nothing, checkpoints already, or
+        has no ``checkpoints`` option (an instance attribute set from its constructor's argument of that name).
+
+        The long branch of a compiled program runs it (:func:`~pystiffsens.sensitivity.rules.branches`).
+        """
+        if self.records is None or vars(self).get("checkpoints", 0) is not None:
+            return self
+        return type(self)(**(vars(self) | {"checkpoints": checkpoints}))
 
     def label(self) -> str:
         """The name with the options that differ from the defaults, for messages."""
@@ -159,6 +173,26 @@ class ForwardModeSensitivity(AbstractSensitivity):
         S_theta, S_y0 = fwd.residual
         g_y0 = jnp.zeros_like(y0) if S_y0 is None else jnp.einsum("kn,knm->m", g_ys, S_y0)
         return BackwardPass(jnp.einsum("kn,knp->p", g_ys, S_theta), g_y0)
+
+
+def checkpoints_option(checkpoints):
+    """``checkpoints`` checked: None (records at every step) or a positive integer."""
+    if checkpoints is not None and not (
+        isinstance(checkpoints, int) and not isinstance(checkpoints, bool) and checkpoints >= 1
+    ):
+        raise ValueError(f"checkpoints={checkpoints!r} must be None (a record per step) or a positive integer.")
+    return checkpoints
+
+
+def suggested_checkpoints(saved_steps: int) -> int:
+    """``ceil(sqrt(S))`` checkpoints for ``S`` steps: the memory of two-level checkpointing is smallest there."""
+    return max(1, math.isqrt(max(saved_steps - 1, 0)) + 1)
+
+
+def checkpoints_bytes(checkpoints: int, state: int) -> int:
+    """``checkpoints`` snapshots of the integration loop: a solver state of ``state`` bytes, the time, step size,
+    stop index, status and counters."""
+    return checkpoints * (state + 8 * WORD)
 
 
 def combine_status(*statuses):

@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..integrate import Trajectory, integrate, zero_counters
+from ..integrate import Trajectory, integrate, integrate_from, zero_counters
+from ..lanes import while_any
 from ..problem import SparseRHS
 from ..solvers.partitioned import QuadratureRHS
 from .base import combine_status
@@ -46,50 +47,99 @@ def reversed_rhs(rhs):
 
 
 def backward_segments(
-    problem, solver, theta, options, saved_steps, adjoint_rhs, z_final, jump, *, per_segment=None, extra0=None,
-    record_dense=False, accumulate=None,
+    problem, solver, theta, options, adjoint_rhs, z_final, jump, *, per_segment=None, extra0=None,
+    accumulate=None, window=None,
 ):
     """Integrate ``adjoint_rhs`` backward across every segment, with the forward solve's ``options``.
 
     Parameters
     ----------
-    saved_steps : length of the records of a recording backward solve (``record_dense``).
     adjoint_rhs : ``(t, z, theta) -> dz/dt`` in forward time, or a
         :class:`~pystiffsens.solvers.partitioned.QuadratureRHS` (its error mask is applied).
-    z_final : state at the final time (the jump there already applied).
+    z_final : state at the final time, or at the window's upper end (the jump there already applied).
     jump : ``(z, k) -> z`` applied on reaching saved time ``k`` (not at ``t0``).
     per_segment : optional ``(trajectory, z_end, extra) -> extra`` run after each segment's
         solve (a consistency check, or collecting ``trajectory.accumulated``), starting from ``extra0``.
     accumulate : optional ``(fn, init)`` passed to each segment's
         :func:`~pystiffsens.integrate.integrate`: a sum over its backward steps, in
         ``trajectory.accumulated``.
+    window : optional ``(lo, hi)``: integrate from ``hi`` down to ``lo`` only, every segment
+        clipped to it (those outside it become empty), and jump at the saved times in ``[lo, hi)``.
+        Without it, from the final time to ``t0``.
 
-    Returns ``(z at t0, status, summed stats, extra, buffer_full)``, the last whether a
-    recording backward solve stopped because its step buffers were full.
+    Returns ``(z at t0 or lo, status, summed stats, extra)``.
     """
     upper, lower, lower_index = segment_bounds(problem)
+    jumps = lower_index >= 0
+    if window is not None:
+        lo, hi = window
+        jumps = jumps & (lower >= lo) & (lower < hi)
+        upper, lower = jnp.clip(upper, lo, hi), jnp.clip(lower, lo, hi)
     backward = reversed_rhs(adjoint_rhs)
     error_mask = backward.error_mask(z_final.shape[0]) if isinstance(backward, QuadratureRHS) else None
 
     def segment(carry, xs):
-        z, status, stats, extra, full = carry
-        t_hi, t_lo, k = xs
+        z, status, stats, extra = carry
+        t_hi, t_lo, k, jumped = xs
         traj: Trajectory = integrate(
-            backward, solver, z, theta, t0=-t_hi, stops=(-t_lo)[None], options=options, saved_steps=saved_steps,
-            record_dense=record_dense, error_mask=error_mask, accumulate=accumulate,
+            backward, solver, z, theta, t0=-t_hi, stops=(-t_lo)[None], options=options, error_mask=error_mask,
+            accumulate=accumulate,
         )
         z_end = traj.ys[0]
         if per_segment is not None:
             extra = per_segment(traj, z_end, extra)
-        z_next = jnp.where(k >= 0, jump(z_end, jnp.maximum(k, 0)), z_end)
+        z_next = jnp.where(jumped, jump(z_end, jnp.maximum(k, 0)), z_end)
         stats = {name: stats[name] + traj.stats[name] for name in stats}
-        return (z_next, combine_status(status, traj.status), stats, extra, full | traj.buffer_full), None
+        return (z_next, combine_status(status, traj.status), stats, extra), None
 
     extra0 = jnp.zeros(()) if extra0 is None else extra0
-    (z, status, stats, extra, full), _ = lax.scan(
-        segment, (z_final, jnp.asarray(0), zero_counters(), extra0, jnp.asarray(False)), (upper, lower, lower_index)
+    (z, status, stats, extra), _ = lax.scan(
+        segment, (z_final, jnp.asarray(0), zero_counters(), extra0), (upper, lower, lower_index, jumps)
     )
-    return z, status, stats, extra, full
+    return z, status, stats, extra
+
+
+def along_forward(problem, solver, theta, options, forward, backward_on, z_final, jump, *, per_segment=None,
+                  extra0=None):
+    """:func:`backward_segments` with a backward system that reads the forward solve's dense output.
+
+    ``backward_on(records) -> (adjoint_rhs, accumulate)`` builds the backward system on recorded
+    steps (anything :func:`~pystiffsens.integrate.dense_eval` reads). A forward solve that recorded
+    every step (``forward.dense``) gives all of them at once. One that kept checkpoints instead
+    (``integrate(checkpoints=C)``) gives them a segment of ``L = forward.checkpoint_every`` steps at
+    a time, latest first: each is recomputed from its checkpoint
+    (:func:`~pystiffsens.integrate.integrate_from`) and the backward solve runs across it alone,
+    restarting at its lower end, as SciMLSensitivity's ``InterpolatingAdjoint(checkpointing=true)``
+    restarts at each checkpoint. Memory is then ``C`` checkpoints and ``L`` steps of dense output,
+    for one more forward solve; the gradient agrees with the one from every step to the tolerances.
+    """
+    if forward.checkpoints is None:
+        adjoint_rhs, accumulate = backward_on(forward)
+        return backward_segments(problem, solver, theta, options, adjoint_rhs, z_final, jump,
+                                 per_segment=per_segment, extra0=extra0, accumulate=accumulate)
+    every, n_total = forward.checkpoint_every, forward.n_steps
+    extra0 = jnp.zeros(()) if extra0 is None else extra0
+
+    def segment(carry):
+        j, z, status, stats, extra = carry
+        checkpoint = jax.tree_util.tree_map(lambda b: b[j], forward.checkpoints)
+        steps = integrate_from(
+            checkpoint, problem.rhs, solver, theta, t0=problem.t0, stops=problem.stops, options=options,
+            until=jnp.minimum((j + 1) * every, n_total), length=every, record_states=False, record_dense=True,
+        )
+        adjoint_rhs, accumulate = backward_on(steps)
+        window = (checkpoint["t"], steps.step_t[steps.n_steps])
+        z, seg_status, seg_stats, extra = backward_segments(
+            problem, solver, theta, options, adjoint_rhs, z, jump, per_segment=per_segment, extra0=extra,
+            accumulate=accumulate, window=window,
+        )
+        stats = {name: stats[name] + seg_stats[name] for name in stats}
+        return j - 1, z, combine_status(status, seg_status), stats, extra
+
+    last = jnp.where(n_total > 0, (jnp.maximum(n_total, 1) - 1) // every, -1)
+    start = (last, z_final, jnp.asarray(0), zero_counters(), extra0)
+    _, z, status, stats, extra = while_any(lambda c: c[0] >= 0, segment, start)
+    return z, status, stats, extra
 
 
 def vjp_rhs(rhs, t, y, theta, lam):

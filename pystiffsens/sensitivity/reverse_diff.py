@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 
-from ..integrate import branch_if_records_large, integrate, integrate_from
+from ..integrate import branch_if_records_large, checkpoint_interval, integrate, integrate_from
 from ..lanes import while_any
 from .base import (
     STEP_VECTORS,
@@ -15,6 +13,8 @@ from .base import (
     AbstractSensitivity,
     BackwardPass,
     ForwardPass,
+    checkpoints_bytes,
+    checkpoints_option,
     records_bytes,
     saved_ys_bytes,
     step_bytes,
@@ -30,11 +30,6 @@ def _split(solver, state):
 
 def _join(state_type, diff, controls):
     return state_type(**diff, **controls)
-
-
-def suggested_checkpoints(saved_steps: int) -> int:
-    """``ceil(sqrt(S))`` checkpoints: the memory of two-level checkpointing is smallest there."""
-    return max(1, math.isqrt(max(saved_steps - 1, 0)) + 1)
 
 
 class ReverseDiffAdjoint(AbstractSensitivity):
@@ -63,11 +58,7 @@ class ReverseDiffAdjoint(AbstractSensitivity):
     records = "states"
 
     def __init__(self, checkpoints: int | None = None):
-        if checkpoints is not None and not (
-            isinstance(checkpoints, int) and not isinstance(checkpoints, bool) and checkpoints >= 1
-        ):
-            raise ValueError(f"checkpoints={checkpoints!r} must be None (a checkpoint per step) or a positive integer.")
-        self.checkpoints = checkpoints
+        self.checkpoints = checkpoints_option(checkpoints)
 
     def forward(self, problem, solver, theta, y0, options, *, saved_steps, wrt_y0=False, record_states=False):
         per_step = self.checkpoints is None
@@ -148,6 +139,6 @@ class ReverseDiffAdjoint(AbstractSensitivity):
         work = {"steps": 2 * step_bytes(s.n) + WORD * s.P * STEP_VECTORS // 4 + saved_ys_bytes(s)}
         if self.checkpoints is None:
             return work | {"step records": records_bytes(s.state, s.saved_steps + 1)}
-        every = math.ceil(s.saved_steps / self.checkpoints)
-        snapshot = s.state + 8 * WORD
-        return work | {"checkpoints": self.checkpoints * snapshot, "segment": records_bytes(s.state, every + 1)}
+        every = checkpoint_interval(s.saved_steps, self.checkpoints)
+        return work | {"checkpoints": checkpoints_bytes(self.checkpoints, s.state),
+                       "segment": records_bytes(s.state, every + 1)}

@@ -22,7 +22,8 @@ Step records. An adjoint reads the forward solve's per-step records. With a fixe
 follows the solve: the forward pass records nothing and the backward rule re-solves with
 records of the lengths of :func:`~pystiffsens.memory.program_lengths`, moving to the next
 length only when a solve filled them (:func:`ladder`), at the price of one more forward
-solve.
+solve. The longest runs the algorithm with checkpoints (:func:`branches`), so that no branch
+holds records ``max_steps`` long.
 """
 
 from __future__ import annotations
@@ -190,9 +191,9 @@ def _adjoint_bwd(rule, residual, cotangent):
     g_ys = cotangent.ys
     g_ys = jnp.zeros((ts.shape[0], y0.shape[0]), y0.dtype) if isinstance(g_ys, SymbolicZero) else g_ys
     problem = FlatProblem(rule.rhs, t0, ts)
-    algorithm, solver = rule.algorithm, rule.solver
+    solver = rule.solver
 
-    def run(length, forward=None):
+    def run(length, algorithm, forward=None):
         if forward is None:
             forward = algorithm.forward(problem, solver, theta, y0, options, saved_steps=length)
         back = algorithm.backward(problem, solver, theta, y0, options, forward, g_ys, saved_steps=length)
@@ -200,9 +201,9 @@ def _adjoint_bwd(rule, residual, cotangent):
         return (back.g_theta, back.g_y0, (back.status != ReturnCode.Success) | full), full
 
     if fwd is not None:
-        g_theta, g_y0, failed = run(rule.saved_steps, fwd)[0]
+        g_theta, g_y0, failed = run(rule.saved_steps, rule.algorithm, fwd)[0]
     else:
-        g_theta, g_y0, failed = ladder(run, rule.record_lengths)
+        g_theta, g_y0, failed = ladder(run, branches(rule.algorithm, rule.record_lengths))
     failed = failed | (status != ReturnCode.Success)
     nan = lambda x: jnp.where(failed, jnp.nan, x)
     zeros = lambda x: jax.tree_util.tree_map(jnp.zeros_like, x)
@@ -215,14 +216,31 @@ _adjoint.defvjp(_adjoint_fwd, _adjoint_bwd, symbolic_zeros=True)
 # ------------------------------------------------------------------ record lengths that follow the solve
 
 
-def ladder(run: Callable[[int], tuple[Any, Any]], lengths: tuple[int, ...]):
-    """``run(length)`` for the first of ``lengths`` whose records hold the solve.
+def branches(algorithm: AbstractSensitivity, lengths: tuple[int, ...]) -> tuple[tuple[int, AbstractSensitivity], ...]:
+    """``(record length, algorithm)`` of each branch of a compiled program that holds the record ``lengths``.
 
-    ``run`` returns ``(result, full)``; while ``full`` (any lane of a batch) the next, longer
-    length runs instead (``lax.cond`` with an unbatched predicate, so under ``vmap`` only the
-    lengths some lane needs run). The last length's result is returned whatever it says.
+    Every branch is compiled and XLA plans memory for all of them, though only the first runs
+    unless a solve fills its records (:func:`ladder`). So the last of several lengths (``max_steps``)
+    runs the algorithm with checkpoints, one every ``lengths[0]`` steps or fewer
+    (:meth:`~pystiffsens.sensitivity.base.AbstractSensitivity.checkpointed`): no branch then holds
+    ``max_steps`` records. With ``max_steps`` 1e5, an unused branch of 1e5 records made a batch of
+    8 ROBER InterpolatingAdjoint gradients 1.12x slower (benchmarks/README.md, section 3).
     """
-    result, full = run(lengths[0])
     if len(lengths) == 1:
+        return ((lengths[0], algorithm),)
+    return (*((length, algorithm) for length in lengths[:-1]),
+            (lengths[-1], algorithm.checkpointed(-(-lengths[-1] // lengths[0]))))
+
+
+def ladder(run: Callable[[int, AbstractSensitivity], tuple[Any, Any]],
+           branches: tuple[tuple[int, AbstractSensitivity], ...]):
+    """``run(length, algorithm)`` for the first of ``branches`` whose records hold the solve.
+
+    ``run`` returns ``(result, full)``; while ``full`` (any lane of a batch) the next branch
+    runs instead (``lax.cond`` with an unbatched predicate, so under ``vmap`` only the
+    branches some lane needs run). The last branch's result is returned whatever it says.
+    """
+    result, full = run(*branches[0])
+    if len(branches) == 1:
         return result
-    return lax.cond(any_lane(jnp.any(full)), lambda: ladder(run, lengths[1:]), lambda: result)
+    return lax.cond(any_lane(jnp.any(full)), lambda: ladder(run, branches[1:]), lambda: result)
