@@ -11,9 +11,10 @@ atol 1e-10, ``pss.jit(jax.vmap(pss.make_gradient_fn(...)))`` (pystiffsens's comp
   against 100 000 (what every program allocated before the record lengths followed the solve).
 * **The ladder in one program**: InterpolatingAdjoint with ``max_steps=100_000`` and
   ``make_gradient_fn``'s default record lengths (``pss.memory.program_lengths``: 1024 and
-  100 000, the longer in a branch that runs only when the shorter fills) against the 1024
-  entries alone, for B = 1, 8, 32, with XLA's planned temporary memory. Every ROBER solve
-  here fits 1024 entries, so the long branch never runs.
+  100 000, the longer in a branch that runs only when the shorter fills, with checkpoints:
+  ``pss.sensitivity.rules.branches``) against the 1024 entries alone, for B = 1, 8, 32, with
+  XLA's planned temporary memory. Every ROBER solve here fits 1024 entries, so the long
+  branch never runs.
 
 Run: ``python benchmarks/bench_records.py [--rounds N]`` (about 2 minutes on 2 shared cores).
 Writes ``benchmarks/results/records.csv``.
