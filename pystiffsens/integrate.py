@@ -84,6 +84,7 @@ class Trajectory(NamedTuple):
         ``max_saved_steps`` to go on. Always False when nothing is recorded.
     accumulated : with ``accumulate=(fn, init)``, ``init`` plus ``fn`` of every accepted step;
         otherwise None.
+    h_next : the step size the loop would have tried next (to start a following solve with).
     """
 
     ys: Any
@@ -101,6 +102,7 @@ class Trajectory(NamedTuple):
     buffer_full: Any = False
     accumulated: Any = None
     step_y: Any = None
+    h_next: Any = None
 
 
 class Segment(NamedTuple):
@@ -456,6 +458,7 @@ def integrate(
     checkpoints: int | None = None,
     error_mask=None,
     accumulate=None,
+    h_init=None,
 ) -> Trajectory:
     """Integrate ``y' = fn(t, y, args)`` from ``t0`` through every time in ``stops``.
 
@@ -472,13 +475,16 @@ def integrate(
     attempts, starting from ``init`` (``Trajectory.accumulated``): ``step`` holds the
     attempt's start ``t``, size ``h`` and ``dense`` output, and ``fn`` must give zero where
     ``accepted`` is False. A quadrature along the solve is computed this way without
-    recording its steps.
+    recording its steps. ``h_init`` is the first step size of adaptive steps (default: Hairer,
+    Nørsett & Wanner's estimate, :func:`initial_step`), e.g. where a previous solve left off.
     """
     dt = options.dt
     loop = _Loop(fn, solver, args, t0=t0, stops=stops, options=options, error_mask=error_mask)
     counters = zero_counters()
     if loop.fixed:
         h_init = jnp.minimum(jnp.asarray(dt, jnp.float64), loop.t_end - loop.t0)
+    elif h_init is not None:
+        h_init = jnp.minimum(jnp.asarray(h_init, jnp.float64), loop.t_end - loop.t0)
     else:
         h_init = initial_step(fn, loop.t0, y0, args, loop.t_end - loop.t0, solver.error_order + 1,
                               loop.tol.rtol, loop.tol.atol)
@@ -553,6 +559,7 @@ def integrate(
         buffer_full=jnp.asarray(buffer_full),
         accumulated=bufs.get("accumulated"),
         step_y=bufs.get("step_y"),
+        h_next=out["h"],
     )
 
 

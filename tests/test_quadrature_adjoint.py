@@ -89,3 +89,18 @@ def test_medium_parameter_count_against_reverse_diff():
     assert interp.status == pss.ReturnCode.Success
     g, r = _vector(interp.grad), _vector(reverse.grad)
     np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6 * np.max(np.abs(r)))
+
+
+def test_backward_solve_goes_on_across_saved_times_with_its_step_size():
+    """Across 500 saved times a smooth problem takes one forward step per interval; the backward solve, which jumps
+    at each, starts every interval with the step size it had (restarting from a first-step estimate took two
+    steps per interval: 1000 against 501, benchmarks/README.md section 8) and keeps the forward-mode gradient."""
+    problem = pss.Problem(lambda t, y, p: -p["k"] * y + jnp.sin(t), np.array([1.0, 2.0]), (0.0, 10.0),
+                          {"k": np.array([1.0, 3.0])}, saveat=np.linspace(0.02, 10.0, 500),
+                          loss=lambda ts, ys, p: jnp.sum(ys ** 2))
+    kwargs = dict(rtol=1e-8, atol=1e-10, max_steps=1024)
+    exact = pss.gradient(problem, "Rodas5P", "ForwardDiffSensitivity", **kwargs)
+    result = pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", **kwargs)
+    assert result.success and result.stats["n_steps"] == 501
+    assert result.stats["backward_n_steps"] <= 1.1 * result.stats["n_steps"]
+    np.testing.assert_allclose(result.grad["k"], exact.grad["k"], rtol=1e-8)

@@ -208,7 +208,7 @@ def test_fast_and_default_options_give_the_same_gradients(monkeypatch):
     from pystiffsens import _xla
 
     problem = pss.problems.get("robertson", t_end=10.0)
-    fn = pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-7, atol=1e-10, max_steps=2000)
+    fn = pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-7, atol=1e-10, max_steps=1024)
     # XLA's default emitters, which the suite's XLA_FLAGS replace (conftest).
     monkeypatch.setattr(_xla, "COMPILER_OPTIONS", {**_xla.COMPILER_OPTIONS, "xla_cpu_use_fusion_emitters": True})
     out = {}
@@ -332,7 +332,7 @@ def test_batch_reruns_the_lanes_whose_buffers_filled(monkeypatch):
     problem = pss.problems.get("robertson", t_end=10.0)
     grid = np.array([1e4, 1e6, 1e8])
     single = pss.jit(pss.make_gradient_fn(problem, "Rodas5P", "ReverseDiffAdjoint", rtol=1e-7, atol=1e-10,
-                                          max_steps=50_000))
+                                          max_steps=50_000, max_saved_steps=4096))  # one record length
     singles = [jax.device_get(single(problem.set_stiffness(problem.params, s))) for s in grid]
     n_steps = [int(out["stats"]["n_steps"]) for out in singles]
     assert min(n_steps) < max(n_steps)
@@ -383,32 +383,27 @@ def _saved_and_t0_problem():
                        loss=lambda ts, ys, p: jnp.sum(ys[:, 0] * ys[:, 1]) + jnp.sum(ys[-1]))
 
 
-@pytest.mark.parametrize("name", ["InterpolatingAdjoint", "GaussAdjoint"])
-def test_checkpointed_continuous_adjoints(name):
+def test_checkpointed_continuous_adjoints():
     """One checkpoint segment gives the per-step records' gradient to rounding. With a segment per step every saved
-    time is a segment boundary, where its jump must be applied exactly once: the gradient, with respect to the
-    parameters and y0 (the jump at t0 included), is then the forward-mode one to the tolerances."""
+    time is a segment boundary, where its jump must be applied exactly once: the gradient is then the forward-mode
+    one to the tolerances, with respect to the parameters and y0 (the jump at t0 included). (GaussAdjoint, which
+    builds its quadrature on each segment's records: test_front_door.test_grad_through_solve_uses_longer_records.)"""
     problem = _saved_and_t0_problem()
     kwargs = dict(rtol=1e-9, atol=1e-12, max_steps=600, max_saved_steps=512)
-    exact = pss.gradient(problem, "Rodas5P", "ForwardDiffSensitivity", **kwargs)
-    per_step = pss.gradient(problem, "Rodas5P", name, **kwargs)
-    assert exact.success and per_step.success and exact.stats["n_steps"] < 512
-    one = pss.gradient(problem, "Rodas5P", pss.sensitivity.get(name).checkpointed(1), **kwargs)
+    per_step = pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", **kwargs)
+    assert per_step.success and per_step.stats["n_steps"] < 512
+    one = pss.gradient(problem, "Rodas5P", pss.sensitivity.InterpolatingAdjoint(checkpoints=1), **kwargs)
     np.testing.assert_allclose(_flat(one.grad), _flat(per_step.grad), rtol=1e-13)
-    every_step = pss.sensitivity.get(name).checkpointed(512)
 
-    def loss(params, y0):
-        sol = pss.solve(problem, "Rodas5P", sensitivity=every_step, params=params, y0=y0, **kwargs)
+    def loss(params, y0, sensitivity):
+        sol = pss.solve(problem, "Rodas5P", sensitivity=sensitivity, params=params, y0=y0, **kwargs)
         return problem.loss_fn(sol.ts, sol.ys, params)
 
-    def forward_loss(params, y0):
-        sol = pss.solve(problem, "Rodas5P", sensitivity="ForwardDiffSensitivity", params=params, y0=y0, **kwargs)
-        return problem.loss_fn(sol.ts, sol.ys, params)
-
-    grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(problem.params, problem.y0)
-    expected = jax.jit(jax.grad(forward_loss, argnums=(0, 1)))(problem.params, problem.y0)
-    np.testing.assert_allclose(_flat(grads[0]), _flat(exact.grad), rtol=1e-5)
-    np.testing.assert_allclose(grads[1], expected[1], rtol=1e-5, atol=1e-12)
+    every_step = pss.sensitivity.InterpolatingAdjoint(checkpoints=512)
+    grads = jax.jit(jax.grad(lambda p, y: loss(p, y, every_step), (0, 1)))(problem.params, problem.y0)
+    exact = jax.jit(jax.grad(lambda p, y: loss(p, y, "ForwardDiffSensitivity"), (0, 1)))(problem.params, problem.y0)
+    np.testing.assert_allclose(grads[1], exact[1], rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(_flat(grads[0]), _flat(exact[0]), rtol=1e-5)
     assert not np.allclose(_flat(grads[0]), _flat(per_step.grad), rtol=1e-12, atol=0)  # it restarted
 
 

@@ -154,7 +154,7 @@ class BacksolveAdjoint(AbstractSensitivity):
             return jnp.stack([jnp.maximum(worst, jnp.where(jnp.isfinite(err), err, jnp.inf)), carry[1] + 1.0])
 
         z_final = jnp.concatenate([ys[-1], g_ys[-1], jnp.zeros(P)])
-        z0, status, stats, (worst, _) = backward_segments(
+        z0, status, stats, (worst, _), _ = backward_segments(
             problem, solver, theta, options, adjoint_rhs, z_final, _add_jump(g_ys, n, 2 * n),
             per_segment=check, extra0=jnp.zeros(2),
         )

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..integrate import Trajectory, integrate, integrate_from, zero_counters
+from ..integrate import Trajectory, initial_step, integrate, integrate_from, zero_counters
 from ..lanes import while_any
 from ..problem import SparseRHS
 from ..solvers.partitioned import QuadratureRHS
@@ -48,7 +48,7 @@ def reversed_rhs(rhs):
 
 def backward_segments(
     problem, solver, theta, options, adjoint_rhs, z_final, jump, *, per_segment=None, extra0=None,
-    accumulate=None, window=None,
+    accumulate=None, window=None, h_init=None,
 ):
     """Integrate ``adjoint_rhs`` backward across every segment, with the forward solve's ``options``.
 
@@ -66,8 +66,14 @@ def backward_segments(
     window : optional ``(lo, hi)``: integrate from ``hi`` down to ``lo`` only, every segment
         clipped to it (those outside it become empty), and jump at the saved times in ``[lo, hi)``.
         Without it, from the final time to ``t0``.
+    h_init : the first segment's first step size; where None or not positive, estimated as for any solve.
 
-    Returns ``(z at t0 or lo, status, summed stats, extra)``.
+    Each segment starts with the step size the one before it would have taken next, so a
+    backward solve across many saved times is not restarted from a first-step estimate at
+    each (that took about two steps per interval where one did: benchmarks/README.md,
+    section 8); a multistep method does restart its history there.
+
+    Returns ``(z at t0 or lo, status, summed stats, extra, the next step size)``.
     """
     upper, lower, lower_index = segment_bounds(problem)
     jumps = lower_index >= 0
@@ -78,25 +84,37 @@ def backward_segments(
     backward = reversed_rhs(adjoint_rhs)
     error_mask = backward.error_mask(z_final.shape[0]) if isinstance(backward, QuadratureRHS) else None
 
+    stats0 = zero_counters()
+    if options.dt is not None:  # fixed steps take dt
+        h_init = jnp.zeros(())
+    else:
+        estimate = initial_step(backward, -upper[0], z_final, theta, upper[0] - lower[0], solver.error_order + 1,
+                                options.rtol, options.atol)
+        given = jnp.asarray(False) if h_init is None else h_init > 0
+        h_init = estimate if h_init is None else jnp.where(given, h_init, estimate)
+        stats0["n_f"] = stats0["n_f"] + jnp.where(given, 0, 2).astype(stats0["n_f"].dtype)
+
     def segment(carry, xs):
-        z, status, stats, extra = carry
+        z, status, stats, extra, h = carry
         t_hi, t_lo, k, jumped = xs
         traj: Trajectory = integrate(
             backward, solver, z, theta, t0=-t_hi, stops=(-t_lo)[None], options=options, error_mask=error_mask,
-            accumulate=accumulate,
+            accumulate=accumulate, h_init=h,
         )
         z_end = traj.ys[0]
         if per_segment is not None:
             extra = per_segment(traj, z_end, extra)
         z_next = jnp.where(jumped, jump(z_end, jnp.maximum(k, 0)), z_end)
         stats = {name: stats[name] + traj.stats[name] for name in stats}
-        return (z_next, combine_status(status, traj.status), stats, extra), None
+        h = jnp.where(t_hi > t_lo, traj.h_next, h)  # an empty segment takes no step
+        return (z_next, combine_status(status, traj.status), stats, extra, h), None
 
     extra0 = jnp.zeros(()) if extra0 is None else extra0
-    (z, status, stats, extra), _ = lax.scan(
-        segment, (z_final, jnp.asarray(0), zero_counters(), extra0), (upper, lower, lower_index, jumps)
+    (z, status, stats, extra, h), _ = lax.scan(
+        segment, (z_final, jnp.asarray(0), stats0, extra0, jnp.asarray(h_init, jnp.float64)),
+        (upper, lower, lower_index, jumps),
     )
-    return z, status, stats, extra
+    return z, status, stats, extra, h
 
 
 def along_forward(problem, solver, theta, options, forward, backward_on, z_final, jump, *, per_segment=None,
@@ -116,12 +134,12 @@ def along_forward(problem, solver, theta, options, forward, backward_on, z_final
     if forward.checkpoints is None:
         adjoint_rhs, accumulate = backward_on(forward)
         return backward_segments(problem, solver, theta, options, adjoint_rhs, z_final, jump,
-                                 per_segment=per_segment, extra0=extra0, accumulate=accumulate)
+                                 per_segment=per_segment, extra0=extra0, accumulate=accumulate)[:4]
     every, n_total = forward.checkpoint_every, forward.n_steps
     extra0 = jnp.zeros(()) if extra0 is None else extra0
 
     def segment(carry):
-        j, z, status, stats, extra = carry
+        j, z, status, stats, extra, h = carry
         checkpoint = jax.tree_util.tree_map(lambda b: b[j], forward.checkpoints)
         steps = integrate_from(
             checkpoint, problem.rhs, solver, theta, t0=problem.t0, stops=problem.stops, options=options,
@@ -129,16 +147,16 @@ def along_forward(problem, solver, theta, options, forward, backward_on, z_final
         )
         adjoint_rhs, accumulate = backward_on(steps)
         window = (checkpoint["t"], steps.step_t[steps.n_steps])
-        z, seg_status, seg_stats, extra = backward_segments(
+        z, seg_status, seg_stats, extra, h = backward_segments(
             problem, solver, theta, options, adjoint_rhs, z, jump, per_segment=per_segment, extra0=extra,
-            accumulate=accumulate, window=window,
+            accumulate=accumulate, window=window, h_init=h,
         )
         stats = {name: stats[name] + seg_stats[name] for name in stats}
-        return j - 1, z, combine_status(status, seg_status), stats, extra
+        return j - 1, z, combine_status(status, seg_status), stats, extra, h
 
     last = jnp.where(n_total > 0, (jnp.maximum(n_total, 1) - 1) // every, -1)
-    start = (last, z_final, jnp.asarray(0), zero_counters(), extra0)
-    _, z, status, stats, extra = while_any(lambda c: c[0] >= 0, segment, start)
+    start = (last, z_final, jnp.asarray(0), zero_counters(), extra0, jnp.asarray(0.0))  # h 0: estimate it
+    _, z, status, stats, extra, _ = while_any(lambda c: c[0] >= 0, segment, start)
     return z, status, stats, extra
 
 
