@@ -244,8 +244,8 @@ def make_gradient_fn(
     only when the last length was full. The longer one (``max_steps``) runs the sensitivity
     with checkpoints (:func:`pystiffsens.sensitivity.rules.branches`), so neither the program's
     memory nor its time grows with ``max_steps``; a solve that needs it gets a gradient equal
-    to ``pss.gradient``'s to the tolerances rather than to rounding (the continuous adjoints
-    restart their backward solve at each checkpoint). Raises ``ValueError`` at once when the
+    to ``pss.gradient``'s to the tolerances rather than to rounding (the continuous adjoints'
+    backward solve then stops at each checkpoint). Raises ``ValueError`` at once when the
     estimated memory of ``batch_size`` lanes in either branch exceeds the limit
     (:mod:`pystiffsens.memory`). Other parameters as :func:`gradient`.
     """

@@ -404,7 +404,7 @@ def test_checkpointed_continuous_adjoints():
     exact = jax.jit(jax.grad(lambda p, y: loss(p, y, "ForwardDiffSensitivity"), (0, 1)))(problem.params, problem.y0)
     np.testing.assert_allclose(grads[1], exact[1], rtol=1e-5, atol=1e-12)
     np.testing.assert_allclose(_flat(grads[0]), _flat(exact[0]), rtol=1e-5)
-    assert not np.allclose(_flat(grads[0]), _flat(per_step.grad), rtol=1e-12, atol=0)  # it restarted
+    assert not np.allclose(_flat(grads[0]), _flat(per_step.grad), rtol=1e-12, atol=0)  # it stopped at every segment
 
 
 def test_checkpointed_algorithms():

@@ -197,12 +197,12 @@ class InterpolatingAdjoint(AbstractSensitivity):
         ``max_saved_steps`` steps of it. An integer ``C`` bounds the memory instead: the forward
         solve keeps ``C`` snapshots, one every ``L = ceil(max_saved_steps / C)`` accepted steps,
         and the backward solve recomputes the dense output of one segment of ``L`` steps at a
-        time from its snapshot and restarts at the segment's lower end, as SciMLSensitivity's
-        ``checkpointing=true`` does at its checkpoints (:func:`.continuous_adjoint.along_forward`).
-        Memory is about ``C`` solver states and ``L`` steps of dense output, for one more
-        forward solve; the gradient agrees with the one without checkpoints to the tolerances.
-        The long branch of a compiled program (``pss.make_gradient_fn``, ``jax.grad`` through
-        ``pss.solve``) runs this way, so that its memory does not grow with ``max_steps``.
+        time from its snapshot, stepping onto the segment's lower end
+        (:func:`.continuous_adjoint.along_forward`). Memory is about ``C`` solver states and ``L``
+        steps of dense output, for one more forward solve; the gradient agrees with the one
+        without checkpoints to the tolerances. The long branch of a compiled program
+        (``pss.make_gradient_fn``, ``jax.grad`` through ``pss.solve``) runs this way, so that its
+        memory does not grow with ``max_steps``.
     """
 
     name = "InterpolatingAdjoint"
@@ -262,16 +262,7 @@ class GaussAdjoint(AbstractSensitivity):
     Parameters
     ----------
     n_points : Gauss–Legendre points per interval.
-    checkpoints : ``None`` (default) keeps the dense output of every accepted step: memory
-        ``max_saved_steps`` steps of it. An integer ``C`` bounds the memory instead: the forward
-        solve keeps ``C`` snapshots, one every ``L = ceil(max_saved_steps / C)`` accepted steps,
-        and the backward solve recomputes the dense output of one segment of ``L`` steps at a
-        time from its snapshot and restarts at the segment's lower end, as SciMLSensitivity's
-        ``checkpointing=true`` does at its checkpoints (:func:`.continuous_adjoint.along_forward`).
-        Memory is about ``C`` solver states and ``L`` steps of dense output, for one more
-        forward solve; the gradient agrees with the one without checkpoints to the tolerances.
-        The long branch of a compiled program (``pss.make_gradient_fn``, ``jax.grad`` through
-        ``pss.solve``) runs this way, so that its memory does not grow with ``max_steps``.
+    checkpoints : as :class:`InterpolatingAdjoint`'s.
     """
 
     name = "GaussAdjoint"

@@ -126,10 +126,11 @@ def along_forward(problem, solver, theta, options, forward, backward_on, z_final
     every step (``forward.dense``) gives all of them at once. One that kept checkpoints instead
     (``integrate(checkpoints=C)``) gives them a segment of ``L = forward.checkpoint_every`` steps at
     a time, latest first: each is recomputed from its checkpoint
-    (:func:`~pystiffsens.integrate.integrate_from`) and the backward solve runs across it alone,
-    restarting at its lower end, as SciMLSensitivity's ``InterpolatingAdjoint(checkpointing=true)``
-    restarts at each checkpoint. Memory is then ``C`` checkpoints and ``L`` steps of dense output,
-    for one more forward solve; the gradient agrees with the one from every step to the tolerances.
+    (:func:`~pystiffsens.integrate.integrate_from`) and the backward solve runs across it, stepping
+    onto its lower end and going on from there with its step size, as SciMLSensitivity's
+    ``InterpolatingAdjoint(checkpointing=true)`` makes the checkpoints ``tstops`` of its backward
+    solve. Memory is then ``C`` checkpoints and ``L`` steps of dense output, for one more forward
+    solve; the gradient agrees with the one from every step to the tolerances.
     """
     if forward.checkpoints is None:
         adjoint_rhs, accumulate = backward_on(forward)
