@@ -223,8 +223,8 @@ def branches(algorithm: AbstractSensitivity, lengths: tuple[int, ...]) -> tuple[
     unless a solve fills its records (:func:`ladder`). So the last of several lengths (``max_steps``)
     runs the algorithm with checkpoints, one every ``lengths[0]`` steps or fewer
     (:meth:`~pystiffsens.sensitivity.base.AbstractSensitivity.checkpointed`): no branch then holds
-    ``max_steps`` records. With ``max_steps`` 1e5, an unused branch of 1e5 records made a batch of
-    8 ROBER InterpolatingAdjoint gradients 1.12x slower (benchmarks/README.md, section 3).
+    ``max_steps`` records. With ``max_steps`` 1e5, an unused branch of 1e5 records made batches of
+    8 ROBER gradients up to 1.20x slower than with ``max_steps`` 1e3 (benchmarks/README.md, section 3).
     """
     if len(lengths) == 1:
         return ((lengths[0], algorithm),)
