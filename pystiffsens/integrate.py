@@ -249,6 +249,19 @@ def branch_if_records_large(update, carry, row, records, when):
     return lax.cond(any_lane(when), update, lambda c, r: c, carry, row)
 
 
+#: The per-step records: buffer, offset of step ``i``'s entry from ``i``, and the field of the step's record it keeps
+#: (``step_t`` and ``states`` start with the initial time and state at entry 0).
+STEP_RECORDS = (("step_t", 1, "t_new"), ("step_h", 0, "h"), ("step_stop", 0, "stop"), ("states", 1, "state"),
+                ("dense", 0, "dense"))
+
+
+def _write_steps(bufs, r, i, accepted) -> dict:
+    """The :data:`STEP_RECORDS` among ``bufs`` with accepted step ``i``'s entries written."""
+    fields = dict(r, stop=jnp.where(r["land"], r["k"], -1))
+    return {name: _write(bufs[name], i + offset, fields[field], accepted)
+            for name, offset, field in STEP_RECORDS if name in bufs}
+
+
 def checkpoint_interval(max_saved_steps: int, checkpoints: int) -> int:
     """Accepted steps between two of ``checkpoints`` snapshots covering ``max_saved_steps`` steps."""
     return max(1, math.ceil(max_saved_steps / checkpoints))
@@ -519,18 +532,9 @@ def integrate(
         out = dict(bufs)
         out["ys"] = _write(bufs["ys"], r["k"], r["y"], live & r["saved"])
         accepted = live & r["ok"]
-        i = r["index"]
-        if per_step or record_y:
-            out["step_t"] = _write(bufs["step_t"], i + 1, r["t_new"], accepted)
+        out.update(_write_steps(bufs, r, r["index"], accepted))
         if record_y:
-            out["step_y"] = _write(bufs["step_y"], i + 1, solver.y_of(r["state"]), accepted)
-        if per_step:
-            out["step_h"] = _write(bufs["step_h"], i, r["h"], accepted)
-            out["step_stop"] = _write(bufs["step_stop"], i, jnp.where(r["land"], r["k"], -1), accepted)
-        if record_states:
-            out["states"] = _write(bufs["states"], i + 1, r["state"], accepted)
-        if record_dense:
-            out["dense"] = _write(bufs["dense"], i, r["dense"], accepted)
+            out["step_y"] = _write(bufs["step_y"], r["index"] + 1, solver.y_of(r["state"]), accepted)
         if checkpoints is not None:
             n = new["stats"]["n_steps"]
             take = accepted & (n % every == 0) & (new["status"] == RUNNING)
@@ -598,18 +602,7 @@ def integrate_from(
         buffers["dense"] = _buffer(loop.traced_advance(checkpoint)[1][1]["dense"], length)
 
     def write(bufs, r, live, new):
-        accepted = live & r["ok"]
-        i = r["index"] - first
-        out = dict(
-            step_t=_write(bufs["step_t"], i + 1, r["t_new"], accepted),
-            step_h=_write(bufs["step_h"], i, r["h"], accepted),
-            step_stop=_write(bufs["step_stop"], i, jnp.where(r["land"], r["k"], -1), accepted),
-        )
-        if record_states:
-            out["states"] = _write(bufs["states"], i + 1, r["state"], accepted)
-        if record_dense:
-            out["dense"] = _write(bufs["dense"], i, r["dense"], accepted)
-        return out
+        return _write_steps(bufs, r, r["index"] - first, live & r["ok"])
 
     running = lambda c: (c["status"] == RUNNING) & (c["stats"]["n_steps"] < until)
     out, bufs = loop.run(checkpoint, buffers, write, running=running, logged=tuple(buffers))
