@@ -128,6 +128,13 @@ def total(algorithm, s: Shapes, batch: int = 1) -> int:
     return batch * sum(algorithm.memory(s).values())
 
 
+def sizing() -> tuple:
+    """The module settings automatic record lengths are computed from (:func:`first_saved_steps`,
+    :func:`saved_step_lengths`, :func:`program_lengths`): lengths kept for a repeated call are
+    valid while this is unchanged."""
+    return INITIAL_SAVED_STEPS, INITIAL_BUFFER_BYTES, GROWTH, RECORD_ALIGNMENT
+
+
 def first_saved_steps(max_steps: int, step_bytes: int, *, t_span: float, dt: float | None = None,
                       n_stops: int = 1) -> int:
     """Length of a first automatic step buffer of records of ``step_bytes`` each.

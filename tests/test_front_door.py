@@ -393,6 +393,25 @@ def test_a_repeated_call_starts_at_the_record_length_the_last_one_needed(monkeyp
     np.testing.assert_array_equal(_flat(again.grad), _flat(first.grad))
 
 
+def test_a_repeated_call_works_out_its_record_lengths_once(monkeypatch):
+    """A prepared call without new params or y0 keeps the record lengths of its first call; a changed memory
+    setting, or new params, gives lengths worked out again."""
+    problem = pss.problems.get("linear_modes", lam=2.0)
+    backend = pss.backends.default()
+    worked_out = []
+    original = backend.record_lengths
+    monkeypatch.setattr(backend, "record_lengths", lambda *a, **k: worked_out.append(original(*a, **k)) or worked_out[-1])
+    first = [pss.solve(problem, "Rodas5P", **OPTIONS).ys for _ in range(3)]
+    assert len(worked_out) == 1 and worked_out[0][0] == memory.INITIAL_SAVED_STEPS
+    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", 64)
+    np.testing.assert_array_equal(pss.solve(problem, "Rodas5P", **OPTIONS).ys, first[0])
+    assert len(worked_out) == 2 and worked_out[1][0] == 64
+    pss.solve(problem, "Rodas5P", params=problem.params, **OPTIONS)
+    pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", **OPTIONS)
+    pss.gradient(problem, "Rodas5P", "InterpolatingAdjoint", **OPTIONS)
+    assert len(worked_out) == 4
+
+
 def _long_branch(name, first, max_steps):
     """The sensitivity the long branch of a program with these record lengths runs, and its record length:
     checkpoints every ``first`` steps or fewer (sensitivity.rules.branches)."""

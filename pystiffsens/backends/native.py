@@ -6,7 +6,8 @@ sensitivity, the static options, the shapes and the device (:class:`~.compiled.P
 Its memory plan is made and checked when it is compiled, and a later call with new
 parameter values, initial state, saved times or tolerances traces and plans nothing; a
 call that repeats one with the same options finds its resolved :class:`~.compiled.Plan`
-with one lookup. Step records start short and grow only when a solve fills them
+with one lookup (and, without new parameters or initial state, reuses its checked inputs and
+record lengths: :class:`_OwnInputs`). Step records start short and grow only when a solve fills them
 (:mod:`pystiffsens.memory`).
 
 Called inside a JAX transformation (traced parameters, initial state or saved times),
@@ -155,15 +156,19 @@ class JaxBackend(Backend):
     def prepare_solve(self, problem, solver, options, *, sensitivity=None, save_steps=None, device="cpu",
                       memory_limit=None) -> Callable[..., Solution]:
         dev = _device.resolve(device)
-        own = programs.Spec(problem.rhs, problem.parameters()[1], solver)
+        own = _OwnInputs(self, problem, programs.Spec(problem.rhs, problem.parameters()[1], solver), options)
         records = save_steps is None or bool(save_steps)
 
         def solve(params=None, y0=None) -> Solution:
-            inp = inputs(problem, params, y0)
-            if inp.traced:
-                return self._traced_solve(problem, inp, solver, options, sensitivity, save_steps, device)
-            spec = _with_structure(own, inp.structure)
-            lengths = self.record_lengths(spec, inp, options) if records else (0,)
+            if params is None and y0 is None and own.inputs is not None:
+                spec, inp = own.spec, own.inputs
+                lengths = own.lengths() if records else (0,)
+            else:
+                inp = inputs(problem, params, y0)
+                if inp.traced:
+                    return self._traced_solve(problem, inp, solver, options, sensitivity, save_steps, device)
+                spec = _with_structure(own.spec, inp.structure)
+                lengths = self.record_lengths(spec, inp, options) if records else (0,)
             plan = self._plan("solve", spec, inp, options, lengths, dev, lambda saved: programs.solve(spec, saved),
                               _step_record_bytes)
             ys, info, step_t, step_y = plan.run(inp.leaves, inp.y0, inp.t0, inp.ts, memory_limit,
@@ -217,13 +222,18 @@ class JaxBackend(Backend):
                          memory_limit=None) -> Callable[..., GradientResult]:
         dev = _device.resolve(device)
         algorithm = sensitivity.algorithm
-        own = programs.Spec(problem.rhs, problem.parameters()[1], solver, algorithm, problem.loss_fn)
+        own = _OwnInputs(self, problem, programs.Spec(problem.rhs, problem.parameters()[1], solver, algorithm,
+                                                      problem.loss_fn), options)
         labels = dict(solver=solver.name, sensitivity=algorithm.name, backend=self.name, device=device)
 
         def gradient(params=None) -> GradientResult:
-            inp = inputs(problem, params)
-            spec = _with_structure(own, inp.structure)
-            plan = self._plan("gradient", spec, inp, options, self.record_lengths(spec, inp, options), dev,
+            if params is None and own.inputs is not None:
+                spec, inp, lengths = own.spec, own.inputs, own.lengths()
+            else:
+                inp = inputs(problem, params)
+                spec = _with_structure(own.spec, inp.structure)
+                lengths = self.record_lengths(spec, inp, options)
+            plan = self._plan("gradient", spec, inp, options, lengths, dev,
                               lambda saved: programs.packed(programs.gradient(spec, (saved,))),
                               lambda shapes: memory.total(algorithm, shapes))
             values, info = plan.run(inp.leaves, inp.y0, inp.t0, inp.ts, memory_limit,
@@ -288,6 +298,30 @@ class JaxBackend(Backend):
             return BatchResult(results, run_time, sum(compile_time.values()))
 
         return run
+
+
+class _OwnInputs:
+    """What a prepared call works out alike on every call without new ``params`` or ``y0``.
+
+    ``spec`` is the call's spec for the problem's own parameter structure. ``inputs`` are the
+    problem's own inputs, checked once (None when they are traced: such calls take the traced
+    path every time). Their record lengths (:meth:`JaxBackend.record_lengths`) are kept per
+    :func:`pystiffsens.memory.sizing`, so a changed setting gives new lengths.
+    """
+
+    def __init__(self, backend: JaxBackend, problem, spec: programs.Spec, options):
+        own = inputs(problem)
+        self.backend, self.spec, self.options = backend, spec, options
+        self.inputs = None if own.traced else own
+        self._lengths: dict[tuple, tuple[int, ...]] = {}
+
+    def lengths(self) -> tuple[int, ...]:
+        sizing = memory.sizing()
+        lengths = self._lengths.get(sizing)
+        if lengths is None:
+            assert self.inputs is not None
+            lengths = self._lengths[sizing] = self.backend.record_lengths(self.spec, self.inputs, self.options)
+        return lengths
 
 
 def _with_structure(spec: programs.Spec, structure: _params.Structure) -> programs.Spec:
