@@ -4,7 +4,8 @@
     python benchmarks/bench_petab.py --collection Benchmark-Models-PEtab/Benchmark-Models
 
 Per model (each in a child process of its own, so that a model that takes too long or
-crashes is a row, not the end): states, reactions, estimated parameters, conditions, the
+crashes is a row, not the end; the child prints its row after each phase, so a model stopped
+by ``--timeout`` keeps the phases it finished and says which one it was in): states, reactions, estimated parameters, conditions, the
 status (or the construct refused, from the error message), the log-likelihood at the nominal
 parameters and AMICI's reference value for it, the time of ``load``, of the first ``nllh``
 call (tracing and compilation) and the median of later calls, and the same for the gradient
@@ -58,7 +59,8 @@ def problem_file(path: Path) -> Path:
 
 
 def one_model(path: Path, solver: str, rtol: float, atol: float, repeats: int, sensitivities) -> dict:
-    """The row of one model (runs in the child process)."""
+    """The row of one model (runs in the child process), printed as JSON after each phase with the next phase in
+    ``"running"``."""
     import libsbml
 
     import pystiffsens.petab as petab
@@ -74,14 +76,32 @@ def one_model(path: Path, solver: str, rtol: float, atol: float, repeats: int, s
     sbml = libsbml.readSBMLFromFile(str(problem.table.sbml_path)).getModel()
     row |= {"states": len(problem.model.state_ids), "reactions": sbml.getNumReactions(),
             "estimated": len(problem.estimated), "conditions": len(problem.conditions)}
+    _report(row, "nllh")
     first, median, result = _timed(lambda: problem.evaluate(solver=solver, rtol=rtol, atol=atol), repeats)
     row |= {"llh": -result.nllh, "nllh_first_s": first, "nllh_s": median, "status": result.status.name}
     for algorithm in sensitivities:
+        _report(row, f"{algorithm} gradient")
         first, median, result = _timed(lambda a=algorithm: problem.evaluate(
             gradient=True, solver=solver, sensitivity=a, rtol=rtol, atol=atol), repeats)
         row |= {f"{algorithm}_first_s": first, f"{algorithm}_s": median, f"{algorithm}_status": result.status.name,
                 f"{algorithm}_grad": json.dumps(result.gradient)}
     return row
+
+
+def _report(row: dict, running: str) -> None:
+    """Print ``row`` as a JSON line, with the phase now starting in ``"running"``."""
+    print(json.dumps(row | {"running": running}), flush=True)
+
+
+def _last_row(stdout) -> dict | None:
+    """The last JSON row a child printed (``stdout`` as text or bytes, possibly cut short), or None."""
+    text = stdout.decode(errors="replace") if isinstance(stdout, bytes) else stdout or ""
+    for line in reversed(text.strip().splitlines()):
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            continue
+    return None
 
 
 def main(argv=None) -> int:
@@ -113,11 +133,13 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
-            lines = done.stdout.strip().splitlines()
-            row = json.loads(lines[-1]) if done.returncode == 0 and lines else {
-                "model": name, "status": f"crashed: {done.stderr.strip().splitlines()[-1:]}"}
-        except subprocess.TimeoutExpired:
-            row = {"model": name, "status": f"timeout after {args.timeout:g} s"}
+            row = _last_row(done.stdout) if done.returncode == 0 else None
+            if row is None:
+                row = (_last_row(done.stdout) or {"model": name}) | {
+                    "status": f"crashed: {done.stderr.strip().splitlines()[-1:]}"}
+        except subprocess.TimeoutExpired as stopped:
+            row = _last_row(stopped.stdout) or {"model": name}
+            row["status"] = f"timeout after {args.timeout:g} s in {row.pop('running', 'loading')}"
         row["wall_s"] = time.perf_counter() - start
         rows.append(row)
         _common.progress(f"    {row.get('status')}: llh {row.get('llh')} (AMICI {row.get('amici_llh')})")
