@@ -234,6 +234,47 @@ def test_small_lu_by_elimination_and_substitution_equals_lapack(n, monkeypatch):
     np.testing.assert_allclose(matrix @ by_default[2], b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n, coef", [(3, 1.0), (12, 1.0), (12, 0.4 + 0.3j)])
+def test_iteration_matrix_solves_differentiate_through_the_rhs_as_through_the_formed_matrix(n, coef):
+    """Solves with ``I/delta - coef J`` (``Jacobian.shifted``) take ``dA x`` from a product of the
+    right-hand side; forward and reverse derivatives and the Hessian, with respect to parameters the
+    right-hand side gets as an argument and to ones it closes over, equal those of a solve with the
+    formed matrix (``jnp.linalg.solve``), real and complex (FIRK's conjugate pairs)."""
+    from pystiffsens.solvers.partitioned import Jacobian, partition
+
+    rng = np.random.default_rng(n)
+    coupling, y, rhs0 = (jnp.asarray(rng.normal(size=s)) for s in [(n, n), n, n])
+
+    def f(t, y, p):  # nonlinear in y and in both parameters, which enter the Jacobian
+        return p["k"] * jnp.tanh(coupling @ y) - p["c"] * y**3 + jnp.sin(t) * y
+
+    def solve_both(params, scale):
+        f_closed = lambda t, yy, p: f(t, yy, p) * scale  # noqa: E731  (closes over a traced value)
+        delta = 0.1 * params["k"]
+        system = Jacobian(partition(f_closed), 0.3, y * params["c"], params).shifted(coef, delta)
+        b = rhs0 * params["k"] + 0j if np.iscomplexobj(coef) else rhs0 * params["k"]
+        x = system.solve_implicit(b)
+        formed = jnp.eye(n) / delta - coef * jax.jacfwd(lambda yy: f_closed(0.3, yy, params))(y * params["c"])
+        return x, jnp.linalg.solve(formed, b)
+
+    def losses(params, scale):
+        x, reference = solve_both(params, scale)
+        return jnp.stack([jnp.sum(jnp.sin(jnp.abs(x))), jnp.sum(jnp.sin(jnp.abs(reference)))])
+
+    params, scale = {"k": jnp.asarray(1.3), "c": jnp.asarray(0.7)}, jnp.asarray(0.9)
+    x, reference = solve_both(params, scale)
+    np.testing.assert_allclose(x, reference, rtol=1e-12, atol=1e-12)
+    mine = jax.tree_util.tree_leaves(jax.jit(jax.jacfwd(losses, argnums=(0, 1)))(params, scale))
+    back = jax.tree_util.tree_leaves(jax.jit(jax.jacrev(losses, argnums=(0, 1)))(params, scale))
+    for a, b in zip(mine, back):
+        np.testing.assert_allclose(a[0], a[1], rtol=1e-10, atol=1e-12)  # through the rhs = through the matrix
+        np.testing.assert_allclose(b[0], b[1], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    hessian = jax.jit(jax.hessian(losses, argnums=(0, 1)))(params, scale)
+    for h in jax.tree_util.tree_leaves(hessian):
+        np.testing.assert_allclose(h[0], h[1], rtol=1e-9, atol=1e-11)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 def test_elimination_pivots_as_getrf(dtype, monkeypatch):
     """Row swaps where the diagonal is zero or small: the same permutation and factors as LAPACK."""

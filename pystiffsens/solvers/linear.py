@@ -4,7 +4,11 @@
 small loop of its own); a Rosenbrock step solves with one matrix once per stage, so
 :func:`lu_factor` keeps the permutation and :meth:`LU.solve` is one gather and two
 triangular solves. A solve is differentiated as a solve, ``d(A^-1 b) = A^-1 (db - dA x)``
-with the same factors (as lineax's ``linear_solve``), not through the factorisation.
+with the same factors (as lineax's ``linear_solve``), not through the factorisation. Where
+the matrix is a function of other values (an iteration matrix ``I/delta - coef J(t, y, p)``),
+:func:`lu_factor` takes that function as a :class:`MatrixProduct`, and ``dA x`` is one
+forward-mode product of it, never the tangent of the formed matrix (lineax's
+``JacobianLinearOperator`` does the same).
 
 For systems of at most :data:`SUBSTITUTION_MAX_SIZE` unknowns the triangular solves are
 written-out forward and back substitution, element by element, multiplying by the pivots'
@@ -47,16 +51,73 @@ class LU(NamedTuple):
     derivatives of a reverse-mode gradient do, where the transposed solve reads the factors.
     ``reciprocal_pivots`` is ``1 / diag(U)`` as a column, formed once for the written-out back
     substitution of systems of at most :data:`SUBSTITUTION_MAX_SIZE` unknowns (None above).
+    ``product``, where given, is ``A`` as a :class:`MatrixProduct` of its own inputs, and the
+    solve is differentiated with respect to those inputs instead of ``matrix`` (:func:`_solve_product`).
     """
 
     factors: Any
     permutation: Any
     matrix: Any
     reciprocal_pivots: Any = None
+    product: Any = None
 
     def solve(self, b):
         """``A^{-1} b`` for a vector ``b``, or for each column of a matrix ``b``."""
+        if self.product is not None:
+            return _solve_product(self.product.fn, self.product.operands, self.factors, self.permutation,
+                                  self.reciprocal_pivots, b)
         return _solve(self.matrix, self.factors, self.permutation, self.reciprocal_pivots, b)
+
+
+@jax.tree_util.register_pytree_node_class
+class MatrixProduct:
+    """A matrix as the function ``x -> fn(operands, x)`` of the values it is formed from.
+
+    ``operands`` is a pytree of arrays (everything the matrix depends on: time, state,
+    parameters, step size); ``fn`` closes over no traced value (:func:`matrix_product` makes
+    sure of it), so that derivatives with respect to ``operands`` are all of the matrix's.
+    """
+
+    def __init__(self, fn, operands):
+        self.fn, self.operands = fn, operands
+
+    def tree_flatten(self):
+        return (self.operands,), self.fn
+
+    @classmethod
+    def tree_unflatten(cls, fn, children):
+        return cls(fn, children[0])
+
+
+def matrix_product(fn, operands, example) -> MatrixProduct:
+    """The :class:`MatrixProduct` ``x -> fn(operands, x)``, with the traced values ``fn`` closes over moved into its operands.
+
+    ``example`` is a vector of the size and dtype of the ``x`` it will be applied to
+    (``jax.closure_convert``).
+    """
+    converted, consts = jax.closure_convert(fn, operands, example)
+    return MatrixProduct(lambda ops, x: converted(ops[0], x, *ops[1]), (operands, tuple(consts)))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _solve_product(fn, operands, factors, permutation, reciprocal_pivots, b):
+    """``A^-1 b`` by the factors of ``A = fn(operands, .)``; its tangent is another solve with them.
+
+    ``d(A^-1 b) = A^-1 (db - dA x)``, with ``dA x`` the forward-mode derivative of ``fn(operands, x)``
+    with respect to ``operands``: one product per tangent, where the tangent of the formed matrix
+    costs a Jacobian's worth of products per tangent (one per colour of its sparsity pattern,
+    one per state without one) and a dense matrix product.
+    """
+    return _apply_factors(factors, permutation, reciprocal_pivots, b)
+
+
+@_solve_product.defjvp
+def _solve_product_jvp(fn, primals, tangents):
+    operands, factors, permutation, reciprocal_pivots, b = primals
+    d_operands, db = tangents[0], tangents[-1]
+    x = _solve_product(fn, *primals)  # through _solve_product again, so that higher derivatives use this rule too
+    _, d_product = jax.jvp(lambda ops: fn(ops, x), (operands,), (d_operands,))
+    return x, _solve_product(fn, operands, factors, permutation, reciprocal_pivots, db - d_product)
 
 
 @jax.custom_jvp
@@ -129,8 +190,11 @@ def _substitute(factors, reciprocal_pivots, rhs):
     return lax.optimization_barrier(jnp.stack(x))
 
 
-def lu_factor(matrix) -> LU:
+def lu_factor(matrix, product: MatrixProduct | None = None) -> LU:
     """The LU factorisation of a square ``matrix`` with partial pivoting.
+
+    ``product``: ``matrix`` as a function of its own inputs (:func:`matrix_product`), for
+    derivatives of solves with it (:class:`LU`).
 
     Real or complex: :class:`~pystiffsens.solvers.FIRK` factorises one complex matrix per
     complex-conjugate pair of eigenvalues, and both solve paths work unchanged in complex arithmetic.
@@ -143,7 +207,7 @@ def lu_factor(matrix) -> LU:
     else:
         factors, _, permutation = lax.linalg.lu(matrix)
     small = matrix.shape[-1] <= SUBSTITUTION_MAX_SIZE
-    return LU(factors, permutation, matrix, 1.0 / jnp.diagonal(factors)[:, None] if small else None)
+    return LU(factors, permutation, matrix, 1.0 / jnp.diagonal(factors)[:, None] if small else None, product)
 
 
 def _eliminate(matrix):

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 from ..problem import sparsity_of
 from ..sparsity import Sparsity, jacobian
-from .linear import lu_factor
+from .linear import lu_factor, matrix_product
 
 
 class QuadratureRHS:
@@ -167,9 +167,26 @@ class Jacobian:
         return self._B(v) if v.ndim == 1 else jax.vmap(self._B)(v)
 
     def shifted(self, coef, delta=1.0) -> ShiftedSystem:
-        """The factorised iteration matrix ``I/delta - coef J`` (Rosenbrock: ``delta = h gamma``, ``coef = 1``)."""
+        """The factorised iteration matrix ``I/delta - coef J`` (Rosenbrock: ``delta = h gamma``, ``coef = 1``).
+
+        Its solves are differentiated through ``x -> x/delta - coef J x``, with ``J x`` a
+        forward-mode product of the right-hand side (:func:`~pystiffsens.solvers.linear.matrix_product`),
+        not through the formed ``J``: a tangent then costs one second-order product of the
+        right-hand side instead of one per column colour of ``J``.
+        """
         matrix = jnp.eye(self.size) / delta - coef * self.matrix
-        return ShiftedSystem(self, lu_factor(matrix), coef, delta)
+        t, a, args = self._quadrature_at
+        f_implicit = self.part.f_implicit
+
+        def apply(ops, x):
+            t, a, args, coef, delta = ops
+            along = lambda v: jax.jvp(lambda aa: f_implicit(t, aa, args), (a,), (v,))[1]  # noqa: E731
+            jx = along(x.real) + 1j * along(x.imag) if jnp.iscomplexobj(x) else along(x)
+            return x / delta - coef * jx
+
+        operands = (t, a, args, jnp.asarray(coef), jnp.asarray(delta))
+        product = matrix_product(apply, operands, jnp.zeros(self.size, matrix.dtype))
+        return ShiftedSystem(self, lu_factor(matrix, product), coef, delta)
 
 
 class ShiftedSystem:
