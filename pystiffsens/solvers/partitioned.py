@@ -149,7 +149,7 @@ class Jacobian:
         self.part = part
         a = part.implicit(z)
         self.matrix = jacobian(lambda aa: part.f_implicit(t, aa, args), a, part.sparsity)
-        self._quadrature_at = (t, a, args)
+        self._point = (t, a, args)  # where the Jacobian was formed: for dG/da and for the products of shifted()
         self._B = None
 
     @property
@@ -162,7 +162,7 @@ class Jacobian:
         if not self.part.has_quadrature:
             return v[..., :0]
         if self._B is None:
-            t, a, args = self._quadrature_at
+            t, a, args = self._point
             _, self._B = jax.linearize(lambda aa: self.part.f_quadrature(t, aa, args), a)
         return self._B(v) if v.ndim == 1 else jax.vmap(self._B)(v)
 
@@ -175,7 +175,7 @@ class Jacobian:
         right-hand side instead of one per column colour of ``J``.
         """
         matrix = jnp.eye(self.size) / delta - coef * self.matrix
-        t, a, args = self._quadrature_at
+        t, a, args = self._point
         f_implicit = self.part.f_implicit
 
         def apply(ops, x):
