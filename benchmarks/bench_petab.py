@@ -5,9 +5,9 @@
 
 Per model (each in a child process of its own, so that a model that takes too long or
 crashes is a row, not the end; the child prints its row after each phase, so a model stopped
-by ``--timeout`` keeps the phases it finished and says which one it was in): states, reactions, estimated parameters, conditions, the
-status (or the construct refused, from the error message), the log-likelihood at the nominal
-parameters and AMICI's reference value for it, the time of ``load``, of the first ``nllh``
+by ``--timeout`` keeps the phases it finished and says which one it was in): states,
+reactions, estimated parameters, conditions, the status (or the construct refused, from the
+error message), the log-likelihood at the nominal parameters and AMICI's reference value for it, the time of ``load``, of the first ``nllh``
 call (tracing and compilation) and the median of later calls, and the same for the gradient
 with each sensitivity (forward mode, the discrete adjoint, the continuous adjoints), at rtol
 1e-8 and atol 1e-10 with Rodas5P. Writes ``results/petab.csv`` and prints a Markdown table.
@@ -135,8 +135,8 @@ def main(argv=None) -> int:
             done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
             row = _last_row(done.stdout) if done.returncode == 0 else None
             if row is None:
-                row = (_last_row(done.stdout) or {"model": name}) | {
-                    "status": f"crashed: {done.stderr.strip().splitlines()[-1:]}"}
+                row = _last_row(done.stdout) or {"model": name}
+                row["status"] = f"crashed in {row.pop('running', 'loading')}: {done.stderr.strip().splitlines()[-1:]}"
         except subprocess.TimeoutExpired as stopped:
             row = _last_row(stopped.stdout) or {"model": name}
             row["status"] = f"timeout after {args.timeout:g} s in {row.pop('running', 'loading')}"
