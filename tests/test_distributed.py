@@ -190,9 +190,11 @@ def test_a_task_whose_worker_dies_is_rerun_and_gives_each_row_once(tmp_path):
 def test_a_task_whose_workers_keep_dying_gives_failure_rows_that_a_rerun_computes(tmp_path):
     switch = tmp_path / "kill"
     switch.touch()
-    # The last task: one worker runs the tasks in the order they were submitted, so when it dies
-    # the others are done and this task is the only one it was running (a task that a dying worker
-    # holds counts that death too).
+    # The last task: one worker runs the tasks in the order they were submitted (the sweep gives
+    # them decreasing priorities), so when it dies the others are done and this task is the only
+    # one it was running (a task that a dying worker holds counts that death too). Before those
+    # priorities, tasks submitted within Dask's FIFO window tied and a loaded host sometimes ran
+    # Trapezoid's chunk 1 before chunk 0, whose rows then failed too.
     problem = _problem_killing_its_worker("Trapezoid-ForwardDiffSensitivity-1", switch, once=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

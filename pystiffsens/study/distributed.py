@@ -81,7 +81,7 @@ def run_batches(
     with _client(distributed, scheduler) as client:
         problem_bytes = _dumps(problem)
         token = uuid.uuid4().hex[:8]
-        tasks = {}  # future -> (batch index, stiffness indices)
+        tasks = {}  # future -> (batch index, stiffness indices), until its rows are collected
         for index, batch in enumerate(batches):
             key = batch.key
             for number, chunk in enumerate(_chunks(np.flatnonzero(batch.todo), chunk_size)):
@@ -89,6 +89,9 @@ def run_batches(
                     compute_chunk, problem_bytes, grid[chunk], batch.without_rows(),
                     key=f"pystiffsens-{token}-{key['solver']}-{key['sensitivity']}-{number}",
                     retries=retries, pure=False,
+                    # Tasks submitted within Dask's FIFO window tie on priority and would run in
+                    # any order; this runs them in submission order.
+                    priority=-len(tasks),
                 )
                 tasks[future] = (index, chunk)
         computed: list[list[pd.DataFrame]] = [[] for _ in batches]
@@ -96,7 +99,9 @@ def run_batches(
             with tqdm(total=len(tasks), desc=f"sweep {problem.label} on dask", unit="task",
                       disable=not progress) as bar:
                 for future in distributed.as_completed(list(tasks)):
-                    index, chunk = tasks[future]
+                    # Dropping the future frees its result on the worker, so that a worker dying
+                    # later does not make the cluster compute it again.
+                    index, chunk = tasks.pop(future)
                     key = batches[index].key
                     exact_chunk = {name: values[chunk] for name, values in exact.items()}
                     if future.status == "finished":
