@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import time
 import warnings
 
 import numpy as np
@@ -140,6 +141,10 @@ def _problem_killing_its_worker(task, switch, *, once):
                     return -p["lam"] * y
             with open(switch.with_suffix(".deaths"), "a") as log:
                 log.write(f"{key} {os.getpid()}\n")
+            # A moment first: a worker reports a finished task in batches, and a process that ended at
+            # once could take the report of its previous task with it, which the scheduler would then
+            # count as one more task that this death interrupted.
+            time.sleep(0.5)
             os._exit(1)
         return -p["lam"] * y
 
@@ -192,9 +197,10 @@ def test_a_task_whose_workers_keep_dying_gives_failure_rows_that_a_rerun_compute
     switch.touch()
     # The last task: one worker runs the tasks in the order they were submitted (the sweep gives
     # them decreasing priorities), so when it dies the others are done and this task is the only
-    # one it was running (a task that a dying worker holds counts that death too). Before those
-    # priorities, tasks submitted within Dask's FIFO window tied and a loaded host sometimes ran
-    # Trapezoid's chunk 1 before chunk 0, whose rows then failed too.
+    # one it was running (a task that a dying worker holds counts that death too). On a loaded
+    # host chunk 0 once failed with chunk 1 (CI at 08903c7): chunk 1 had started first (the
+    # priorities tied then), or chunk 0's report of its end died with the process (the rhs now
+    # waits before it ends the process).
     problem = _problem_killing_its_worker("Trapezoid-ForwardDiffSensitivity-1", switch, once=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
