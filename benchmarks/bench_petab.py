@@ -7,10 +7,11 @@ Per model (each in a child process of its own, so that a model that takes too lo
 crashes is a row, not the end; the child prints its row after each phase, so a model stopped
 by ``--timeout`` keeps the phases it finished and says which one it was in): states,
 reactions, estimated parameters, conditions, the status (or the construct refused, from the
-error message), the log-likelihood at the nominal parameters and AMICI's reference value for it, the time of ``load``, of the first ``nllh``
-call (tracing and compilation) and the median of later calls, and the same for the gradient
-with each sensitivity (forward mode, the discrete adjoint, the continuous adjoints), at rtol
-1e-8 and atol 1e-10 with Rodas5P. Writes ``results/petab.csv`` and prints a Markdown table.
+error message), the log-likelihood at the nominal parameters and AMICI's reference value for
+it, the time of ``load``, of the first ``nllh`` call (tracing and compilation) and the median
+of later calls, and the same for the gradient with each sensitivity (forward mode, the
+discrete adjoint, the continuous adjoints), at rtol 1e-8 and atol 1e-10 with Rodas5P. Writes
+``results/petab.csv`` and prints a Markdown table.
 ``amici_petab.py`` gives AMICI's side (it runs in AMICI's own environment).
 """
 
