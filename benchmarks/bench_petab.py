@@ -18,7 +18,9 @@ discrete adjoint, the continuous adjoints), at rtol 1e-8 and atol 1e-10 with Rod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -116,11 +118,20 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per model")
     parser.add_argument("--out", type=Path, default=RESULTS / "petab.csv")
+    parser.add_argument("--tangents-by-products", action="store_true",
+                        help="differentiate iteration-matrix solves through products of the right-hand side in "
+                             "reverse mode too (solvers.partitioned.tangents_by_products), to compare the two rules; "
+                             "turns the program cache off, whose keys do not see the rule")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one model here and print its row as JSON
     args = parser.parse_args(argv)
     if args.one:
-        row = one_model(args.collection / args.one, args.solver, args.rtol, args.atol, args.repeats,
-                        args.sensitivities)
+        from pystiffsens.solvers.partitioned import tangents_by_products
+
+        if args.tangents_by_products:  # the program cache's keys do not see the rule: trace everything here
+            os.environ["PYSTIFFSENS_NO_COMPILATION_CACHE"] = "1"
+        with tangents_by_products() if args.tangents_by_products else contextlib.nullcontext():
+            row = one_model(args.collection / args.one, args.solver, args.rtol, args.atol, args.repeats,
+                            args.sensitivities)
         print(json.dumps(row))
         return 0
     names = args.models or sorted(p.name for p in args.collection.iterdir() if p.is_dir())
@@ -130,7 +141,7 @@ def main(argv=None) -> int:
         _common.progress(f"[{k}/{len(names)}] {name}")
         command = [sys.executable, __file__, "--collection", str(args.collection), "--one", name, "--solver",
                    args.solver, "--rtol", str(args.rtol), "--atol", str(args.atol), "--repeats", str(args.repeats),
-                   "--sensitivities", *args.sensitivities]
+                   "--sensitivities", *args.sensitivities, *(["--tangents-by-products"] * args.tangents_by_products)]
         start = time.perf_counter()
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)

@@ -3,9 +3,13 @@
 For each problem: the program ``pss.solve`` runs without step records (``_common.solve_program``)
 and ``pss.jit(pss.make_gradient_fn(problem, solver, sensitivity))`` for each sensitivity, at
 rtol 1e-8, atol 1e-10; each timed as the best of ``--repeat`` means of ``--number`` calls after
-a first call. To compare two revisions, run it on each, the older from a worktree:
-``git worktree add /tmp/old REV`` then ``PYTHONPATH=/tmp/old python benchmarks/bench_problem_times.py``
-(with ``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` when the revisions trace differently but share a cache).
+a first call (whose time, tracing and compilation included, is the ``first call s`` column; run
+with ``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` for a cold one). ``--tangents-by-products`` traces
+everything inside ``solvers.partitioned.tangents_by_products`` (the discrete adjoint's
+iteration-matrix solves differentiated through products, as forward mode's). To compare two
+revisions, run it on each, the older from a worktree: ``git worktree add /tmp/old REV`` then
+``PYTHONPATH=/tmp/old python benchmarks/bench_problem_times.py`` (with
+``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` when the revisions trace differently but share a cache).
 
 Run: ``python benchmarks/bench_problem_times.py [--problems hires pollution] [--solver Rodas5P]
 [--sensitivities ForwardDiffSensitivity ReverseDiffAdjoint]`` (about 1 minute).
@@ -14,8 +18,10 @@ Run: ``python benchmarks/bench_problem_times.py [--problems hires pollution] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import time
 import timeit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,6 +30,7 @@ import _common as C  # noqa: E402
 import jax  # noqa: E402
 
 import pystiffsens as pss  # noqa: E402
+from pystiffsens.solvers.partitioned import tangents_by_products  # noqa: E402
 
 RTOL, ATOL, MAX_STEPS = 1e-8, 1e-10, 100_000
 
@@ -40,9 +47,11 @@ def times(problem_name: str, solver: str, sensitivities, number: int, repeat: in
     rows = []
     for what, call in calls.items():
         C.progress(f"{problem_name}: {what}")
+        start = time.perf_counter()
         call()
+        first = time.perf_counter() - start
         best = min(timeit.repeat(call, number=number, repeat=repeat)) / number
-        rows.append([problem_name, int(problem.y0.shape[0]), what, C.fmt(best * 1e3)])
+        rows.append([problem_name, int(problem.y0.shape[0]), what, C.fmt(first), C.fmt(best * 1e3)])
     return rows
 
 
@@ -53,14 +62,21 @@ def main(argv=None):
     parser.add_argument("--sensitivities", nargs="+", default=["ForwardDiffSensitivity", "ReverseDiffAdjoint"])
     parser.add_argument("--number", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--tangents-by-products", action="store_true",
+                        help="differentiate iteration-matrix solves through products of the right-hand side in "
+                             "reverse mode too (solvers.partitioned.tangents_by_products), to compare the two rules; "
+                             "turns the program cache off, whose keys do not see the rule")
     args = parser.parse_args(argv)
     C.banner("Compiled solve and gradients of built-in problems (bench_problem_times.py)")
     print("\n".join(C.machine_info()))
     print(f"- pystiffsens from {os.path.dirname(pss.__file__)}; rtol={RTOL:g}, atol={ATOL:g}; best of "
           f"{args.repeat} means of {args.number} calls\n")
-    rows = [row for name in args.problems
-            for row in times(name, args.solver, args.sensitivities, args.number, args.repeat)]
-    print(C.markdown_table(["problem", "states", "program", "ms"], rows))
+    if args.tangents_by_products:  # the program cache's keys do not see the rule: trace everything here
+        os.environ["PYSTIFFSENS_NO_COMPILATION_CACHE"] = "1"
+    with tangents_by_products() if args.tangents_by_products else contextlib.nullcontext():  # traced in times()
+        rows = [row for name in args.problems
+                for row in times(name, args.solver, args.sensitivities, args.number, args.repeat)]
+    print(C.markdown_table(["problem", "states", "program", "first call s", "ms"], rows))
 
 
 if __name__ == "__main__":

@@ -234,13 +234,19 @@ def test_small_lu_by_elimination_and_substitution_equals_lapack(n, monkeypatch):
     np.testing.assert_allclose(matrix @ by_default[2], b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("by_products", [False, True], ids=["formed", "products"])
 @pytest.mark.parametrize("n, coef", [(3, 1.0), (12, 1.0), (12, 0.4 + 0.3j)])
-def test_iteration_matrix_solves_differentiate_through_the_rhs_as_through_the_formed_matrix(n, coef):
-    """Solves with ``I/delta - coef J`` (``Jacobian.shifted``) take ``dA x`` from a product of the
-    right-hand side; forward and reverse derivatives and the Hessian, with respect to parameters the
-    right-hand side gets as an argument and to ones it closes over, equal those of a solve with the
-    formed matrix (``jnp.linalg.solve``), real and complex (FIRK's conjugate pairs)."""
-    from pystiffsens.solvers.partitioned import Jacobian, partition
+def test_iteration_matrix_solves_differentiate_through_the_rhs_as_through_the_formed_matrix(n, coef, by_products):
+    """Solves with ``I/delta - coef J`` (``Jacobian.shifted``) take ``dA x`` from the tangent of the formed
+    ``J`` or, inside ``tangents_by_products`` and on small systems, from a product of the right-hand side.
+    Either way forward and reverse derivatives and the Hessian, with respect to parameters the right-hand
+    side gets as an argument and to ones it closes over, equal those of a solve with the formed matrix
+    (``jnp.linalg.solve``), real and complex (FIRK's conjugate pairs)."""
+    import contextlib
+
+    from pystiffsens.solvers.partitioned import REVERSE_PRODUCTS_MAX_SIZE, Jacobian, partition, tangents_by_products
+
+    rule = tangents_by_products if by_products else contextlib.nullcontext
 
     rng = np.random.default_rng(n)
     coupling, y, rhs0 = (jnp.asarray(rng.normal(size=s)) for s in [(n, n), n, n])
@@ -251,7 +257,9 @@ def test_iteration_matrix_solves_differentiate_through_the_rhs_as_through_the_fo
     def solve_both(params, scale):
         f_closed = lambda t, yy, p: f(t, yy, p) * scale  # noqa: E731  (closes over a traced value)
         delta = 0.1 * params["k"]
-        system = Jacobian(partition(f_closed), 0.3, y * params["c"], params).shifted(coef, delta)
+        with rule():
+            system = Jacobian(partition(f_closed), 0.3, y * params["c"], params).shifted(coef, delta)
+        assert (system.lu.product is not None) == (by_products or n <= REVERSE_PRODUCTS_MAX_SIZE)
         b = rhs0 * params["k"] + 0j if np.iscomplexobj(coef) else rhs0 * params["k"]
         x = system.solve_implicit(b)
         formed = jnp.eye(n) / delta - coef * jax.jacfwd(lambda yy: f_closed(0.3, yy, params))(y * params["c"])
@@ -449,3 +457,24 @@ def test_tolerances_float64_cannot_meet_warn_and_meetable_ones_do_not():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert pss.solve("dahlquist", "Rodas5P", rtol=1e-13, atol=1e-15).success
+
+
+def test_forward_mode_differentiates_iteration_matrices_through_products_and_reverse_mode_through_the_formed_jacobian(
+    monkeypatch,
+):
+    """On a system above ``REVERSE_PRODUCTS_MAX_SIZE`` (POLLU, 20 states), every iteration matrix that
+    ForwardDiffSensitivity traces carries its product rule and every one ReverseDiffAdjoint traces does not
+    (which is cheaper depends on the mode: ``Jacobian.shifted``)."""
+    from pystiffsens.solvers import partitioned
+
+    traced = []
+    lu_factor = partitioned.lu_factor
+    monkeypatch.setattr(partitioned, "lu_factor",
+                        lambda matrix, product=None: traced.append(product is not None) or lu_factor(matrix, product))
+    problem = pss.problems.get("pollution")
+    assert problem.y0.shape[0] > partitioned.REVERSE_PRODUCTS_MAX_SIZE
+    for sensitivity, by_products in [("ForwardDiffSensitivity", True), ("ReverseDiffAdjoint", False)]:
+        gradient = pss.make_gradient_fn(problem, "Rodas5P", sensitivity, max_steps=100)
+        traced.clear()  # what the memory plan traced (a step nobody differentiates) is not the program's
+        jax.eval_shape(gradient, problem.params)
+        assert traced and set(traced) == {by_products}, (sensitivity, traced)

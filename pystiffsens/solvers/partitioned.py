@@ -21,7 +21,9 @@ code path for both.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +31,39 @@ import jax.numpy as jnp
 from ..problem import sparsity_of
 from ..sparsity import Sparsity, jacobian
 from .linear import lu_factor, matrix_product
+
+_TANGENTS_BY_PRODUCTS = contextvars.ContextVar("pystiffsens_tangents_by_products", default=False)
+
+REVERSE_PRODUCTS_MAX_SIZE = 8
+"""Largest implicit system whose iteration-matrix solves are differentiated through products outside
+:func:`tangents_by_products` (in reverse mode) too.
+
+The discrete adjoint (Rodas5P, rtol 1e-8, cold caches; benchmarks/README.md, section 6), products
+against the formed Jacobian: on systems of 3 to 8 states (ROBER, HIRES, Boehm) 1.1-1.7x faster warm
+and within 11 % on the first call; on 15 to 36 states (POLLU, Zheng, Bachmann, Alkan) 1.2-2.1x slower
+on the first call (XLA compiles one reverse pass of the model per stage solve) and within 11 % warm.
+On 9 states (Fujita, Brannmark) 1.2-1.4x faster warm and 1.2-1.3x slower on the first call: the
+threshold is not sharp.
+"""
+
+
+@contextlib.contextmanager
+def tangents_by_products() -> Iterator[None]:
+    """Iteration matrices built while tracing this block are differentiated through products of the right-hand side.
+
+    Which rule is cheaper depends on the mode of differentiation (:meth:`Jacobian.shifted`), and a
+    ``jax.custom_jvp`` cannot tell the modes apart, so the caller says which it traces:
+    :class:`~pystiffsens.sensitivity.ForwardDiffSensitivity` (forward mode through the solver)
+    enters this block. Outside it (reverse mode: :class:`~pystiffsens.sensitivity.ReverseDiffAdjoint`;
+    solves nobody differentiates) systems of more than :data:`REVERSE_PRODUCTS_MAX_SIZE` unknowns keep
+    the formed Jacobian's tangent. Both rules give the same derivatives (to rounding); only their
+    cost differs. Read at trace time.
+    """
+    token = _TANGENTS_BY_PRODUCTS.set(True)
+    try:
+        yield
+    finally:
+        _TANGENTS_BY_PRODUCTS.reset(token)
 
 
 class QuadratureRHS:
@@ -169,12 +204,24 @@ class Jacobian:
     def shifted(self, coef, delta=1.0) -> ShiftedSystem:
         """The factorised iteration matrix ``I/delta - coef J`` (Rosenbrock: ``delta = h gamma``, ``coef = 1``).
 
-        Its solves are differentiated through ``x -> x/delta - coef J x``, with ``J x`` a
-        forward-mode product of the right-hand side (:func:`~pystiffsens.solvers.linear.matrix_product`),
-        not through the formed ``J``: a tangent then costs one second-order product of the
-        right-hand side instead of one per column colour of ``J``.
+        Its solves are differentiated as solves, ``d(A^-1 b) = A^-1 (db - dA x)``, in one of two ways:
+
+        * through the tangent of the formed ``J``: one product of the right-hand side per column
+          colour of ``J``, once per step. In reverse mode the transpose of that tangent is one
+          batched reverse pass over the colours per Jacobian, shared by every solve with it;
+        * through ``x -> x/delta - coef J x``, with ``J x`` a forward-mode product of the right-hand
+          side (:func:`~pystiffsens.solvers.linear.matrix_product`): one second-order product per
+          solve and tangent, where the formed ``J``'s tangent costs one per colour. In reverse mode
+          each solve's product is transposed into a reverse pass of its own (one copy of the model
+          per stage solve in the program).
+
+        Forward mode (inside :func:`tangents_by_products`) takes the products, and so does reverse
+        mode on systems of at most :data:`REVERSE_PRODUCTS_MAX_SIZE` unknowns; larger systems take
+        the formed ``J`` (benchmarks/README.md, section 6).
         """
         matrix = jnp.eye(self.size) / delta - coef * self.matrix
+        if not (_TANGENTS_BY_PRODUCTS.get() or self.size <= REVERSE_PRODUCTS_MAX_SIZE):
+            return ShiftedSystem(self, lu_factor(matrix), coef, delta)
         t, a, args = self._point
         f_implicit = self.part.f_implicit
 
