@@ -118,18 +118,19 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per model")
     parser.add_argument("--out", type=Path, default=RESULTS / "petab.csv")
-    parser.add_argument("--tangents-by-products", action="store_true",
-                        help="differentiate iteration-matrix solves through products of the right-hand side in "
-                             "reverse mode too (solvers.partitioned.tangents_by_products), to compare the two rules; "
+    parser.add_argument("--iteration-matrix-tangents", choices=("products", "formed"),
+                        help="differentiate every iteration-matrix solve by this rule "
+                             "(pystiffsens.solvers.partitioned.iteration_matrix_tangents), to compare the two; "
                              "turns the program cache off, whose keys do not see the rule")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one model here and print its row as JSON
     args = parser.parse_args(argv)
     if args.one:
-        from pystiffsens.solvers.partitioned import tangents_by_products
+        from pystiffsens.solvers.partitioned import iteration_matrix_tangents
 
-        if args.tangents_by_products:  # the program cache's keys do not see the rule: trace everything here
+        rule = args.iteration_matrix_tangents
+        if rule:  # the program cache's keys do not see the rule: trace everything here
             os.environ["PYSTIFFSENS_NO_COMPILATION_CACHE"] = "1"
-        with tangents_by_products() if args.tangents_by_products else contextlib.nullcontext():
+        with iteration_matrix_tangents(rule) if rule else contextlib.nullcontext():
             row = one_model(args.collection / args.one, args.solver, args.rtol, args.atol, args.repeats,
                             args.sensitivities)
         print(json.dumps(row))
@@ -141,7 +142,9 @@ def main(argv=None) -> int:
         _common.progress(f"[{k}/{len(names)}] {name}")
         command = [sys.executable, __file__, "--collection", str(args.collection), "--one", name, "--solver",
                    args.solver, "--rtol", str(args.rtol), "--atol", str(args.atol), "--repeats", str(args.repeats),
-                   "--sensitivities", *args.sensitivities, *(["--tangents-by-products"] * args.tangents_by_products)]
+                   "--sensitivities", *args.sensitivities]
+        if args.iteration_matrix_tangents:
+            command += ["--iteration-matrix-tangents", args.iteration_matrix_tangents]
         start = time.perf_counter()
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)

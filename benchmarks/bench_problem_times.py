@@ -4,9 +4,10 @@ For each problem: the program ``pss.solve`` runs without step records (``_common
 and ``pss.jit(pss.make_gradient_fn(problem, solver, sensitivity))`` for each sensitivity, at
 rtol 1e-8, atol 1e-10; each timed as the best of ``--repeat`` means of ``--number`` calls after
 a first call (whose time, tracing and compilation included, is the ``first call s`` column; run
-with ``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` for a cold one). ``--tangents-by-products`` traces
-everything inside ``solvers.partitioned.tangents_by_products`` (the discrete adjoint's
-iteration-matrix solves differentiated through products, as forward mode's). To compare two
+with ``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` for a cold one). ``--iteration-matrix-tangents
+products`` or ``formed`` traces everything inside ``solvers.partitioned.iteration_matrix_tangents``
+(every iteration-matrix solve differentiated by that rule, where by default the rule follows the
+mode and the system's size). To compare two
 revisions, run it on each, the older from a worktree: ``git worktree add /tmp/old REV`` then
 ``PYTHONPATH=/tmp/old python benchmarks/bench_problem_times.py`` (with
 ``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` when the revisions trace differently but share a cache).
@@ -30,7 +31,7 @@ import _common as C  # noqa: E402
 import jax  # noqa: E402
 
 import pystiffsens as pss  # noqa: E402
-from pystiffsens.solvers.partitioned import tangents_by_products  # noqa: E402
+from pystiffsens.solvers.partitioned import TANGENT_RULES, iteration_matrix_tangents  # noqa: E402
 
 RTOL, ATOL, MAX_STEPS = 1e-8, 1e-10, 100_000
 
@@ -62,18 +63,19 @@ def main(argv=None):
     parser.add_argument("--sensitivities", nargs="+", default=["ForwardDiffSensitivity", "ReverseDiffAdjoint"])
     parser.add_argument("--number", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--tangents-by-products", action="store_true",
-                        help="differentiate iteration-matrix solves through products of the right-hand side in "
-                             "reverse mode too (solvers.partitioned.tangents_by_products), to compare the two rules; "
+    parser.add_argument("--iteration-matrix-tangents", choices=TANGENT_RULES,
+                        help="differentiate every iteration-matrix solve by this rule "
+                             "(solvers.partitioned.iteration_matrix_tangents), to compare the two; "
                              "turns the program cache off, whose keys do not see the rule")
     args = parser.parse_args(argv)
     C.banner("Compiled solve and gradients of built-in problems (bench_problem_times.py)")
     print("\n".join(C.machine_info()))
     print(f"- pystiffsens from {os.path.dirname(pss.__file__)}; rtol={RTOL:g}, atol={ATOL:g}; best of "
           f"{args.repeat} means of {args.number} calls\n")
-    if args.tangents_by_products:  # the program cache's keys do not see the rule: trace everything here
+    rule = args.iteration_matrix_tangents
+    if rule:  # the program cache's keys do not see the rule: trace everything here
         os.environ["PYSTIFFSENS_NO_COMPILATION_CACHE"] = "1"
-    with tangents_by_products() if args.tangents_by_products else contextlib.nullcontext():  # traced in times()
+    with iteration_matrix_tangents(rule) if rule else contextlib.nullcontext():  # traced in times()
         rows = [row for name in args.problems
                 for row in times(name, args.solver, args.sensitivities, args.number, args.repeat)]
     print(C.markdown_table(["problem", "states", "program", "first call s", "ms"], rows))

@@ -234,19 +234,25 @@ def test_small_lu_by_elimination_and_substitution_equals_lapack(n, monkeypatch):
     np.testing.assert_allclose(matrix @ by_default[2], b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("by_products", [False, True], ids=["formed", "products"])
+@pytest.mark.parametrize("rule", [None, "products", "formed"])
 @pytest.mark.parametrize("n, coef", [(3, 1.0), (12, 1.0), (12, 0.4 + 0.3j)])
-def test_iteration_matrix_solves_differentiate_through_the_rhs_as_through_the_formed_matrix(n, coef, by_products):
+def test_iteration_matrix_solves_differentiate_through_the_rhs_as_through_the_formed_matrix(n, coef, rule):
     """Solves with ``I/delta - coef J`` (``Jacobian.shifted``) take ``dA x`` from the tangent of the formed
-    ``J`` or, inside ``tangents_by_products`` and on small systems, from a product of the right-hand side.
+    ``J`` or (``iteration_matrix_tangents("products")``, and small systems by default) from a product of the
+    right-hand side.
     Either way forward and reverse derivatives and the Hessian, with respect to parameters the right-hand
     side gets as an argument and to ones it closes over, equal those of a solve with the formed matrix
     (``jnp.linalg.solve``), real and complex (FIRK's conjugate pairs)."""
     import contextlib
 
-    from pystiffsens.solvers.partitioned import REVERSE_PRODUCTS_MAX_SIZE, Jacobian, partition, tangents_by_products
+    from pystiffsens.solvers.partitioned import (
+        REVERSE_PRODUCTS_MAX_SIZE,
+        Jacobian,
+        iteration_matrix_tangents,
+        partition,
+    )
 
-    rule = tangents_by_products if by_products else contextlib.nullcontext
+    by_products = rule == "products" or (rule is None and n <= REVERSE_PRODUCTS_MAX_SIZE)
 
     rng = np.random.default_rng(n)
     coupling, y, rhs0 = (jnp.asarray(rng.normal(size=s)) for s in [(n, n), n, n])
@@ -257,9 +263,9 @@ def test_iteration_matrix_solves_differentiate_through_the_rhs_as_through_the_fo
     def solve_both(params, scale):
         f_closed = lambda t, yy, p: f(t, yy, p) * scale  # noqa: E731  (closes over a traced value)
         delta = 0.1 * params["k"]
-        with rule():
+        with iteration_matrix_tangents(rule) if rule else contextlib.nullcontext():
             system = Jacobian(partition(f_closed), 0.3, y * params["c"], params).shifted(coef, delta)
-        assert (system.lu.product is not None) == (by_products or n <= REVERSE_PRODUCTS_MAX_SIZE)
+        assert (system.lu.product is not None) == by_products
         b = rhs0 * params["k"] + 0j if np.iscomplexobj(coef) else rhs0 * params["k"]
         x = system.solve_implicit(b)
         formed = jnp.eye(n) / delta - coef * jax.jacfwd(lambda yy: f_closed(0.3, yy, params))(y * params["c"])
@@ -478,3 +484,11 @@ def test_forward_mode_differentiates_iteration_matrices_through_products_and_rev
         traced.clear()  # what the memory plan traced (a step nobody differentiates) is not the program's
         jax.eval_shape(gradient, problem.params)
         assert traced and set(traced) == {by_products}, (sensitivity, traced)
+
+
+def test_an_unknown_iteration_matrix_tangent_rule_is_refused_with_the_choices():
+    from pystiffsens.solvers.partitioned import iteration_matrix_tangents
+
+    with pytest.raises(ValueError, match=r"rule='jacobian'.*\('products', 'formed'\)"):
+        with iteration_matrix_tangents("jacobian"):
+            pass

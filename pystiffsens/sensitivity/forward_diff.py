@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 
 from ..integrate import integrate
-from ..solvers.partitioned import tangents_by_products
+from ..solvers.partitioned import iteration_matrix_tangents
 from .base import STEP_VECTORS, WORD, ForwardModeSensitivity, ForwardPass, saved_ys_bytes
 
 #: Every working array of a forward-mode step carries the tangents, and the tangent of the Jacobian is itself a
@@ -32,7 +32,7 @@ class ForwardDiffSensitivity(ForwardModeSensitivity):
                              saved_steps=saved_steps, record_states=record_states)
             return traj.ys, traj
 
-        with tangents_by_products():  # forward mode: iteration-matrix solves differentiated through products
+        with iteration_matrix_tangents("products"):  # the cheaper rule in forward mode
             if wrt_y0:
                 (S_theta, S_y0), traj = jax.jacfwd(ys_of, argnums=(0, 1), has_aux=True)(theta, y0)
             else:

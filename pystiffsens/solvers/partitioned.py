@@ -32,11 +32,15 @@ from ..problem import sparsity_of
 from ..sparsity import Sparsity, jacobian
 from .linear import lu_factor, matrix_product
 
-_TANGENTS_BY_PRODUCTS = contextvars.ContextVar("pystiffsens_tangents_by_products", default=False)
+TANGENT_RULES = ("products", "formed")
+"""How an iteration-matrix solve is differentiated (:meth:`Jacobian.shifted`): through products of the
+right-hand side, or through the tangent of the formed Jacobian."""
+
+_TANGENT_RULE: contextvars.ContextVar[str | None] = contextvars.ContextVar("pystiffsens_iteration_matrix_tangents", default=None)
 
 REVERSE_PRODUCTS_MAX_SIZE = 8
-"""Largest implicit system whose iteration-matrix solves are differentiated through products outside
-:func:`tangents_by_products` (in reverse mode) too.
+"""Largest implicit system whose iteration-matrix solves are differentiated through products where no
+rule is set (:func:`iteration_matrix_tangents`): in reverse mode and in solves nobody differentiates.
 
 The discrete adjoint (Rodas5P, rtol 1e-8, cold caches; benchmarks/README.md, section 6), products
 against the formed Jacobian: on systems of 3 to 8 states (ROBER, HIRES, Boehm) 1.1-1.7x faster warm
@@ -48,22 +52,25 @@ threshold is not sharp.
 
 
 @contextlib.contextmanager
-def tangents_by_products() -> Iterator[None]:
-    """Iteration matrices built while tracing this block are differentiated through products of the right-hand side.
+def iteration_matrix_tangents(rule: str) -> Iterator[None]:
+    """Iteration matrices built while tracing this block are differentiated by ``rule``, one of :data:`TANGENT_RULES`.
 
     Which rule is cheaper depends on the mode of differentiation (:meth:`Jacobian.shifted`), and a
     ``jax.custom_jvp`` cannot tell the modes apart, so the caller says which it traces:
     :class:`~pystiffsens.sensitivity.ForwardDiffSensitivity` (forward mode through the solver)
-    enters this block. Outside it (reverse mode: :class:`~pystiffsens.sensitivity.ReverseDiffAdjoint`;
-    solves nobody differentiates) systems of more than :data:`REVERSE_PRODUCTS_MAX_SIZE` unknowns keep
-    the formed Jacobian's tangent. Both rules give the same derivatives (to rounding); only their
-    cost differs. Read at trace time.
+    traces its solve inside ``iteration_matrix_tangents("products")``. Where no rule is set
+    (reverse mode: :class:`~pystiffsens.sensitivity.ReverseDiffAdjoint`; solves nobody
+    differentiates) systems of more than :data:`REVERSE_PRODUCTS_MAX_SIZE` unknowns take the formed
+    Jacobian's tangent and smaller ones the products. Both rules give the same derivatives (to
+    rounding); only their cost differs. Read at trace time.
     """
-    token = _TANGENTS_BY_PRODUCTS.set(True)
+    if rule not in TANGENT_RULES:
+        raise ValueError(f"rule={rule!r} is not an iteration-matrix tangent rule; valid choices: {TANGENT_RULES}.")
+    token = _TANGENT_RULE.set(rule)
     try:
         yield
     finally:
-        _TANGENTS_BY_PRODUCTS.reset(token)
+        _TANGENT_RULE.reset(token)
 
 
 class QuadratureRHS:
@@ -215,12 +222,13 @@ class Jacobian:
           each solve's product is transposed into a reverse pass of its own (one copy of the model
           per stage solve in the program).
 
-        Forward mode (inside :func:`tangents_by_products`) takes the products, and so does reverse
+        Forward mode (:func:`iteration_matrix_tangents`) takes the products, and so does reverse
         mode on systems of at most :data:`REVERSE_PRODUCTS_MAX_SIZE` unknowns; larger systems take
         the formed ``J`` (benchmarks/README.md, section 6).
         """
         matrix = jnp.eye(self.size) / delta - coef * self.matrix
-        if not (_TANGENTS_BY_PRODUCTS.get() or self.size <= REVERSE_PRODUCTS_MAX_SIZE):
+        rule = _TANGENT_RULE.get() or ("products" if self.size <= REVERSE_PRODUCTS_MAX_SIZE else "formed")
+        if rule == "formed":
             return ShiftedSystem(self, lu_factor(matrix), coef, delta)
         t, a, args = self._point
         f_implicit = self.part.f_implicit
