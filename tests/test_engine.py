@@ -238,11 +238,10 @@ def test_small_lu_by_elimination_and_substitution_equals_lapack(n, monkeypatch):
 @pytest.mark.parametrize("n, coef", [(3, 1.0), (12, 1.0), (12, 0.4 + 0.3j)])
 def test_iteration_matrix_solves_differentiate_through_the_rhs_as_through_the_formed_matrix(n, coef, rule):
     """Solves with ``I/delta - coef J`` (``Jacobian.shifted``) take ``dA x`` from the tangent of the formed
-    ``J`` or (``iteration_matrix_tangents("products")``, and small systems by default) from a product of the
-    right-hand side.
-    Either way forward and reverse derivatives and the Hessian, with respect to parameters the right-hand
-    side gets as an argument and to ones it closes over, equal those of a solve with the formed matrix
-    (``jnp.linalg.solve``), real and complex (FIRK's conjugate pairs)."""
+    ``J`` or (``iteration_matrix_tangents("products")``, and small systems by default) from a product of
+    the right-hand side. Either way forward and reverse derivatives and the Hessian, with respect to
+    parameters the right-hand side gets as an argument and to ones it closes over, equal those of a solve
+    with the formed matrix (``jnp.linalg.solve``), real and complex (FIRK's conjugate pairs)."""
     import contextlib
 
     from pystiffsens.solvers.partitioned import (

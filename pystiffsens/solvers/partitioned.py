@@ -36,7 +36,9 @@ TANGENT_RULES = ("products", "formed")
 """How an iteration-matrix solve is differentiated (:meth:`Jacobian.shifted`): through products of the
 right-hand side, or through the tangent of the formed Jacobian."""
 
-_TANGENT_RULE: contextvars.ContextVar[str | None] = contextvars.ContextVar("pystiffsens_iteration_matrix_tangents", default=None)
+_TANGENT_RULE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "pystiffsens_iteration_matrix_tangents", default=None
+)
 
 REVERSE_PRODUCTS_MAX_SIZE = 8
 """Largest implicit system whose iteration-matrix solves are differentiated through products where no
