@@ -30,6 +30,8 @@ from pathlib import Path
 import _common
 import yaml
 
+from pystiffsens.solvers.partitioned import TANGENT_RULES, iteration_matrix_tangents
+
 RESULTS = Path(__file__).parent / "results"
 
 SENSITIVITIES = ("ForwardDiffSensitivity", "ReverseDiffAdjoint", "InterpolatingAdjoint", "GaussAdjoint")
@@ -118,15 +120,13 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per model")
     parser.add_argument("--out", type=Path, default=RESULTS / "petab.csv")
-    parser.add_argument("--iteration-matrix-tangents", choices=("products", "formed"),
+    parser.add_argument("--iteration-matrix-tangents", choices=TANGENT_RULES,
                         help="differentiate every iteration-matrix solve by this rule "
                              "(pystiffsens.solvers.partitioned.iteration_matrix_tangents), to compare the two; "
                              "turns the program cache off, whose keys do not see the rule")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one model here and print its row as JSON
     args = parser.parse_args(argv)
     if args.one:
-        from pystiffsens.solvers.partitioned import iteration_matrix_tangents
-
         rule = args.iteration_matrix_tangents
         if rule:  # the program cache's keys do not see the rule: trace everything here
             os.environ["PYSTIFFSENS_NO_COMPILATION_CACHE"] = "1"

@@ -7,10 +7,10 @@ a first call (whose time, tracing and compilation included, is the ``first call 
 with ``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` for a cold one). ``--iteration-matrix-tangents
 products`` or ``formed`` traces everything inside ``solvers.partitioned.iteration_matrix_tangents``
 (every iteration-matrix solve differentiated by that rule, where by default the rule follows the
-mode and the system's size). To compare two
-revisions, run it on each, the older from a worktree: ``git worktree add /tmp/old REV`` then
-``PYTHONPATH=/tmp/old python benchmarks/bench_problem_times.py`` (with
-``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` when the revisions trace differently but share a cache).
+mode and the system's size). To compare two revisions, run it on each, the older from a
+worktree: ``git worktree add /tmp/old REV`` then ``PYTHONPATH=/tmp/old python
+benchmarks/bench_problem_times.py`` (with ``PYSTIFFSENS_NO_COMPILATION_CACHE=1`` when the
+revisions trace differently but share a cache).
 
 Run: ``python benchmarks/bench_problem_times.py [--problems hires pollution] [--solver Rodas5P]
 [--sensitivities ForwardDiffSensitivity ReverseDiffAdjoint]`` (about 1 minute).
