@@ -46,7 +46,7 @@ rule is set (:func:`iteration_matrix_tangents`): in reverse mode and in solves n
 
 The discrete adjoint (Rodas5P, rtol 1e-8, cold caches; benchmarks/README.md, section 6), products
 against the formed Jacobian: on systems of 3 to 8 states (ROBER, HIRES, Boehm) 1.1-1.7x faster warm
-and within 11 % on the first call; on 15 to 36 states (POLLU, Zheng, Bachmann, Alkan) 1.2-2.1x slower
+and within 11 % on the first call; on 15 to 36 states (POLLU, Zheng, Bachmann, Alkan) 1.2-2.2x slower
 on the first call (XLA compiles one reverse pass of the model per stage solve) and within 11 % warm.
 On 9 states (Fujita, Brannmark) 1.2-1.4x faster warm and 1.2-1.3x slower on the first call: the
 threshold is not sharp.
