@@ -85,6 +85,7 @@ def time_interleaved(calls: dict, *, rounds: int = 15, budget_s: float = 10.0, m
         if rng is not None:
             active = [active[k] for k in rng.permutation(len(active))]
         for name in active:
+            result = None  # free the last entry's outputs before the clock starts, not inside the next entry's time
             t = time.perf_counter()
             result = calls[name]()
             times[name].append(result if own_time and isinstance(result, float) else time.perf_counter() - t)
