@@ -49,7 +49,8 @@ def _median_time(call, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def run_model(path: Path, build_dir: Path, rtol: float, atol: float, repeats: int) -> list[dict]:
+def run_model(path: Path, build_dir: Path, rtol: float, atol: float, repeats: int,
+              max_steps: int | None = None) -> list[dict]:
     name = path.name
     problem = petab.Problem.from_yaml(path / f"{name}.yaml")
     start = time.perf_counter()
@@ -67,6 +68,9 @@ def run_model(path: Path, build_dir: Path, rtol: float, atol: float, repeats: in
         solver = model.create_solver()
         solver.set_relative_tolerance(rtol)
         solver.set_absolute_tolerance(atol)
+        if max_steps is not None:  # forward and backward problems alike
+            solver.set_max_steps(max_steps)
+            solver.set_max_steps_backward_problem(max_steps)
         if method is not None:
             solver.set_sensitivity_order(sundials.SensitivityOrder.first)
             solver.set_sensitivity_method(method)
@@ -84,7 +88,8 @@ def run_model(path: Path, build_dir: Path, rtol: float, atol: float, repeats: in
         statuses = sorted({sundials.simulation_status_to_str(r.status) for r in result[RDATAS]})
         grad = result.get(SLLH) if method is not None else None
         rows.append({
-            "model": name, "method": label, "rtol": rtol, "atol": atol, "import_s": import_s,
+            "model": name, "method": label, "rtol": rtol, "atol": atol, "max_steps": solver.get_max_steps(),
+            "import_s": import_s,
             "states": model.nx_rdata, "conditions": len(result[RDATAS]), "estimated": len(x),
             "llh": result[LLH], "median_s": seconds, "simulations_median_s": core_seconds,
             "status": ";".join(statuses),
@@ -103,6 +108,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rtol", type=float, default=1e-8)
     parser.add_argument("--atol", type=float, default=1e-16)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-steps", type=int, help="AMICI's step limit per simulation (default: AMICI's, 10000)")
     parser.add_argument("--out", type=Path, default=RESULTS / "petab_amici.csv")
     args = parser.parse_args(argv)
     names = args.models or sorted(p.name for p in args.collection.iterdir() if (p / f"{p.name}.yaml").exists())
@@ -110,7 +116,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as build:
         for name in names:
             try:
-                rows += run_model(args.collection / name, Path(build), args.rtol, args.atol, args.repeats)
+                rows += run_model(args.collection / name, Path(build), args.rtol, args.atol, args.repeats,
+                                  args.max_steps)
             except Exception as error:  # a model AMICI cannot import or simulate is a row, not the end
                 rows.append({"model": name, "method": "import", "status": f"{type(error).__name__}: {error}"})
                 print(f"{name}: {type(error).__name__}: {error}", file=sys.stderr)

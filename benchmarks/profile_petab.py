@@ -39,33 +39,32 @@ import pystiffsens.petab as petab
 
 RESULTS = Path(__file__).parent / "results"
 
-#: Trace events that are not XLA operations: JAX's own markers (such as "np.asarray(jax.Array)"), the end markers,
-#: and the executable and executor around the operations.
-_NOT_OPERATIONS = re.compile(r"\(|Execute|PjitFunction|^end: ")
+#: An XLA operation's name in a profile (``lu.36``, ``bitcast_concatenate_fusion.1``, ``dynamic-update-slice``):
+#: lower case, where the runtime's own markers are not (``ThunkExecutor::Execute``, ``ParseArguments``,
+#: ``end: lu.36``, ``np.asarray(jax.Array)``, Python frames as ``$file.py:12 name``).
+_OPERATION = re.compile(r"[a-z][a-z0-9_.\-]*")
 
 
 def operation_times(trace_dir: str) -> dict[str, tuple[int, float]]:
     """``{operation group: (calls, own seconds)}`` from the profile JAX's profiler wrote under ``trace_dir``.
 
     Read from the XSpace file itself (``jax.profiler.ProfileData``): its conversion to a
-    Perfetto trace keeps the first million events only.
+    Perfetto trace keeps the first million events only. Every thread counts: XLA:CPU runs
+    operations on its own threads and on the calling one.
     """
     path = sorted(Path(trace_dir).rglob("*.xplane.pb"))[-1]
     plane = jax.profiler.ProfileData.from_file(str(path)).find_plane_with_name("/host:CPU")
     own: collections.Counter = collections.Counter()
     calls: collections.Counter = collections.Counter()
     for line in plane.lines:
-        if line.name == "python":  # Python frames: the call around the program
-            continue
-        events = sorted(((e.start_ns, e.duration_ns, e.name) for e in line.events), key=lambda e: (e[0], -e[1]))
-        open_events: list = []  # (end time, group) of the thunks around the current one
+        events = sorted(((e.start_ns, e.duration_ns, e.name) for e in line.events if _OPERATION.fullmatch(e.name)),
+                        key=lambda e: (e[0], -e[1]))
+        open_events: list = []  # (end time, group) of the operations around the current one
         for start, duration, name in events:
-            if _NOT_OPERATIONS.search(name):
-                continue
             while open_events and open_events[-1][0] <= start:
                 open_events.pop()
             group = re.sub(r"\.\d+$", "", name)
-            # Each thunk's own time: its duration less that of the thunks nested in it on the same thread.
+            # Each operation's own time: its duration less that of the operations nested in it on the same thread.
             if open_events:
                 own[open_events[-1][1]] -= duration
             own[group] += duration
