@@ -17,6 +17,10 @@ fusions count high in the shares. The solver and tolerances are ``PetabProblem``
 (Rodas5P, rtol 1e-8, atol 1e-10, as ``bench_petab.py``). Writes
 ``results/petab_profile.csv`` (model, call, operation, calls, ms, share, warm and profiled
 seconds) and prints a table per model.
+
+The profiler keeps every operation of the call in memory: Smith_BMCSystBiol2013's likelihood
+(3 million operations) wrote a 386 MB profile, and Lang_PLOSComputBiol2024's did not fit in
+24 GB (benchmarks/README.md, section 8).
 """
 
 from __future__ import annotations
@@ -114,6 +118,8 @@ def main(argv=None) -> int:
     parser.add_argument("--trace-dir", type=Path,
                         help="keep each model's profile here (an XSpace file, for TensorBoard or xprof)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: give at least 1 (the warm calls whose median is reported)")
     print("\n".join(_common.machine_info()))
     what = "nllh" if args.sensitivity is None else f"gradient {args.sensitivity}"
     rows = []
