@@ -4,6 +4,7 @@ Markdown tables."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import os
@@ -214,6 +215,31 @@ def markdown_table(headers, rows) -> str:
 
 def banner(title):
     print(f"\n## {title}\n", flush=True)
+
+
+def add_tangent_rule_argument(parser) -> None:
+    """``--iteration-matrix-tangents RULE``, for :func:`tangent_rule` (the rules: ``solvers.partitioned.TANGENT_RULES``)."""
+    from pystiffsens.solvers.partitioned import TANGENT_RULES
+
+    parser.add_argument("--iteration-matrix-tangents", choices=TANGENT_RULES,
+                        help="differentiate every iteration-matrix solve by this rule "
+                             "(pystiffsens.solvers.partitioned.iteration_matrix_tangents), to compare the two; "
+                             "turns the program cache off, whose keys do not see the rule")
+
+
+@contextlib.contextmanager
+def tangent_rule(rule):
+    """Everything traced in this block differentiates its iteration-matrix solves by ``rule`` (None: as the
+    library chooses). The program cache's keys do not see the rule, so a rule turns that cache off (it reads
+    ``PYSTIFFSENS_NO_COMPILATION_CACHE`` on every compilation)."""
+    if rule is None:
+        yield
+        return
+    from pystiffsens.solvers.partitioned import iteration_matrix_tangents
+
+    os.environ["PYSTIFFSENS_NO_COMPILATION_CACHE"] = "1"
+    with iteration_matrix_tangents(rule):
+        yield
 
 
 def progress(msg):

@@ -18,9 +18,7 @@ discrete adjoint, the continuous adjoints), at rtol 1e-8 and atol 1e-10 with Rod
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -29,8 +27,6 @@ from pathlib import Path
 
 import _common
 import yaml
-
-from pystiffsens.solvers.partitioned import TANGENT_RULES, iteration_matrix_tangents
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -120,17 +116,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per model")
     parser.add_argument("--out", type=Path, default=RESULTS / "petab.csv")
-    parser.add_argument("--iteration-matrix-tangents", choices=TANGENT_RULES,
-                        help="differentiate every iteration-matrix solve by this rule "
-                             "(pystiffsens.solvers.partitioned.iteration_matrix_tangents), to compare the two; "
-                             "turns the program cache off, whose keys do not see the rule")
+    _common.add_tangent_rule_argument(parser)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one model here and print its row as JSON
     args = parser.parse_args(argv)
     if args.one:
-        rule = args.iteration_matrix_tangents
-        if rule:  # the program cache's keys do not see the rule: trace everything here
-            os.environ["PYSTIFFSENS_NO_COMPILATION_CACHE"] = "1"
-        with iteration_matrix_tangents(rule) if rule else contextlib.nullcontext():
+        with _common.tangent_rule(args.iteration_matrix_tangents):
             row = one_model(args.collection / args.one, args.solver, args.rtol, args.atol, args.repeats,
                             args.sensitivities)
         print(json.dumps(row))

@@ -19,7 +19,6 @@ Run: ``python benchmarks/bench_problem_times.py [--problems hires pollution] [--
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -31,7 +30,6 @@ import _common as C  # noqa: E402
 import jax  # noqa: E402
 
 import pystiffsens as pss  # noqa: E402
-from pystiffsens.solvers.partitioned import TANGENT_RULES, iteration_matrix_tangents  # noqa: E402
 
 RTOL, ATOL, MAX_STEPS = 1e-8, 1e-10, 100_000
 
@@ -63,19 +61,13 @@ def main(argv=None):
     parser.add_argument("--sensitivities", nargs="+", default=["ForwardDiffSensitivity", "ReverseDiffAdjoint"])
     parser.add_argument("--number", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--iteration-matrix-tangents", choices=TANGENT_RULES,
-                        help="differentiate every iteration-matrix solve by this rule "
-                             "(solvers.partitioned.iteration_matrix_tangents), to compare the two; "
-                             "turns the program cache off, whose keys do not see the rule")
+    C.add_tangent_rule_argument(parser)
     args = parser.parse_args(argv)
     C.banner("Compiled solve and gradients of built-in problems (bench_problem_times.py)")
     print("\n".join(C.machine_info()))
     print(f"- pystiffsens from {os.path.dirname(pss.__file__)}; rtol={RTOL:g}, atol={ATOL:g}; best of "
           f"{args.repeat} means of {args.number} calls\n")
-    rule = args.iteration_matrix_tangents
-    if rule:  # the program cache's keys do not see the rule: trace everything here
-        os.environ["PYSTIFFSENS_NO_COMPILATION_CACHE"] = "1"
-    with iteration_matrix_tangents(rule) if rule else contextlib.nullcontext():  # traced in times()
+    with C.tangent_rule(args.iteration_matrix_tangents):  # traced in times()
         rows = [row for name in args.problems
                 for row in times(name, args.solver, args.sensitivities, args.number, args.repeat)]
     print(C.markdown_table(["problem", "states", "program", "first call s", "ms"], rows))

@@ -64,7 +64,9 @@ def iteration_matrix_tangents(rule: str) -> Iterator[None]:
     (reverse mode: :class:`~pystiffsens.sensitivity.ReverseDiffAdjoint`; solves nobody
     differentiates) systems of more than :data:`REVERSE_PRODUCTS_MAX_SIZE` unknowns take the formed
     Jacobian's tangent and smaller ones the products. Both rules give the same derivatives (to
-    rounding); only their cost differs. Read at trace time.
+    rounding); only their cost differs. Read at trace time: programs traced before (``jax.jit``'s,
+    pystiffsens's program caches, whose keys do not see the rule) keep the rule they were traced with,
+    so set it before anything is traced and with the caches off (``benchmarks/_common.tangent_rule``).
     """
     if rule not in TANGENT_RULES:
         raise ValueError(f"rule={rule!r} is not an iteration-matrix tangent rule; valid choices: {TANGENT_RULES}.")
