@@ -10,7 +10,9 @@ of one evaluation of the right-hand side and of its Jacobian inside a compiled l
 loop keeps XLA from timing dispatch) with the compile time of each loop: the Jacobian by
 ``jax.jacfwd`` (one product per state) and from the model's sparsity pattern (one product per
 colour, what the implicit solvers form once per step; :mod:`pystiffsens.sparsity`), the time of a dense LU factorisation of the
-model's size and of a solve with it; with ``--programs`` also the trace, lowering and
+model's size and of a solve with it, and of the sparse LU the solvers use for the model's pattern
+(:mod:`pystiffsens.solvers.sparse_lu`, where it applies: its fill, levels, compile time, factorisation
+and solve); with ``--programs`` also the trace, lowering and
 compilation time of the nllh and of its gradient (ReverseDiffAdjoint) with Rodas5P at rtol
 1e-8, atol 1e-10, and the median of 5 warm calls of each; with ``--solve-steps N`` the first
 simulation condition solved alone (``pss.solve`` of ``problem.problem(condition)``, the same
@@ -62,6 +64,7 @@ def one(path: Path, layout: str, programs: bool, solve_steps: int) -> dict:
 
     import pystiffsens as pss
     import pystiffsens.petab as petab
+    from pystiffsens.solvers import sparse_lu
     from pystiffsens.solvers.linear import lu_factor
     from pystiffsens.sparsity import jacobian
 
@@ -87,6 +90,15 @@ def one(path: Path, layout: str, programs: bool, solve_steps: int) -> dict:
                                matrix)
     lu = lu_factor(matrix)
     _, row["lu_solve_ms"] = _in_loop(lambda b: lax.fori_loop(0, LOOP, lambda i, b: b + 1e-12 * lu.solve(b), b), y)
+    planned = sparse_lu.elimination(pattern)
+    if planned is not None:  # the sparse LU the solvers use for this pattern (the same matrix, zero outside it)
+        on_pattern = jnp.where(pattern.with_identity.mask, matrix, 0.0)
+        row |= {"sparse_lu_fill": planned.fill, "sparse_lu_levels": len(planned.levels)}
+        row["sparse_lu_first_s"], row["sparse_lu_ms"] = _in_loop(lambda a: lax.fori_loop(
+            0, LOOP, lambda i, a: a + 1e-12 * lu_factor(a, sparsity=pattern).factors, a), on_pattern)
+        lu = lu_factor(on_pattern, sparsity=pattern)
+        _, row["sparse_lu_solve_ms"] = _in_loop(
+            lambda b: lax.fori_loop(0, LOOP, lambda i, b: b + 1e-12 * lu.solve(b), b), y)
     if solve_steps:
         plain = problem.problem(problem.conditions[0])
         solve = lambda: pss.solve(plain, "Rodas5P", rtol=1e-8, atol=1e-10, max_steps=solve_steps)  # noqa: E731

@@ -8,8 +8,9 @@ the columns is colouring the graph in which two columns are adjacent when they s
 (Coleman & Moré, "Estimation of sparse Jacobian matrices and graph coloring problems", SIAM
 J. Numer. Anal. 20 (1983) 187–209); :class:`Sparsity` colours greedily, largest column
 first, as those papers' LFO ordering. A model of ``n`` states whose Jacobian needs ``c``
-colours is then differentiated with ``c`` forward-mode products instead of ``n``; the
-Jacobian is still formed as a dense matrix for the dense LU of the iteration matrices.
+colours is then differentiated with ``c`` forward-mode products instead of ``n``. The
+Jacobian is formed as a dense matrix; the iteration matrices of large sparse patterns are
+factorised by a sparse LU planned from the same pattern (:mod:`pystiffsens.solvers.sparse_lu`).
 
 The pattern must hold every entry that can be nonzero anywhere (a structural pattern): an
 entry outside it is read as zero. SciML passes the same information as ``ODEFunction``'s

@@ -475,7 +475,8 @@ def test_forward_mode_differentiates_iteration_matrices_through_products_and_rev
     traced = []
     lu_factor = partitioned.lu_factor
     monkeypatch.setattr(partitioned, "lu_factor",
-                        lambda matrix, product=None: traced.append(product is not None) or lu_factor(matrix, product))
+                        lambda matrix, product=None, sparsity=None: traced.append(product is not None)
+                        or lu_factor(matrix, product, sparsity))
     problem = pss.problems.get("pollution")
     assert problem.y0.shape[0] > partitioned.REVERSE_PRODUCTS_MAX_SIZE
     for sensitivity, by_products in [("ForwardDiffSensitivity", True), ("ReverseDiffAdjoint", False)]:

@@ -29,6 +29,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..sparsity import Sparsity
+from . import sparse_lu
+
 SUBSTITUTION_MAX_SIZE = 8
 """Largest system solved by written-out substitution instead of ``lax.linalg.triangular_solve``."""
 
@@ -53,6 +56,9 @@ class LU(NamedTuple):
     substitution of systems of at most :data:`SUBSTITUTION_MAX_SIZE` unknowns (None above).
     ``product``, where given, is ``A`` as a :class:`MatrixProduct` of its own inputs, and the
     solve is differentiated with respect to those inputs instead of ``matrix`` (:func:`_solve_product`).
+    ``columns``, where given, says the factors are those of ``P A P^T`` (a sparse LU with its pivot
+    order fixed in advance, :mod:`.sparse_lu`): it is the inverse of ``permutation``, which puts
+    the solution back in ``A``'s order.
     """
 
     factors: Any
@@ -60,13 +66,14 @@ class LU(NamedTuple):
     matrix: Any
     reciprocal_pivots: Any = None
     product: Any = None
+    columns: Any = None
 
     def solve(self, b):
         """``A^{-1} b`` for a vector ``b``, or for each column of a matrix ``b``."""
+        factors = (self.factors, self.permutation, self.reciprocal_pivots, self.columns)
         if self.product is not None:
-            return _solve_product(self.product.fn, self.product.operands, self.factors, self.permutation,
-                                  self.reciprocal_pivots, b)
-        return _solve(self.matrix, self.factors, self.permutation, self.reciprocal_pivots, b)
+            return _solve_product(self.product.fn, self.product.operands, *factors, b)
+        return _solve(self.matrix, *factors, b)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -100,7 +107,7 @@ def matrix_product(fn, operands, example) -> MatrixProduct:
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _solve_product(fn, operands, factors, permutation, reciprocal_pivots, b):
+def _solve_product(fn, operands, factors, permutation, reciprocal_pivots, columns, b):
     """``A^-1 b`` by the factors of ``A = fn(operands, .)``; its tangent is another solve with them.
 
     ``d(A^-1 b) = A^-1 (db - dA x)``, with ``dA x`` the forward-mode derivative of ``fn(operands, x)``
@@ -108,30 +115,30 @@ def _solve_product(fn, operands, factors, permutation, reciprocal_pivots, b):
     costs a Jacobian's worth of products per tangent (one per colour of its sparsity pattern,
     one per state without one) and a dense matrix product.
     """
-    return _apply_factors(factors, permutation, reciprocal_pivots, b)
+    return _apply_factors(factors, permutation, reciprocal_pivots, columns, b)
 
 
 @_solve_product.defjvp
 def _solve_product_jvp(fn, primals, tangents):
-    operands, factors, permutation, reciprocal_pivots, b = primals
+    operands, *factors, b = primals
     d_operands, db = tangents[0], tangents[-1]
     x = _solve_product(fn, *primals)  # through _solve_product again, so that higher derivatives use this rule too
     _, d_product = jax.jvp(lambda ops: fn(ops, x), (operands,), (d_operands,))
-    return x, _solve_product(fn, operands, factors, permutation, reciprocal_pivots, db - d_product)
+    return x, _solve_product(fn, operands, *factors, db - d_product)
 
 
 @jax.custom_jvp
-def _solve(matrix, factors, permutation, reciprocal_pivots, b):
+def _solve(matrix, factors, permutation, reciprocal_pivots, columns, b):
     """``matrix^-1 b`` by the factors of ``matrix``; its tangent is another solve with them (:meth:`LU.solve`)."""
-    return _apply_factors(factors, permutation, reciprocal_pivots, b)
+    return _apply_factors(factors, permutation, reciprocal_pivots, columns, b)
 
 
 @_solve.defjvp
 def _solve_jvp(primals, tangents):
-    matrix, factors, permutation, reciprocal_pivots, b = primals
+    matrix, *factors, b = primals
     dmatrix, db = tangents[0], tangents[-1]
     x = _solve(*primals)  # through _solve again, so that higher derivatives use this rule too
-    return x, _solve(matrix, factors, permutation, reciprocal_pivots, db - _product(dmatrix, x))
+    return x, _solve(matrix, *factors, db - _product(dmatrix, x))
 
 
 def _product(matrix, x):
@@ -151,8 +158,9 @@ def fused_matmul(a, b):
     return functools.reduce(lambda x, y: x + y, terms)
 
 
-def _apply_factors(factors, permutation, reciprocal_pivots, b):
-    """``U^-1 L^-1 P b``: written-out substitution on small systems, ``triangular_solve`` on larger ones."""
+def _apply_factors(factors, permutation, reciprocal_pivots, columns, b):
+    """``U^-1 L^-1 P b``: written-out substitution on small systems, ``triangular_solve`` on larger ones; its rows
+    put back by ``columns`` where the factors are of ``P A P^T``."""
     vector = b.ndim == 1
     rhs = b[permutation][:, None] if vector else b[permutation]
     if reciprocal_pivots is not None:
@@ -160,6 +168,8 @@ def _apply_factors(factors, permutation, reciprocal_pivots, b):
     else:
         y = lax.linalg.triangular_solve(factors, rhs, left_side=True, lower=True, unit_diagonal=True)
         x = lax.linalg.triangular_solve(factors, y, left_side=True, lower=False)
+    if columns is not None:
+        x = x[columns]
     return x[:, 0] if vector else x
 
 
@@ -190,11 +200,15 @@ def _substitute(factors, reciprocal_pivots, rhs):
     return lax.optimization_barrier(jnp.stack(x))
 
 
-def lu_factor(matrix, product: MatrixProduct | None = None) -> LU:
-    """The LU factorisation of a square ``matrix`` with partial pivoting.
+def lu_factor(matrix, product: MatrixProduct | None = None, sparsity: Sparsity | None = None) -> LU:
+    """The LU factorisation of a square ``matrix``: with partial pivoting, or sparse with its pivots fixed in advance.
 
     ``product``: ``matrix`` as a function of its own inputs (:func:`matrix_product`), for
-    derivatives of solves with it (:class:`LU`).
+    derivatives of solves with it (:class:`LU`). ``sparsity``: the pattern of ``matrix`` (its
+    diagonal is taken as nonzero), where known; ``matrix`` must be zero outside it, values and
+    derivatives alike, as :func:`~pystiffsens.sparsity.jacobian` forms a Jacobian. Large sparse
+    patterns are factorised by :mod:`.sparse_lu` (:func:`.sparse_lu.elimination` says which), all
+    others densely as below.
 
     Real or complex: :class:`~pystiffsens.solvers.FIRK` factorises one complex matrix per
     complex-conjugate pair of eigenvalues, and both solve paths work unchanged in complex arithmetic.
@@ -202,6 +216,9 @@ def lu_factor(matrix, product: MatrixProduct | None = None) -> LU:
     Gaussian elimination (:func:`_eliminate`), larger ones by ``jax.lax.linalg.lu`` (LAPACK
     ``getrf`` on CPU).
     """
+    planned = sparse_lu.elimination(sparsity) if sparsity is not None else None
+    if planned is not None:
+        return LU(planned.factor(matrix), planned.order, matrix, None, product, planned.inverse_order)
     if matrix.shape[-1] <= ELIMINATION_MAX_SIZE:
         factors, permutation = _eliminate(matrix)
     else:

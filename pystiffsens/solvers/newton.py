@@ -77,12 +77,12 @@ def solve_implicit(G, z0, lu, scale, tol, max_iter, sparsity: Sparsity | None = 
     def exact_linear_solve(g_lin, b):
         """``(dG/dz)^-1 b`` with the exact ``dG/dz`` at the root (the implicit-function theorem's solve), by the
         package's LU (:mod:`.linear`: substitution on small systems, cheaper there than ``jnp.linalg.solve``)."""
-        return lu_factor(jacobian(g_lin, b, sparsity)).solve(b)
+        return lu_factor(jacobian(g_lin, b, sparsity), sparsity=sparsity).solve(b)
 
     def iterate(g, z_init):
         def update(mode, z):
             def full(z):
-                return -lu_factor(jacobian(g, z, sparsity)).solve(g(z))
+                return -lu_factor(jacobian(g, z, sparsity), sparsity=sparsity).solve(g(z))
 
             return lax.cond(mode == FULL, full, lambda z: -lu.solve(g(z)), z)
 

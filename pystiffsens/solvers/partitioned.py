@@ -233,7 +233,7 @@ class Jacobian:
         matrix = jnp.eye(self.size) / delta - coef * self.matrix
         rule = _TANGENT_RULE.get() or ("products" if self.size <= REVERSE_PRODUCTS_MAX_SIZE else "formed")
         if rule == "formed":
-            return ShiftedSystem(self, lu_factor(matrix), coef, delta)
+            return ShiftedSystem(self, lu_factor(matrix, sparsity=self.part.sparsity), coef, delta)
         t, a, args = self._point
         f_implicit = self.part.f_implicit
 
@@ -245,7 +245,7 @@ class Jacobian:
 
         operands = (t, a, args, jnp.asarray(coef), jnp.asarray(delta))
         product = matrix_product(apply, operands, jnp.zeros(self.size, matrix.dtype))
-        return ShiftedSystem(self, lu_factor(matrix, product), coef, delta)
+        return ShiftedSystem(self, lu_factor(matrix, product, self.part.sparsity), coef, delta)
 
 
 class ShiftedSystem:
