@@ -93,8 +93,8 @@ def test_a_sparse_rhs_gives_the_solution_and_gradient_of_the_dense_one(solver, s
 
 def test_the_pattern_is_what_the_solver_uses():
     """Rosenbrock methods use the Jacobian inside the formula: a pattern that drops the couplings changes the
-    solution (by a W-method's error, well above the 1e-13 to which the right pattern reproduces the dense
-    solve), so the solver formed its Jacobian from the pattern."""
+    solution (by a W-method's error, well above the 1e-13 to which the right pattern, and its sparse LU,
+    reproduce the dense solve with Rodas5P), so the solver formed its Jacobian from the pattern."""
     exact = pss.solve(_chain(_chain_rhs), "Rodas5P")
     wrong = pss.solve(_chain(pss.SparseRHS(_chain_rhs, np.eye(N, dtype=bool))), "Rodas5P")
     assert wrong.status == pss.ReturnCode.Success

@@ -15,8 +15,8 @@ ACM TOMS 37 (2010) 36):
 * **Symbolic factorisation.** The pattern of ``L + U`` (the fill) by eliminating the pattern.
 * **Levels.** Pivot ``k`` needs every earlier pivot ``m`` with ``L[k, m]`` or ``U[m, k]``
   structurally nonzero (those update its row and column). Pivots of one level need none of
-  each other, so each level's multipliers and rank-one updates are one gather and one scatter
-  over the nonzeros (level scheduling: Anderson & Saad, "Solving sparse triangular linear
+  each other, so each level is two scatters over the nonzeros, its multipliers and its
+  rank-one updates, each with its gathers (level scheduling: Anderson & Saad, "Solving sparse triangular linear
   systems on parallel computers", Int. J. High Speed Comput. 1 (1989) 73-95).
 
 The factors are placed in a dense matrix, and the solves are the dense triangular solves of
@@ -27,8 +27,9 @@ smaller one, where ``I/delta`` dominates (a smaller step always makes the diagon
 
 Measured on PEtab models of 25 to 500 states (``benchmarks/bench_petab.py``; benchmarks/README.md,
 section 8, "A sparse LU planned from the pattern"): likelihoods 1.2-2.2x faster than with the
-dense LU, discrete-adjoint gradients up to 1.3x (their transposed solves stay dense), first calls
-within 10 % up to 36 states and 20 % longer on 105-124.
+dense LU, discrete-adjoint gradients up to 1.3x (their transposed solves stay dense). The
+discrete adjoint's first calls are within 10 % up to 36 states and 20 % longer on 105-124 (more
+operations to trace and compile); forward mode's first call was 22 % longer on Isensee (25).
 """
 
 from __future__ import annotations
@@ -45,12 +46,15 @@ from ..sparsity import Sparsity
 MIN_SIZE = 16
 """Smallest system factorised by :class:`Elimination` (smaller ones: the dense LU of :mod:`.linear`).
 
-The gain is measured from 25 states up (benchmarks/README.md, section 8); between 9 and 24 it is
-not, and the threshold there is a guess: below it a dense LU is a few microseconds, and each level
+The gain is measured from 25 states up (benchmarks/README.md, section 8); below that it was not
+measured, and 16 is a guess: a dense LU of a small matrix takes a few microseconds, and each level
 of the elimination is an operation of its own."""
 
 MAX_FILL = 0.5
-"""Largest fill (nonzeros of ``L + U``) as a fraction of the matrix's entries for which :class:`Elimination` is used."""
+"""Largest fill (nonzeros of ``L + U``) as a fraction of the matrix's entries for which :class:`Elimination` is used.
+
+Not measured: above it the elimination does much of a dense LU's arithmetic in many more operations. The PEtab
+models measured fill 3-19 % (Chen 3 %, Smith 11 %, Alkan 19 %)."""
 
 PIVOT_GROWTH_LIMIT = 1e4
 """Largest element growth ``max |L \\ U| / max |A|`` accepted; above it the factors are NaN (the step is retried smaller).
@@ -105,6 +109,7 @@ class Elimination:
 
     @staticmethod
     def _level(filled, position, pivots):
+        """The index arrays of one level's multipliers and updates (:attr:`levels`), for the pivots ``pivots``."""
         multipliers, their_pivots, targets, left, right = [], [], [], [], []
         for k in pivots:
             below = k + 1 + np.flatnonzero(filled[k + 1 :, k])
