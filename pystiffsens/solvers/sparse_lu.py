@@ -46,9 +46,11 @@ from ..sparsity import Sparsity
 MIN_SIZE = 16
 """Smallest system factorised by :class:`Elimination` (smaller ones: the dense LU of :mod:`.linear`).
 
-The gain is measured from 25 states up (benchmarks/README.md, section 8); below that it was not
-measured, and 16 is a guess: a dense LU of a small matrix takes a few microseconds, and each level
-of the elimination is an operation of its own."""
+From 25 states up every PEtab likelihood measured ran faster with it (benchmarks/README.md, section 8).
+With the threshold lowered to 8, Fujita and Brannmark (9 states) ran slower in every call
+(likelihood 1.4-2.3x, first calls up to 1.5x) and Zheng (15) split (likelihood 1.2x faster,
+discrete adjoint 1.2x slower): a dense LU of a small matrix takes a few microseconds, and each level
+of the elimination is an operation of its own. Between 16 and 24 states it was not measured."""
 
 MAX_FILL = 0.5
 """Largest fill (nonzeros of ``L + U``) as a fraction of the matrix's entries for which :class:`Elimination` is used.
