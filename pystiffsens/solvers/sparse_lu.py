@@ -92,7 +92,6 @@ class Elimination:
     def __init__(self, sparsity: Sparsity):
         n = sparsity.size
         pattern = sparsity.mask | np.eye(n, dtype=bool)
-        self.size = n
         self.order = fill_reducing_order(pattern)
         self.inverse_order = np.argsort(self.order)
         filled = pattern[np.ix_(self.order, self.order)]
