@@ -12,6 +12,7 @@ import libsbml
 import numpy as np
 import pytest
 import sympy
+from conftest import equations
 from scipy.integrate import solve_ivp
 
 import pystiffsens as pss
@@ -567,6 +568,24 @@ def test_gradient_through_solve_matches_central_differences():
         h = 1e-5 * p[name]
         fd = (loss({**p, name: p[name] + h}) - loss({**p, name: p[name] - h})) / (2 * h)
         np.testing.assert_allclose(grad[name], fd, rtol=1e-6, err_msg=name)
+
+
+def test_reverse_mode_gives_the_state_one_cotangent(layout):
+    """The right-hand side's vector-Jacobian product is ``J^T w``. In the scalar layout the state is split once,
+    so its cotangent is one concatenation: one slice per entry transposed to one zero-padded copy of the state per
+    entry, which reverse mode then summed for every right-hand side evaluation of a step (a quarter of
+    Alkan_SciSignal2018's discrete-adjoint gradient, benchmarks/README.md section 8)."""
+    model = sbml.load(BOEHM)
+    p = dict(model.defaults)
+    y, w = jnp.linspace(0.5, 4.0, 8), jnp.linspace(-1.0, 1.0, 8)
+
+    def vjp(y, w):
+        return jax.vjp(lambda y: model.rhs(2.0, y, p), y)[1](w)[0]
+
+    np.testing.assert_allclose(vjp(y, w), jax.jacfwd(model.rhs, argnums=1)(2.0, y, p).T @ w, rtol=1e-13)
+    if layout == "scalar":
+        names = [eqn.primitive.name for eqn in equations(jax.make_jaxpr(vjp)(y, w).jaxpr)]
+        assert "pad" not in names and names.count("concatenate") == 1, sorted(set(names))
 
 
 def test_rhs_works_under_jit_and_vmap():

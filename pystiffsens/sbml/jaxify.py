@@ -180,8 +180,10 @@ class _ScalarPlan:
     def __call__(self, env: Mapping[str, object], vector) -> jax.Array:
         values = dict(env)
         if self.block:
-            vector = jnp.asarray(vector, dtype=jnp.float64)
-            values.update({name: vector[i] for i, name in enumerate(self.block)})
+            # One split, not one slice per entry: a slice's transpose pads its cotangent to the whole
+            # vector, and reverse mode summed one such vector per entry and right-hand side evaluation.
+            parts = lax.split(jnp.asarray(vector, dtype=jnp.float64), [1] * len(self.block))
+            values.update({name: jnp.squeeze(part, 0) for name, part in zip(self.block, parts, strict=True)})
         for name, fn, deps in self.steps:
             values[name] = fn(*(values[d] for d in deps))
         outs = [fn(*(values[d] for d in deps)) for fn, deps in self.outputs]
