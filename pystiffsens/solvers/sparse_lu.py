@@ -80,6 +80,11 @@ def fill_reducing_order(pattern: np.ndarray) -> np.ndarray:
     return np.argsort(lu.perm_c)  # perm_c[j] is the position column j moves to
 
 
+def _below_and_right(filled: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows below pivot ``k`` with a nonzero in its column, and the columns right of it with a nonzero in its row."""
+    return k + 1 + np.flatnonzero(filled[k + 1 :, k]), k + 1 + np.flatnonzero(filled[k, k + 1 :])
+
+
 class Elimination:
     """The planned LU factorisation of matrices with ``sparsity``'s pattern (plus the diagonal), in a fixed pivot order.
 
@@ -96,9 +101,7 @@ class Elimination:
         self.inverse_order = np.argsort(self.order)
         filled = pattern[np.ix_(self.order, self.order)]
         for k in range(n):
-            below = k + 1 + np.flatnonzero(filled[k + 1 :, k])
-            right = k + 1 + np.flatnonzero(filled[k, k + 1 :])
-            filled[np.ix_(below, right)] = True
+            filled[np.ix_(*_below_and_right(filled, k))] = True
         self.rows, self.cols = np.nonzero(filled)
         position = np.full((n, n), -1)
         position[self.rows, self.cols] = np.arange(self.rows.size)
@@ -114,8 +117,7 @@ class Elimination:
         """The index arrays of one level's multipliers and updates (:attr:`levels`), for the pivots ``pivots``."""
         multipliers, their_pivots, targets, left, right = [], [], [], [], []
         for k in pivots:
-            below = k + 1 + np.flatnonzero(filled[k + 1 :, k])
-            across = k + 1 + np.flatnonzero(filled[k, k + 1 :])
+            below, across = _below_and_right(filled, k)
             multipliers.append(position[below, k])
             their_pivots.append(np.full(below.size, position[k, k]))
             targets.append(position[np.ix_(below, across)].ravel())
