@@ -12,6 +12,11 @@ interleaved rounds (``_common.time_interleaved``), medians:
   and takes the mean of all but the first (what a loop of calls, a scipy.optimize
   objective or a training loop, pays); **alone**, one call per entry and round, right
   after the other entries' calls (every cache cold).
+* **New parameter values each call** (``params=`` NumPy float64 scalars, as a scipy.optimize
+  objective passes them): ``pss.solve(save_steps=False)`` and ``pss.gradient`` against their
+  programs called with the same values, on ROBER and, with the PEtab extra installed, on the
+  SBML model Boehm_JProteomeRes2014 (condition 1, 10 parameters; ``tests/data/petab``), in the
+  same rounds and both regimes.
 * **The front door's own Python** (``--python-cost``, instead of the rest): each compiled
   program replaced by the outputs of its first run (``jax.stages.Compiled.__call__``), so a
   call costs only pystiffsens's Python around the program; ``timeit``, the best of 7 times
@@ -28,7 +33,7 @@ CVODES's forward-sensitivity gradient (Rodas5P, FBDF, KenCarp4); every sensitivi
 within 10 % between ``max_steps`` 1e3 and 1e5.
 
 Run: ``python benchmarks/bench_front_door.py [--rounds N] [--budget S] [--cold] [--no-batches] [--python-cost]``
-(about 1.5 minutes on 2 shared cores). Writes ``benchmarks/results/front_door.csv``.
+(about 2 minutes on 2 shared cores). Writes ``benchmarks/results/front_door.csv``.
 """
 
 from __future__ import annotations
@@ -81,6 +86,36 @@ def in_a_row(call):
     return (time.perf_counter() - start) / (IN_A_ROW - 1)
 
 
+def given_params_problems(rober):
+    """``(label, problem)`` of the problems timed with new parameter values each call: ROBER (3 parameters) and,
+    where pystiffsens's PEtab extra is installed, condition 1 of Boehm_JProteomeRes2014 (SBML; 10 parameters,
+    8 states), shipped in ``tests/data/petab``."""
+    yield "ROBER", rober
+    try:
+        from pystiffsens import petab
+    except ImportError:
+        return
+    boehm = petab.load(os.path.join(C.ROOT, "tests", "data", "petab", "Boehm_JProteomeRes2014",
+                                    "Boehm_JProteomeRes2014.yaml"))
+    yield "Boehm", boehm.problem(boehm.conditions[0])
+
+
+def given_params_calls(problem, label, kw):
+    """``pss.solve(save_steps=False)`` and ``pss.gradient`` given ``params`` of NumPy float64 scalars each call (as a
+    scipy.optimize objective passes them), and the programs they run called with the same values."""
+    given = {name: np.float64(value) for name, value in problem.params.items()}
+    fn, args, _ = C.solve_program(problem, "Rodas5P", saved_steps=0, **kw)
+    host_args = ([np.asarray(leaf) for leaf in args[0]], *args[1:])
+    grad = pss.jit(pss.make_gradient_fn(problem, "Rodas5P", **kw))
+    return {
+        f"pss.solve Rodas5P, save_steps=False, params given, {label}":
+            lambda: pss.solve(problem, "Rodas5P", params=given, save_steps=False, **kw),
+        f"compiled solve program (no records), params given, {label}": lambda: jax.block_until_ready(fn(*host_args)),
+        f"pss.gradient Rodas5P, params given, {label}": lambda: pss.gradient(problem, "Rodas5P", params=given, **kw),
+        f"pss.jit(make_gradient_fn) Rodas5P, params given, {label}": lambda: jax.block_until_ready(grad(given)),
+    }
+
+
 def single_calls(problem, rounds, budget):
     """Repeated calls: (regime, name) -> (first-call seconds, list of seconds), regimes :data:`REGIMES`."""
     kw = dict(rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS)
@@ -95,6 +130,8 @@ def single_calls(problem, rounds, budget):
         calls[f"pss.gradient {solver}"] = lambda s=solver: pss.gradient(problem, s, **kw)
         fn = pss.jit(pss.make_gradient_fn(problem, solver, **kw))
         calls[f"pss.jit(make_gradient_fn) {solver}"] = lambda fn=fn: jax.block_until_ready(fn(problem.params))
+    for label, model in given_params_problems(problem):
+        calls.update(given_params_calls(model, label, kw))
     cvodes_solve, cvodes_grad = cvodes_calls(problem)
     calls["CVODES solve"] = cvodes_solve
     calls["CVODES forward-sensitivity gradient"] = cvodes_grad
@@ -195,6 +232,14 @@ def main(argv=None):
             ("pss.solve(save_steps=False) / CVODES solve",
              med["pss.solve Rodas5P, save_steps=False"] / cvodes_solve, 0.5),
         ]
+        given = "pss.gradient Rodas5P, params given, "
+        for label in (name[len(given):] for name in med if name.startswith(given)):
+            verdicts.append((f"pss.solve(save_steps=False) / its compiled program, params given, {label}",
+                             med[f"pss.solve Rodas5P, save_steps=False, params given, {label}"]
+                             / med[f"compiled solve program (no records), params given, {label}"], 1.3))
+            verdicts.append((f"pss.gradient / pss.jit(make_gradient_fn), params given, {label}",
+                             med[f"pss.gradient Rodas5P, params given, {label}"]
+                             / med[f"pss.jit(make_gradient_fn) Rodas5P, params given, {label}"], 1.3))
         for solver in SOLVERS:
             verdicts.append((f"pss.gradient / pss.jit(make_gradient_fn), {solver}",
                              med[f"pss.gradient {solver}"] / med[f"pss.jit(make_gradient_fn) {solver}"], 1.3))

@@ -61,7 +61,7 @@ def inputs(problem, params=None, y0=None) -> Inputs:
     New ``params`` must have the structure of the problem's (then the problem's functions,
     checked for that structure when it was built, are not traced again).
     """
-    leaves, structure = problem.parameters() if params is None else _params.split(params)
+    leaves, structure = problem.parameters() if params is None else _params.split(params, host=True)
     if params is not None:
         _, own = problem.parameters()
         if structure.treedef != own.treedef or structure.shapes != own.shapes:
@@ -72,7 +72,7 @@ def inputs(problem, params=None, y0=None) -> Inputs:
     if y0 is None:
         y0 = problem.y0
     else:
-        y0 = _params.promote(y0, "y0")
+        y0 = _params.promote(y0, "y0", host=True)
         if y0.shape != problem.y0.shape:
             raise ValueError(f"y0 has shape {y0.shape}, but problem {problem.label!r} has {problem.y0.shape}.")
     return Inputs(leaves, structure, y0, np.float64(problem.tspan[0]), problem.saveat)
