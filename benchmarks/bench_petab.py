@@ -8,7 +8,8 @@ crashes is a row, not the end; the child prints its row after each phase, so a m
 by ``--timeout`` keeps the phases it finished and says which one it was in): states,
 reactions, estimated parameters, conditions, the status (or the construct refused, from the
 error message), the log-likelihood at the nominal parameters and AMICI's reference value for
-it, the time of ``load``, of the first ``nllh`` call (tracing and compilation) and the median
+it, the time of ``load``, of the first ``nllh`` call (tracing and compilation; also the seconds
+JAX reports for its tracing, lowering and XLA compilation, ``jax.monitoring``) and the median
 of later calls, and the same for the gradient with each sensitivity (forward mode, the
 discrete adjoint, the continuous adjoints), at rtol 1e-8 and atol 1e-10 with Rodas5P. Writes
 ``results/petab.csv`` and prints a Markdown table.
@@ -37,17 +38,37 @@ SENSITIVITIES = ("ForwardDiffSensitivity", "ReverseDiffAdjoint", "InterpolatingA
 AMICI_LLH = yaml.safe_load((Path(__file__).parent.parent / "tests" / "data" / "petab" / "references.yaml").read_text())
 
 
-def _timed(call, repeats: int) -> tuple[float, float, object]:
-    """(first call's seconds, median of ``repeats`` later calls, last result)."""
+#: JAX's compilation events (``jax.monitoring``) -> the phase of a first call they time.
+PHASES = {"/jax/core/compile/jaxpr_trace_duration": "trace", "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+          "/jax/core/compile/backend_compile_duration": "compile"}
+_phase_seconds: dict[str, float] = {}
+
+
+def _count_phases() -> None:
+    """Add the seconds of JAX's compilation events to ``_phase_seconds`` from now on (in the child process)."""
+    import jax.monitoring
+
+    def listen(event: str, duration: float, **_) -> None:
+        if event in PHASES:
+            _phase_seconds[PHASES[event]] = _phase_seconds.get(PHASES[event], 0.0) + duration
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+
+
+def _timed(call, repeats: int) -> tuple[float, dict, float, object]:
+    """(first call's seconds, its seconds in each of :data:`PHASES` by name, median of ``repeats`` later calls, last
+    result)."""
+    _phase_seconds.clear()
     start = time.perf_counter()
     out = call()
     first = time.perf_counter() - start
+    phases = {phase: _phase_seconds.get(phase, 0.0) for phase in PHASES.values()}
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         out = call()
         times.append(time.perf_counter() - start)
-    return first, statistics.median(times), out
+    return first, phases, statistics.median(times), out
 
 
 def problem_file(path: Path) -> Path:
@@ -66,6 +87,7 @@ def one_model(path: Path, solver: str, rtol: float, atol: float, repeats: int, s
 
     import pystiffsens.petab as petab
 
+    _count_phases()
     name = path.name
     row = {"model": name, "solver": solver, "rtol": rtol, "atol": atol, "amici_llh": AMICI_LLH.get(name)}
     start = time.perf_counter()
@@ -78,14 +100,16 @@ def one_model(path: Path, solver: str, rtol: float, atol: float, repeats: int, s
     row |= {"states": len(problem.model.state_ids), "reactions": sbml.getNumReactions(),
             "estimated": len(problem.estimated), "conditions": len(problem.conditions)}
     _report(row, "nllh")
-    first, median, result = _timed(lambda: problem.evaluate(solver=solver, rtol=rtol, atol=atol), repeats)
+    first, phases, median, result = _timed(lambda: problem.evaluate(solver=solver, rtol=rtol, atol=atol), repeats)
     row |= {"llh": -result.nllh, "nllh_first_s": first, "nllh_s": median, "status": result.status.name}
+    row |= {f"nllh_first_{phase}_s": seconds for phase, seconds in phases.items()}
     for algorithm in sensitivities:
         _report(row, f"{algorithm} gradient")
-        first, median, result = _timed(lambda a=algorithm: problem.evaluate(
+        first, phases, median, result = _timed(lambda a=algorithm: problem.evaluate(
             gradient=True, solver=solver, sensitivity=a, rtol=rtol, atol=atol), repeats)
         row |= {f"{algorithm}_first_s": first, f"{algorithm}_s": median, f"{algorithm}_status": result.status.name,
                 f"{algorithm}_grad": json.dumps(result.gradient)}
+        row |= {f"{algorithm}_first_{phase}_s": seconds for phase, seconds in phases.items()}
     return row
 
 

@@ -530,8 +530,9 @@ def test_compile_an_observable_with_placeholders(tmp_path):
         model.compile("log(2, A)")
     with pytest.raises(ValueError, match=r"needs extra_values for \['offset_obs'\]"):
         obs(0.0, y, model.defaults)
+    assert set(obs.inputs(model.defaults)) == {"V", "scale"}  # what a caller gathering p per measurement needs
     with pytest.raises(ValueError, match=r"p lacks the parameters \['scale'\]"):
-        model.rhs(0.0, y, {"V": 2.0})
+        obs(0.0, y, {"V": 2.0}, {"offset_obs": 0.5})
 
 
 def test_to_jax_matches_symbols_by_name():
@@ -574,7 +575,9 @@ def test_reverse_mode_gives_the_state_one_cotangent(layout):
     """The right-hand side's vector-Jacobian product is ``J^T w``. In the scalar layout the state is split once,
     so its cotangent is one concatenation: one slice per entry transposed to one zero-padded copy of the state per
     entry, which reverse mode then summed for every right-hand side evaluation of a step (Alkan_SciSignal2018's
-    discrete-adjoint gradient runs 1.47x faster without them, benchmarks/README.md section 8)."""
+    discrete-adjoint gradient runs 1.47x faster without them, benchmarks/README.md section 8). In the vectorised
+    layout each level reads its arguments from the values with one gather (or slice), so reverse mode adds one
+    cotangent to the values per level, not one zero-filled scatter-add per argument."""
     model = sbml.load(BOEHM)
     p = dict(model.defaults)
     y, w = jnp.linspace(0.5, 4.0, 8), jnp.linspace(-1.0, 1.0, 8)
@@ -583,9 +586,15 @@ def test_reverse_mode_gives_the_state_one_cotangent(layout):
         return jax.vjp(lambda y: model.rhs(2.0, y, p), y)[1](w)[0]
 
     np.testing.assert_allclose(vjp(y, w), jax.jacfwd(model.rhs, argnums=1)(2.0, y, p).T @ w, rtol=1e-13)
+    names = [eqn.primitive.name for eqn in equations(jax.make_jaxpr(vjp)(y, w).jaxpr)]
     if layout == "scalar":
-        names = [eqn.primitive.name for eqn in equations(jax.make_jaxpr(vjp)(y, w).jaxpr)]
         assert "pad" not in names and names.count("concatenate") == 1, sorted(set(names))
+    else:
+        plans = [plan for program in model._programs.values() for plan in program._plans.values()]
+        forward = [eqn.primitive.name for eqn in equations(jax.make_jaxpr(lambda y: model.rhs(2.0, y, p))(y).jaxpr)]
+        reads = forward.count("gather") + forward.count("slice")
+        assert reads == sum(len(plan.levels) for plan in plans) + len(plans)  # and one read of each plan's outputs
+        assert "pad" not in names and names.count("add_any") < reads, sorted(set(names))
 
 
 def test_rhs_works_under_jit_and_vmap():

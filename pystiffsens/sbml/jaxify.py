@@ -14,9 +14,9 @@ A :class:`Program` evaluates a model's named quantities in one of two layouts (`
 * ``"vectorised"``: the quantities of one dependency level that share a shape (mass action
   ``k*A*B``, Michaelis-Menten, ...) are computed together by one function of gathered
   arguments, and sums of ``number * quantity`` terms (a species' stoichiometry times rates)
-  by one gather and one scatter-add. The program then has a size set by the number of
-  shapes, not of reactions, and compiles in less time; XLA:CPU runs its gathers as
-  separate kernels, so it runs slower.
+  by one scatter-add. Each level reads all its arguments with one gather. The program then
+  has a size set by the number of shapes, not of reactions, and compiles in less time;
+  XLA:CPU runs its gathers and scatters as separate kernels, so it runs slower.
 
 ``benchmarks/README.md`` section 8 has the measurements.
 """
@@ -101,6 +101,7 @@ class Program:
         layout: str = "scalar",
     ):
         self.layout = layout  # a key of LAYOUTS (checked by sbml.Model)
+        self.what = what  # what the program computes, for messages ("the right-hand side")
         self.bases = frozenset(bases)
         self.outputs = [Definition.of(out) for out in outputs]
         order: list[str] = []
@@ -219,6 +220,14 @@ class _Level:
     linear: _Linear | None
     groups: tuple[_Group, ...]
 
+    @functools.cached_property
+    def reads(self) -> tuple[np.ndarray, list[int]]:
+        """``(positions, sizes)``: the positions of every value the level reads (the linear combinations' columns,
+        then each group's slots in order) and how many each of those reads takes."""
+        parts = [self.linear.columns] if self.linear is not None else []
+        parts += [positions for group in self.groups for positions in group.gathers]
+        return (np.concatenate(parts) if parts else np.zeros(0, dtype=int)), [part.size for part in parts]
+
 
 class _VectorPlan:
     """A program laid out as levels of vectorised operations on one growing vector of values.
@@ -304,13 +313,17 @@ class _VectorPlan:
         values = jnp.concatenate(parts) if parts else jnp.zeros((0, *batch))
         trailing = (1,) * len(batch)
         for lv in self.levels:
+            # One read of all the level's arguments, then one split: reverse mode then adds one cotangent (one
+            # scatter-add) to the values per level, not one per gathered argument.
+            positions, sizes = lv.reads
+            read = iter(lax.split(_take(values, positions), sizes) if sizes else ())
             new = []
             if lv.linear is not None:
                 lin = lv.linear
-                products = _take(values, lin.columns) * lin.coefficients.reshape(-1, *trailing)
+                products = next(read) * lin.coefficients.reshape(-1, *trailing)
                 new.append(_sum_rows(products, lin.rows, lin.size))
             for group in lv.groups:
-                args = [_take(values, idx) for idx in group.gathers]
+                args = [next(read) for _ in group.gathers]
                 args += [c.reshape(-1, *trailing) for c in group.constants]
                 out = jnp.asarray(group.fn(*args), dtype=jnp.float64)
                 new.append(out if out.shape == (group.size, *batch) else jnp.broadcast_to(out, (group.size, *batch)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Mapping
@@ -67,22 +68,39 @@ class Model:
         )
 
     # -- evaluation environments
-    def _inputs(self, p: Mapping, names) -> dict:
-        """The env entries of the inputs ``names``; an input with an initial assignment that ``p`` lacks is NaN."""
+    def _read(self, program: Program, names) -> list[str]:
+        """The inputs among ``names`` that ``program`` reads."""
+        used, bases = program.used_bases, self._t.input_bases
+        return [k for k in names if bases[k] in used]
+
+    def _inputs(self, p: Mapping, program: Program, overrides: tuple[str, ...], names, t) -> dict:
+        """The env of ``program`` at time ``t``: the inputs among ``names`` that it reads, then ``overrides`` (species
+        ids of ``p``) and the time. Only what the program reads is converted, which keeps a trace of a model with
+        many parameters short; an input with an initial assignment that ``p`` lacks is NaN."""
+        names = self._read(program, names)
         assigned = self._t.with_initial_assignment
         missing = [k for k in names if k not in p and k not in assigned]
         if missing:
             raise ValueError(
-                f"{self.source}: p lacks the parameters {missing}; p must hold every id of model.parameter_ids "
-                "but those with initial assignments (model.defaults has the file's values)."
+                f"{self.source}: p lacks the parameters {missing}, which {program.what} reads; model.defaults "
+                "has the file's values."
             )
-        return {self._t.input_bases[k]: jnp.asarray(p.get(k, jnp.nan), dtype=jnp.float64) for k in names}
+        env = {self._t.input_bases[k]: jnp.asarray(p.get(k, jnp.nan), dtype=jnp.float64) for k in names}
+        env.update({sid: jnp.asarray(p[sid], dtype=jnp.float64) for sid in overrides})
+        env[TIME.name] = jnp.asarray(t, dtype=jnp.float64)
+        return env
 
     def _overrides(self, p: Mapping) -> tuple[str, ...]:
         return tuple(sid for sid in self._t.overridable_species if sid in p)
 
-    def _env(self, t, y, p: Mapping) -> tuple[dict, tuple, tuple[str, ...]]:
-        """``(env, block, overrides)`` of a program at ``(t, y)``: the inputs by name, the state as a block."""
+    @functools.cached_property
+    def _free_inputs(self) -> tuple[str, ...]:
+        """The inputs that are not also states (parameters that events assign are states at time t)."""
+        return tuple(k for k in self.parameter_ids if k not in self.state_ids)
+
+    def _env(self, t, y, p: Mapping, outputs: tuple, what: str, extra: tuple[str, ...] = ()) -> tuple[Program, dict, tuple]:
+        """``(program, env, block)`` of ``outputs`` at ``(t, y)``: the program for ``p``'s overrides and the names
+        ``extra``, its inputs by name (:meth:`_inputs`), the state as a block."""
         y = jnp.asarray(y, dtype=jnp.float64)
         if y.shape != (len(self.state_ids),):
             raise ValueError(
@@ -90,10 +108,8 @@ class Model:
                 f"{list(self.state_ids)}."
             )
         overrides = self._overrides(p)
-        env = self._inputs(p, [k for k in self.parameter_ids if k not in self.state_ids])
-        env.update({sid: jnp.asarray(p[sid], dtype=jnp.float64) for sid in overrides})
-        env[TIME.name] = jnp.asarray(t, dtype=jnp.float64)
-        return env, (self._t.state_bases, y), overrides
+        program = self._program(outputs, overrides + extra, what)
+        return program, self._inputs(p, program, overrides, self._free_inputs, t), (self._t.state_bases, y)
 
     def _program(self, outputs: tuple, overrides: tuple, what: str, initial: bool = False) -> Program:
         """The program of ``outputs`` at time t (or at the start, ``initial``), built once per model and key."""
@@ -109,13 +125,15 @@ class Model:
     def rhs(self, t, y, p: Mapping):
         """``dy/dt`` at ``(t, y)``: a float64 array like ``y``; jax-traceable (``jit``, ``vmap``, ``grad``).
 
-        ``p`` maps every id of :attr:`parameter_ids` to a scalar (extra keys are ignored, except
-        ids of constant or boundary species without rules, whose value in their own units
-        replaces the file's). A parameter with an initial assignment (SBML L3V2 Sect. 4.8) takes
-        the assignment where ``p`` lacks it or holds NaN (see :meth:`initial_state`).
+        ``p`` maps the ids of :attr:`parameter_ids` to scalars: every one the right-hand side
+        reads (through rules too; a ValueError names those missing), e.g. :attr:`defaults`. Extra
+        keys are ignored, except ids of constant or boundary species without rules, whose value
+        in their own units replaces the file's. A parameter with an initial assignment (SBML
+        L3V2 Sect. 4.8) takes the assignment where ``p`` lacks it or holds NaN (see
+        :meth:`initial_state`).
         """
-        env, block, overrides = self._env(t, y, p)
-        return self._program(self._t.derivatives, overrides, "the right-hand side")(env, block)
+        program, env, block = self._env(t, y, p, self._t.derivatives, "the right-hand side")
+        return program(env, block)
 
     @functools.cached_property
     def jacobian_sparsity(self) -> Sparsity:
@@ -156,11 +174,8 @@ class Model:
         t = self._t
         if y is None:
             overrides = self._overrides(p)
-            env = self._inputs(p, self.parameter_ids)
-            env.update({sid: jnp.asarray(p[sid], dtype=jnp.float64) for sid in overrides})
-            env[TIME.name] = jnp.asarray(t0, dtype=jnp.float64)
             program = self._program(t.initial_outputs, overrides, "the initial state", initial=True)
-            start = program(env)
+            start = program(self._inputs(p, program, overrides, self.parameter_ids, t0))
         else:
             start = jnp.asarray(y, dtype=jnp.float64)
             if start.shape != (len(self.state_ids),):
@@ -189,12 +204,12 @@ class Model:
         amounts = [sid for sid, base in zip(self.state_ids, self._t.state_bases) if base.startswith(AMOUNT_PREFIX)]
         if not amounts:
             return {}
-        env, block, overrides = self._env(t, y, p)
         outputs = tuple(sympy.Symbol(self._t.compartment_of[sid]) for sid in amounts)
-        return dict(zip(amounts, self._program(outputs, overrides, "compartment sizes")(env, block)))
+        program, env, block = self._env(t, y, p, outputs, "compartment sizes")
+        return dict(zip(amounts, program(env, block)))
 
-    def compile(self, formula, extra=()):
-        """A JAX function ``f(t, y, p, extra_values={}) -> scalar`` of ``formula`` at state ``y``.
+    def compile(self, formula, extra=()) -> Formula:
+        """A JAX function ``f(t, y, p, extra_values={}) -> scalar`` of ``formula`` at state ``y`` (a :class:`Formula`).
 
         ``formula`` is a string in SBML L3 infix syntax, with ``log(x)`` the natural logarithm as
         in PEtab (:func:`pystiffsens.sbml.mathml.parse_infix`), or a sympy expression (e.g. from
@@ -233,17 +248,7 @@ class Model:
                 f"model ids nor extra names {list(extra)}; model ids: {sorted(self._t.ids)}."
             )
 
-        def evaluate(t, y, p, extra_values: Mapping | None = None):
-            extra_values = {} if extra_values is None else extra_values
-            missing = [name for name in extra if name not in extra_values]
-            if missing:
-                raise ValueError(f"{self.source}: the formula {str(formula)!r} needs extra_values for {missing}.")
-            env, block, overrides = self._env(t, y, p)
-            env.update({name: jnp.asarray(extra_values[name], dtype=jnp.float64) for name in extra})
-            program = self._program((expr,), overrides + extra, f"the formula {str(formula)!r}")
-            return program(env, block)[0]
-
-        return evaluate
+        return Formula(self, expr, extra, str(formula))
 
     def problem(self, tspan=None, saveat=None, params=None, loss=None, stiffness=None, name=None):
         """A :class:`pystiffsens.Problem` of this model (``rhs=model.sparse_rhs``).
@@ -284,19 +289,16 @@ class Model:
 
         def time(p):
             overrides = self._overrides(p)
-            env = self._inputs(p, inputs)
-            env.update({sid: jnp.asarray(p[sid], dtype=jnp.float64) for sid in overrides})
-            env[TIME.name] = jnp.asarray(math.nan)
-            return self._program((spec.time,), overrides, f"the trigger of event {spec.id!r}", initial=True)(env)[0]
+            program = self._program((spec.time,), overrides, f"the trigger of event {spec.id!r}", initial=True)
+            return program(self._inputs(p, program, overrides, inputs, math.nan))[0]
 
         targets = [target for target, _ in spec.assignments]
         indices = [t.state_ids.index(target) for target in targets]
 
         def assign(time_, y, p):
-            env, block, overrides = self._env(time_, y, p)
-            values = self._program(
-                tuple(e for _, e in spec.assignments), overrides, f"the assignments of event {spec.id!r}"
-            )(env, block)
+            program, env, block = self._env(time_, y, p, tuple(e for _, e in spec.assignments),
+                                            f"the assignments of event {spec.id!r}")
+            values = program(env, block)
             sizes = self._state_sizes(time_, y, p)
             y_new = jnp.asarray(y, dtype=jnp.float64)
             for target, i, value in zip(targets, indices, values):
@@ -304,6 +306,34 @@ class Model:
             return y_new
 
         return TimeEvent(spec.id, time, assign, spec.initial_value)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Formula:
+    """A formula of a model, compiled by :meth:`Model.compile`: ``formula(t, y, p, extra_values={}) -> scalar``."""
+
+    model: Model
+    expr: sympy.Basic
+    extra: tuple[str, ...]
+    text: str
+
+    def __call__(self, t, y, p: Mapping, extra_values: Mapping | None = None):
+        extra_values = {} if extra_values is None else extra_values
+        missing = [name for name in self.extra if name not in extra_values]
+        if missing:
+            raise ValueError(f"{self.model.source}: the formula {self.text!r} needs extra_values for {missing}.")
+        program, env, block = self.model._env(t, y, p, (self.expr,), f"the formula {self.text!r}", self.extra)
+        env.update({name: jnp.asarray(extra_values[name], dtype=jnp.float64) for name in self.extra})
+        return program(env, block)[0]
+
+    def inputs(self, p: Mapping) -> tuple[str, ...]:
+        """The keys of ``p`` that a call with ``p`` reads: the inputs the formula uses (through assignment rules and
+        reaction rates too) and the species ``p`` overrides. A caller that gathers ``p`` per measurement
+        (:mod:`pystiffsens.petab.formulas`) gathers only these."""
+        model = self.model
+        overrides = model._overrides(p)
+        program = model._program((self.expr,), overrides + self.extra, f"the formula {self.text!r}")
+        return tuple(k for k in model._read(program, model._free_inputs) if k in p) + overrides
 
 
 def _is_nan(value) -> bool:
