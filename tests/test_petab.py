@@ -226,7 +226,7 @@ def test_features_nllh_matches_petab_calculate_llh(features):
 def test_measurements_read_only_the_inputs_their_formulas_use(features):
     """Each observable's measurements take only the model inputs that its formulas read (through rules too) and its
     placeholders name, not every input: gathering them all traced hundreds of gathers per observable on a model of
-    many parameters (Lang_PLOSComputBiol2024: 15 s of its gradient's first call, profiled)."""
+    many parameters (Lang_PLOSComputBiol2024: 14.5 s of its gradient's first call, profiled)."""
     simulate = features._simulations_fn(pss.solvers.get("Rodas5P"), None, 1e-6, 1e-8, 10_000)
     ys, ts, p, theta, _ = simulate(features._vector(None))
     measurements = features._measurements

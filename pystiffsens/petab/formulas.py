@@ -94,7 +94,7 @@ class MeasurementSet:
         for cobs, positions, sources, _ in self.groups:
             y, t = ys[positions], ts[positions]
             # Only the inputs the two formulas read, not every model parameter: a model of hundreds of parameters
-            # otherwise traced hundreds of gathers per observable (Lang_PLOSComputBiol2024: 15 s of its gradient's
+            # otherwise traced hundreds of gathers per observable (Lang_PLOSComputBiol2024: 14.5 s of its gradient's
             # first call).
             read = dict.fromkeys(cobs.value.inputs(p) + cobs.sigma.inputs(p))
             pk = {name: p[name][positions] for name in read}
