@@ -19,8 +19,8 @@ interleaved rounds (``_common.time_interleaved``), medians:
   same rounds and both regimes.
 * **The front door's own Python** (``--python-cost``, instead of the rest): each compiled
   program replaced by the outputs of its first run (``jax.stages.Compiled.__call__``), so a
-  call costs only pystiffsens's Python around the program; ``timeit``, the best of 7 times
-  2000 calls.
+  call costs only pystiffsens's Python around the program, with the problem's own parameters
+  and given new ones (NumPy scalars); ``timeit``, the best of 7 times 2000 calls.
 * **First calls** in this process (tracing and compilation included; ``--cold`` turns the
   persistent caches off for a first call from scratch).
 * **max_steps does not grow the cost.** ``pss.jit(jax.vmap(make_gradient_fn(...)))`` over 8
@@ -170,9 +170,13 @@ def python_cost(problem, repeat=7, number=2000):
     import timeit
 
     kw = dict(rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS)
+    given = {name: np.float64(value) for name, value in problem.params.items()}
     calls = {"pss.gradient Rodas5P": lambda: pss.gradient(problem, "Rodas5P", **kw),
+             "pss.gradient Rodas5P, params given": lambda: pss.gradient(problem, "Rodas5P", params=given, **kw),
              "pss.solve Rodas5P": lambda: pss.solve(problem, "Rodas5P", **kw),
-             "pss.solve Rodas5P, save_steps=False": lambda: pss.solve(problem, "Rodas5P", save_steps=False, **kw)}
+             "pss.solve Rodas5P, save_steps=False": lambda: pss.solve(problem, "Rodas5P", save_steps=False, **kw),
+             "pss.solve Rodas5P, save_steps=False, params given":
+                 lambda: pss.solve(problem, "Rodas5P", params=given, save_steps=False, **kw)}
     for call in calls.values():
         call()
     run, first = jax.stages.Compiled.__call__, {}
