@@ -57,6 +57,17 @@ class Structure:
         """Where each parameter leaf starts in the raveled parameters, then their total size."""
         return tuple(itertools.accumulate(self.sizes, initial=0))
 
+    @functools.cached_property
+    def scalar_names(self) -> tuple[str, ...] | None:
+        """The keys, in the raveled order, of a dict of scalar parameters with string keys; None for any other
+        pytree."""
+        if not all(self.is_param) or any(self.shapes):
+            return None
+        tree = self.merge(range(len(self.shapes)))
+        if not (isinstance(tree, dict) and len(tree) == len(self.shapes) and all(isinstance(key, str) for key in tree)):
+            return None  # not a dict, or a nested one
+        return tuple(sorted(tree, key=tree.__getitem__))
+
     @property
     def size(self) -> int:
         """Number of scalar parameter entries."""

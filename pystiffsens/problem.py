@@ -108,13 +108,20 @@ def _rhs_parts(rhs) -> dict[str, Callable]:
     return {"rhs": rhs}
 
 
-def with_params(rhs, params_of: Callable):
-    """``(t, y, th) -> rhs(t, y, params_of(th))``, keeping a :class:`SplitRHS`'s parts and a :class:`SparseRHS`'s pattern."""
+def with_params(rhs, params_of: Callable, names: tuple[str, ...] | None = None):
+    """``(t, y, th) -> rhs(t, y, params_of(th))``, keeping a :class:`SplitRHS`'s parts and a :class:`SparseRHS`'s pattern.
+
+    Where the parameters are a dict of scalars whose keys ``names`` are the entries of ``th``, a
+    right-hand side with an ``of_vector(names)`` method (an SBML model's) is called with ``th``
+    itself through the function that method returns (when not None), without ``params_of``.
+    """
     if isinstance(rhs, SplitRHS):
-        return SplitRHS(with_params(rhs.stiff, params_of), with_params(rhs.nonstiff, params_of))
+        return SplitRHS(with_params(rhs.stiff, params_of, names), with_params(rhs.nonstiff, params_of, names))
     if isinstance(rhs, SparseRHS):
-        return SparseRHS(with_params(rhs.fn, params_of), rhs.jac_sparsity)
-    return lambda t, y, th: rhs(t, y, params_of(th))
+        return SparseRHS(with_params(rhs.fn, params_of, names), rhs.jac_sparsity)
+    of_vector = getattr(rhs, "of_vector", None)
+    direct = of_vector(names) if of_vector is not None and names is not None else None
+    return direct if direct is not None else (lambda t, y, th: rhs(t, y, params_of(th)))
 
 
 @jax.tree_util.register_pytree_node_class

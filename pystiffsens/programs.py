@@ -54,7 +54,8 @@ class Spec:
         """``(FlatProblem, theta, unravel)`` with the parameters raveled into one vector ``theta``."""
         theta, unravel = ravel_pytree(list(leaves))
         merge = self.structure.merge
-        return FlatProblem(with_params(self.rhs, lambda th: merge(unravel(th))), t0, ts), theta, unravel
+        rhs = with_params(self.rhs, lambda th: merge(unravel(th)), self.structure.scalar_names)
+        return FlatProblem(rhs, t0, ts), theta, unravel
 
 
 def solve(spec: Spec, save_steps: int) -> Callable:

@@ -332,7 +332,7 @@ def test_jacobian_sparsity_follows_rules_branches_and_rate_rules():
     expected = np.array([[col in rows[row] for col in model.state_ids] for row in model.state_ids])
     np.testing.assert_array_equal(model.jacobian_sparsity.mask, expected)
     problem = model.problem(tspan=(0.0, 2.0))
-    assert problem.rhs == pss.SparseRHS(model.rhs, expected)
+    assert problem.rhs.jac_sparsity == pss.SparseRHS(model.rhs, expected).jac_sparsity
     np.testing.assert_allclose(pss.solve(problem, "Rodas5P").ys, pss.solve(problem.replace(rhs=model.rhs), "Rodas5P").ys,
                                rtol=1e-13)
 
@@ -595,6 +595,31 @@ def test_reverse_mode_gives_the_state_one_cotangent(layout):
         reads = forward.count("gather") + forward.count("slice")
         assert reads == sum(len(plan.levels) for plan in plans) + len(plans)  # and one read of each plan's outputs
         assert "pad" not in names and names.count("add_any") < reads, sorted(set(names))
+
+
+def test_a_compiled_program_reads_the_parameter_vector_at_once(layout):
+    """In a compiled program a problem's scalar parameters are one vector. The vectorised layout reads its inputs from
+    it with one gather (``Model.rhs_of_vector``), where unravelling the vector into a dict cost one reshape per
+    parameter and right-hand side call (Smith_BMCSystBiol2013's gradient program: 237 000 -> 107 000 operations,
+    benchmarks/README.md section 8); the scalar layout keeps the dict. Same values and derivatives either way."""
+    model = sbml.load(BOEHM)
+    problem = model.problem(tspan=(0.0, 2.0))
+    leaves, structure = problem.parameters()
+    flat, theta, unravel = pss.programs.Spec(problem.rhs, structure, pss.solvers.get("Rodas5P")).flat(
+        leaves, 0.0, problem.saveat)
+    by_dict = pss.problem.with_params(problem.rhs, lambda th: structure.merge(unravel(th)))
+    y = problem.y0 + 0.1
+    np.testing.assert_allclose(flat.rhs(2.0, y, theta), model.rhs(2.0, y, problem.params), rtol=1e-14)
+    for f in (jax.jacfwd, jax.jacrev):
+        for got, want in zip(f(flat.rhs, argnums=(1, 2))(2.0, y, theta), f(by_dict, argnums=(1, 2))(2.0, y, theta)):
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
+    names = [eqn.primitive.name for eqn in jax.make_jaxpr(flat.rhs)(2.0, y, theta).jaxpr.eqns]
+    assert ("reshape" in names) == (layout == "scalar"), sorted(set(names))
+    if layout == "vectorised":
+        with pytest.raises(ValueError, match=r"the parameters \['k_phos'\], which the right-hand side reads, are not"):
+            model.rhs_of_vector([name for name in structure.scalar_names if name != "k_phos"])
+    else:
+        assert model.rhs_of_vector(structure.scalar_names) is None
 
 
 def test_rhs_works_under_jit_and_vmap():

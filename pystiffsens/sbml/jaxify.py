@@ -153,18 +153,29 @@ class Program:
             reaches[name] = of(definition.deps)
         return np.array([of(out.deps) for out in self.outputs]).reshape(len(self.outputs), len(names))
 
-    def __call__(self, env: Mapping[str, object], block: tuple[Sequence[str], object] | None = None):
+    def __call__(self, env: Mapping[str, object], block: tuple[Sequence[str], object] | None = None, scalars=None):
         """The outputs' values, stacked: shape ``(len(outputs), *batch)``.
 
         ``env`` maps base names to values (scalars, or arrays of one common batch shape);
         ``block = (names, vector)`` gives the bases ``names`` at once as the leading axis of
-        ``vector`` (a model's state), instead of one entry of ``env`` each.
+        ``vector`` (a model's state), instead of one entry of ``env`` each. In the vectorised
+        layout ``scalars`` may give all the other bases the program reads at once, as one array
+        in the order of :meth:`scalar_names` (``env`` is then not read).
         """
-        names, vector = block if block is not None else ((), None)
-        names = tuple(names)
+        return self._plan(block)(env, None if block is None else block[1], scalars)
+
+    def scalar_names(self, block: Sequence[str]) -> tuple[str, ...]:
+        """The bases, other than ``block``'s, that the vectorised layout reads, in the order of ``scalars``."""
+        plan = self._plan((block, None))
+        if not isinstance(plan, _VectorPlan):
+            raise ValueError(f"the {self.layout} layout takes its bases by name, not as one array")
+        return plan.scalars
+
+    def _plan(self, block):
+        names = tuple(block[0]) if block is not None else ()
         if names not in self._plans:
             self._plans[names] = LAYOUTS[self.layout](self.steps, self.outputs, self.used_bases, names)
-        return self._plans[names](env, vector)
+        return self._plans[names]
 
 
 # -- the scalar plan ----------------------------------------------------------------------
@@ -178,7 +189,9 @@ class _ScalarPlan:
         self.steps = [(name, d.fn, d.deps) for name, d in steps]
         self.outputs = [(out.fn, out.deps) for out in outputs]
 
-    def __call__(self, env: Mapping[str, object], vector) -> jax.Array:
+    def __call__(self, env: Mapping[str, object], vector, scalars=None) -> jax.Array:
+        if scalars is not None:
+            raise ValueError("the scalar layout takes its bases by name, not as one array")
         values = dict(env)
         if self.block:
             # One split, not one slice per entry: a slice's transpose pads its cotangent to the whole
@@ -303,13 +316,18 @@ class _VectorPlan:
             self.levels.append(_Level(linear, tuple(groups)))
         self.outputs = np.array([position[name] for name in output_names], dtype=int)
 
-    def __call__(self, env: Mapping[str, object], vector) -> jax.Array:
-        scalars = [jnp.asarray(env[name], dtype=jnp.float64) for name in self.scalars]
+    def __call__(self, env: Mapping[str, object], vector, scalars=None) -> jax.Array:
         block = [jnp.asarray(vector, dtype=jnp.float64)] if self.block else []
-        batch = np.broadcast_shapes(*(s.shape for s in scalars), *(b.shape[1:] for b in block))
+        if scalars is None:
+            each = [jnp.asarray(env[name], dtype=jnp.float64) for name in self.scalars]
+            batch = np.broadcast_shapes(*(s.shape for s in each), *(b.shape[1:] for b in block))
+            scalars = jnp.stack([s if s.shape == batch else jnp.broadcast_to(s, batch) for s in each]) if each else None
+        else:
+            batch = np.broadcast_shapes(scalars.shape[1:], *(b.shape[1:] for b in block))
+            scalars = scalars if scalars.shape[1:] == batch else jnp.broadcast_to(scalars, scalars.shape[:1] + batch)
         parts = [b if b.shape[1:] == batch else jnp.broadcast_to(b, b.shape[:1] + batch) for b in block]
-        if scalars:
-            parts.append(jnp.stack([s if s.shape == batch else jnp.broadcast_to(s, batch) for s in scalars]))
+        if scalars is not None and self.scalars:
+            parts.append(scalars)
         values = jnp.concatenate(parts) if parts else jnp.zeros((0, *batch))
         trailing = (1,) * len(batch)
         for lv in self.levels:
