@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 import pystiffsens as pss
+from pystiffsens import memory
 from pystiffsens import petab as pss_petab
 from pystiffsens.petab.likelihood import negative_log_likelihood
 
@@ -228,7 +229,7 @@ def test_measurements_read_only_the_inputs_their_formulas_use(features):
     placeholders name, not every input: gathering them all traced hundreds of gathers per observable on a model of
     many parameters (Lang_PLOSComputBiol2024: 14.5 s of its gradient's first call, profiled)."""
     simulate = features._simulations_fn(pss.solvers.get("Rodas5P"), None, 1e-6, 1e-8, 10_000)
-    ys, ts, p, theta, _ = simulate(features._vector(None))
+    ys, ts, p, theta, *_ = simulate(features._vector(None))
     measurements = features._measurements
     jaxpr = jax.make_jaxpr(lambda p: measurements.evaluate(ys, ts, p, theta))(p).jaxpr
     used = {var for eqn in jaxpr.eqns for var in eqn.invars if isinstance(var, jax.extend.core.Var)}
@@ -278,6 +279,33 @@ def test_features_programs_are_traced_once(features, monkeypatch):
     features.gradient({"k2": -1.5}, sensitivity="forward", **options)
     features.gradient({"k2": -1.6}, sensitivity="forward", **options)
     assert len(traces) == 2
+
+
+def test_gradient_programs_hold_short_step_records_and_rerun_when_a_solve_fills_them(features, monkeypatch):
+    """A gradient program holds one short length of step records, not also a checkpointed ``max_steps`` one; when a
+    solve fills them, the program whose records follow the solve gives the gradient, then runs alone for those
+    settings, as it does at once when the last call's solves took more steps. Compiling both lengths at once took
+    Alkan_SciSignal2018's first gradient call 91 s instead of 57."""
+    runs = []
+    program = features._program
+    monkeypatch.setattr(features, "_program", lambda *args: runs.append((args[0], *args[6:])) or program(*args))
+    x = {**features.nominal, "k2": features.nominal["k2"] + 0.1}
+    options = dict(sensitivity="ReverseDiffAdjoint", rtol=1e-11, atol=1e-13)  # tight: more than 16 steps
+    expected = features.gradient(x, **options)
+    assert runs == [("gradient", memory.aligned(memory.INITIAL_SAVED_STEPS))]
+
+    monkeypatch.setattr(memory, "INITIAL_SAVED_STEPS", 4)  # records of 16 steps: fewer than the solves take
+    runs.clear()
+    evaluation = features.evaluate(x, gradient=True, **options, max_steps=50_000)  # a program of its own
+    assert evaluation.success and evaluation.gradient == pytest.approx(expected, rel=1e-10)
+    assert runs == [("gradient", 16), ("gradient",)]  # the short records filled (MaxIters): the longer ones
+    runs.clear()
+    features.gradient(x, **options, max_steps=50_000)
+    assert runs == [("gradient",)]
+    runs.clear()
+    features.nllh(x, rtol=1e-11, atol=1e-13, max_steps=30_000)  # its solves take more than 16 steps
+    assert features.gradient(x, **options, max_steps=30_000) == pytest.approx(expected, rel=1e-10)
+    assert runs == [("nllh",), ("gradient",)]
 
 
 def test_features_problem_is_a_plain_problem(features):

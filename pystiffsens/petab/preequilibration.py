@@ -36,8 +36,10 @@ def steady_state_norm(rhs, y, p, rtol: float, atol: float):
     return jnp.sqrt(jnp.mean((f / (atol + rtol * jnp.abs(y))) ** 2))
 
 
-def steady_state(template, p, y0, *, solver, sensitivity, rtol: float, atol: float, max_steps: int):
-    """``(y, status)``: the end of ``template`` (a problem on ``[0, horizon]`` saving its end) from ``y0``, if steady.
+def steady_state(template, p, y0, *, solver, sensitivity, rtol: float, atol: float, max_steps: int,
+                 max_saved_steps: int | None = None):
+    """``(y, status, steps)``: the end of ``template`` (a problem on ``[0, horizon]`` saving its end) from ``y0``, if
+    steady, and the steps the solve accepted.
 
     Differentiable in ``p`` and ``y0``. When the solve fails, ``y`` is NaN and ``status`` the
     solve's; when its end fails the test, ``y`` is NaN and ``status`` is ``Failure``.
@@ -47,8 +49,8 @@ def steady_state(template, p, y0, *, solver, sensitivity, rtol: float, atol: flo
     down to about ``1e-6``.
     """
     sol = api.solve(template, solver, sensitivity=sensitivity, params=p, y0=y0, rtol=rtol, atol=atol,
-                    max_steps=max_steps)
+                    max_steps=max_steps, max_saved_steps=max_saved_steps)
     y = sol.ys[-1]
     converged = steady_state_norm(template.rhs, y, p, rtol, atol) <= 1.0
     status = jnp.where((sol.status == ReturnCode.Success) & ~converged, ReturnCode.Failure, sol.status)
-    return jnp.where(converged, y, jnp.nan), status
+    return jnp.where(converged, y, jnp.nan), status, sol.stats["n_steps"]

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _xla, api, sbml
+from .. import _xla, api, memory, sbml
 from ..problem import Problem
 from ..returncode import ReturnCode
 from . import preequilibration, tables
@@ -146,6 +146,8 @@ class PetabProblem:
         self._order = order
         self._measurements = MeasurementSet([table.measurements[k] for k, *_ in order], self._compiled)
         self._programs: dict = {}
+        self._long_records: set = set()  # gradient settings whose solves once filled the short step records
+        self._steps: dict = {}  # (solver, rtol, atol, max_steps) -> the most steps a solve took at the last call
 
     # -- public API -------------------------------------------------------------------------
     def evaluate(self, x=None, *, gradient: bool = False, solver="Rodas5P", sensitivity=None, rtol: float = 1e-8,
@@ -158,15 +160,16 @@ class PetabProblem:
         ``pss.solve(..., sensitivity=sensitivity)``, so every pystiffsens sensitivity
         (``pss.sensitivity.names()``; None: pystiffsens's choice) gives it. The first call with a
         solver, sensitivity and tolerances compiles the program; later calls with any ``x`` run
-        it without tracing. A failed simulation makes the nllh and every gradient entry NaN.
+        it without tracing (a gradient's step records: :meth:`_gradient_at`). A failed simulation
+        makes the nllh and every gradient entry NaN.
         """
         vector = self._vector(x)
         if gradient:
-            run = self._program("gradient", solver, sensitivity, rtol, atol, max_steps)
-            (nllh, statuses), grad = run(vector)
+            (nllh, (statuses, steps)), grad = self._gradient_at(vector, solver, sensitivity, rtol, atol, max_steps)
         else:
             run = self._program("nllh", solver, None, rtol, atol, max_steps)
-            nllh, statuses = run(vector)
+            nllh, (statuses, steps) = run(vector)
+        self._steps[(solver, float(rtol), float(atol), int(max_steps))] = int(steps)
         failed = {label: ReturnCode.from_value(code) for label, code in zip(self._labels, np.asarray(statuses))
                   if code != ReturnCode.Success}
         status = next(iter(failed.values()), ReturnCode.Success)
@@ -239,7 +242,7 @@ class PetabProblem:
                              "a pss.Problem has no events, so it cannot be written as one.")
         theta = self._theta(jnp.asarray([self.nominal[pid] for pid in self.estimated]))
         p_pre, s_pre, p_sim, s_sim = (jax.tree.map(lambda a: a[lane], part) for part in self._inputs(batch, theta))
-        y0, _ = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, "Rodas5P", None, 1e-8, 1e-10, 100_000)
+        y0, *_ = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, "Rodas5P", None, 1e-8, 1e-10, 100_000)
         if not bool(jnp.all(jnp.isfinite(y0))):
             raise ValueError(f"condition {condition_id!r} of {self.name}: the preequilibration did not reach a "
                              "steady state at the nominal parameters.")
@@ -411,40 +414,45 @@ class PetabProblem:
                 part.append(value)
         return tuple(jax.tree.map(lambda *leaves: jnp.stack(leaves), *part) for part in parts)
 
-    def _initial_state(self, batch, p_pre, s_pre, p_sim, s_sim, solver, sensitivity, rtol, atol, max_steps):
-        """``(y, status)``: a lane's state at ``t = 0`` of the simulation condition (after preequilibration if any)."""
+    def _initial_state(self, batch, p_pre, s_pre, p_sim, s_sim, solver, sensitivity, rtol, atol, max_steps,
+                       max_saved_steps=None):
+        """``(y, status, steps)``: a lane's state at ``t = 0`` of the simulation condition (after preequilibration if
+        any), and the steps the preequilibration took."""
         if not batch.simulations[0].preequilibration:
-            return self.model.initial_state(p_sim, species=s_sim), jnp.int32(ReturnCode.Success)
+            return self.model.initial_state(p_sim, species=s_sim), jnp.int32(ReturnCode.Success), jnp.int32(0)
         y_pre = self.model.initial_state(p_pre, species=s_pre)
-        y_ss, status = preequilibration.steady_state(self._pre_template, p_pre, y_pre, solver=solver,
-                                                     sensitivity=sensitivity, rtol=rtol, atol=atol,
-                                                     max_steps=max_steps)
-        return self.model.initial_state(p_sim, species=s_sim, y=y_ss), status
+        y_ss, status, steps = preequilibration.steady_state(self._pre_template, p_pre, y_pre, solver=solver,
+                                                            sensitivity=sensitivity, rtol=rtol, atol=atol,
+                                                            max_steps=max_steps, max_saved_steps=max_saved_steps)
+        return self.model.initial_state(p_sim, species=s_sim, y=y_ss), status, steps
 
-    def _simulate(self, batch: _Batch, inputs, solver, sensitivity, rtol, atol, max_steps):
-        """``(states, status)`` of every lane from the batch's stacked ``inputs``: ``(lanes, times, states)``, ``(lanes,)``.
+    def _simulate(self, batch: _Batch, inputs, solver, sensitivity, rtol, atol, max_steps, max_saved_steps=None):
+        """``(states, status, steps)`` of every lane from the batch's stacked ``inputs``: ``(lanes, times, states)``,
+        ``(lanes,)``, ``(lanes,)``.
 
-        A lane's status is that of its first failed solve (``Success`` when none failed).
+        A lane's status is that of its first failed solve (``Success`` when none failed); its steps, the most steps
+        one of its solves accepted (each solve keeps its own step records).
         """
 
         def lane(p_pre, s_pre, p_sim, s_sim, fires):
-            y, status = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, solver, sensitivity, rtol, atol,
-                                            max_steps)
+            y, status, steps = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, solver, sensitivity, rtol,
+                                                   atol, max_steps, max_saved_steps)
             ys = jnp.full((batch.times.size, y.size), jnp.nan)
             offset = 0
             for i, (segment, save) in enumerate(zip(batch.segments, batch.save)):
                 if segment is not None:
                     sol = api.solve(segment, solver, sensitivity=sensitivity, params=p_sim, y0=y, rtol=rtol,
-                                    atol=atol, max_steps=max_steps)
+                                    atol=atol, max_steps=max_steps, max_saved_steps=max_saved_steps)
                     ys = ys.at[offset:offset + save.size].set(sol.ys[save])
                     y = sol.ys[-1]
                     status = jnp.where(status == ReturnCode.Success, sol.status, status)
+                    steps = jnp.maximum(steps, sol.stats["n_steps"])
                 else:
                     ys = ys.at[offset:offset + save.size].set(jnp.broadcast_to(y, (save.size, y.size)))
                 offset += save.size
                 if i < len(batch.event_times):
                     y = self._apply_events(batch.event_times[i], fires[i], y, p_sim)
-            return ys, status
+            return ys, status, steps
 
         p_pre, s_pre, p_sim, s_sim = inputs
         inputs = (p_pre, s_pre, p_sim, s_sim, jnp.asarray(batch.fires))
@@ -458,25 +466,28 @@ class PetabProblem:
             y = jnp.where(fire, event.assign(t_event, y, p), y)
         return y
 
-    def _nllh_fn(self, solver, sensitivity, rtol, atol, max_steps):
-        simulate = self._simulations_fn(solver, sensitivity, rtol, atol, max_steps)
+    def _nllh_fn(self, solver, sensitivity, rtol, atol, max_steps, max_saved_steps=None):
+        simulate = self._simulations_fn(solver, sensitivity, rtol, atol, max_steps, max_saved_steps)
 
         def nllh(x):
-            *simulated, statuses = simulate(x)
-            return jnp.sum(self._measurements.nllh_terms(*simulated)), statuses
+            *simulated, statuses, steps = simulate(x)
+            return jnp.sum(self._measurements.nllh_terms(*simulated)), (statuses, steps)
 
         return nllh
 
-    def _simulations_fn(self, solver, sensitivity, rtol, atol, max_steps):
-        """``x -> (ys, ts, p, theta, statuses)``: per measurement in the internal order, and per simulation."""
+    def _simulations_fn(self, solver, sensitivity, rtol, atol, max_steps, max_saved_steps=None):
+        """``x -> (ys, ts, p, theta, statuses, steps)``: per measurement in the internal order, per simulation, and the
+        most steps a solve accepted."""
 
         def simulate(x):
             theta = self._theta(x)
-            ys, ts, p, statuses = [], [], {}, []
+            ys, ts, p, statuses, steps = [], [], {}, [], []
             for b, batch in enumerate(self._batches):
                 inputs = self._inputs(batch, theta)
-                states, status = self._simulate(batch, inputs, solver, sensitivity, rtol, atol, max_steps)
+                states, status, lane_steps = self._simulate(batch, inputs, solver, sensitivity, rtol, atol, max_steps,
+                                                            max_saved_steps)
                 statuses.append(status)
+                steps.append(jnp.max(lane_steps))
                 rows = [(lane, t_idx) for _, bb, lane, t_idx in self._order if bb == b]
                 lanes = np.array([r[0] for r in rows], dtype=int)
                 t_idx = np.array([r[1] for r in rows], dtype=int)
@@ -485,21 +496,47 @@ class PetabProblem:
                 for name, values in inputs[2].items():
                     p.setdefault(name, []).append(values[lanes])
             p = {name: jnp.concatenate(parts) for name, parts in p.items()}
-            return jnp.concatenate(ys), jnp.concatenate(ts), p, theta, jnp.concatenate(statuses)
+            return (jnp.concatenate(ys), jnp.concatenate(ts), p, theta, jnp.concatenate(statuses),
+                    jnp.max(jnp.stack(steps)))
 
         return simulate
 
-    def _program(self, kind: str, solver, sensitivity, rtol, atol, max_steps):
-        key = (kind, solver, sensitivity, float(rtol), float(atol), int(max_steps))
+    def _gradient_at(self, vector, solver, sensitivity, rtol, atol, max_steps):
+        """The gradient program's ``((nllh, (statuses, steps)), gradient)`` at ``vector``, with step records that hold
+        the solves.
+
+        Inside a program, ``pss.solve`` holds two lengths of step records for a sensitivity that
+        records steps (:func:`pystiffsens.memory.program_lengths`): a first one and, for solves
+        that fill it, ``max_steps`` with checkpoints; both are traced and compiled. Here the
+        program holds the first length only (``max_saved_steps``), where a solve that fills it
+        stops with ``MaxIters``; then, and from then on for these settings, the program that
+        holds both runs instead. When the last likelihood or gradient call with this solver and
+        tolerances had a solve of more steps than the first length, that program runs at once.
+        Either program gives the gradient the other would, and the first length alone compiles
+        in less time: Alkan_SciSignal2018's first discrete-adjoint gradient call took 57 s
+        instead of 91 s (benchmarks/README.md, section 8).
+        """
+        key = (solver, sensitivity, float(rtol), float(atol), int(max_steps))
+        short = memory.aligned(min(memory.INITIAL_SAVED_STEPS, max_steps))
+        longer = self._steps.get((solver, float(rtol), float(atol), int(max_steps)), 0) + 1 > short
+        if short < max_steps and not longer and key not in self._long_records:
+            out = self._program("gradient", solver, sensitivity, rtol, atol, max_steps, short)(vector)
+            if not np.any(np.asarray(out[0][1][0]) == ReturnCode.MaxIters):
+                return out
+        self._long_records.add(key)
+        return self._program("gradient", solver, sensitivity, rtol, atol, max_steps)(vector)
+
+    def _program(self, kind: str, solver, sensitivity, rtol, atol, max_steps, max_saved_steps=None):
+        key = (kind, solver, sensitivity, float(rtol), float(atol), int(max_steps), max_saved_steps)
         if key not in self._programs:
             if kind == "simulations":
                 simulate = self._simulations_fn(solver, sensitivity, rtol, atol, max_steps)
 
                 def fn(x):
-                    *simulated, statuses = simulate(x)
+                    *simulated, statuses, _ = simulate(x)
                     return self._measurements.evaluate(*simulated), statuses
             else:
-                fn = self._nllh_fn(solver, sensitivity, rtol, atol, max_steps)
+                fn = self._nllh_fn(solver, sensitivity, rtol, atol, max_steps, max_saved_steps)
                 fn = fn if kind == "nllh" else jax.value_and_grad(fn, has_aux=True)
             self._programs[key] = _xla.jit(fn)
         return self._programs[key]
