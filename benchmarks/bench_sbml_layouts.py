@@ -13,7 +13,8 @@ colour, what the implicit solvers form once per step; :mod:`pystiffsens.sparsity
 model's size and of a solve with it, and of the sparse LU the solvers use for the model's pattern
 (:mod:`pystiffsens.solvers.sparse_lu`, where it applies: its fill, levels, compile time, factorisation
 and solve); with ``--programs`` also the trace, lowering and
-compilation time of the nllh and of its gradient (ReverseDiffAdjoint) with Rodas5P at rtol
+compilation time of the nllh and of its gradient (ReverseDiffAdjoint; the program
+``problem.gradient`` compiles first, with its short step records) with Rodas5P at rtol
 1e-8, atol 1e-10, and the median of 5 warm calls of each; with ``--solve-steps N`` the first
 simulation condition solved alone (``pss.solve`` of ``problem.problem(condition)``, the same
 solver and tolerances) for at most N steps: its steps, the warm time and the last time it
@@ -64,6 +65,7 @@ def one(path: Path, layout: str, programs: bool, solve_steps: int) -> dict:
 
     import pystiffsens as pss
     import pystiffsens.petab as petab
+    from pystiffsens.petab.problem import short_records
     from pystiffsens.solvers import sparse_lu
     from pystiffsens.solvers.linear import lu_factor
     from pystiffsens.sparsity import jacobian
@@ -111,7 +113,8 @@ def one(path: Path, layout: str, programs: bool, solve_steps: int) -> dict:
     if programs:
         x = problem._vector(None)
         for kind, sensitivity in (("nllh", None), ("gradient", "ReverseDiffAdjoint")):
-            fn = problem._nllh_fn("Rodas5P", sensitivity, 1e-8, 1e-10, 100_000)
+            records = short_records(100_000) if sensitivity else None  # as problem.gradient compiles it first
+            fn = problem._nllh_fn("Rodas5P", sensitivity, 1e-8, 1e-10, 100_000, records)
             fn = fn if kind == "nllh" else jax.value_and_grad(fn, has_aux=True)
             start = time.perf_counter()
             traced = jax.jit(fn).trace(x)

@@ -517,7 +517,7 @@ class PetabProblem:
         instead of 91 s (benchmarks/README.md, section 8).
         """
         key = (solver, sensitivity, float(rtol), float(atol), int(max_steps))
-        short = memory.aligned(min(memory.INITIAL_SAVED_STEPS, max_steps))
+        short = short_records(max_steps)
         longer = self._steps.get((solver, float(rtol), float(atol), int(max_steps)), 0) + 1 > short
         if short < max_steps and not longer and key not in self._long_records:
             out = self._program("gradient", solver, sensitivity, rtol, atol, max_steps, short)(vector)
@@ -553,6 +553,11 @@ class PetabProblem:
             raise ValueError(f"x has {unknown}, which are not estimated parameters of {self.name}; "
                              f"valid ids: {list(self.estimated)}.")
         return jnp.asarray([float(x.get(pid, self.nominal[pid])) for pid in self.estimated], dtype=jnp.float64)
+
+
+def short_records(max_steps: int) -> int:
+    """The length of step records a gradient program holds first (:meth:`PetabProblem._gradient_at`)."""
+    return memory.aligned(min(memory.INITIAL_SAVED_STEPS, max_steps))
 
 
 def _overridden(cond) -> tuple[str, ...]:
