@@ -160,8 +160,9 @@ class PetabProblem:
         ``pss.solve(..., sensitivity=sensitivity)``, so every pystiffsens sensitivity
         (``pss.sensitivity.names()``; None: pystiffsens's choice) gives it. The first call with a
         solver, sensitivity and tolerances compiles the program; later calls with any ``x`` run
-        it without tracing (a gradient's step records: :meth:`_gradient_at`). A failed simulation
-        makes the nllh and every gradient entry NaN.
+        it without tracing. A gradient program keeps step records for 1024 steps per solve; the
+        first time a solve takes more, a program whose records follow the solve is compiled,
+        and runs from then on. A failed simulation makes the nllh and every gradient entry NaN.
         """
         vector = self._vector(x)
         if gradient:
