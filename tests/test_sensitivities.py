@@ -78,6 +78,21 @@ def test_continuous_sensitivities_converge_as_tolerances_tighten(algorithm):
     assert errors[-1] < 1e-7
 
 
+@pytest.mark.parametrize("solver, algorithm", [("Rodas5P", "GaussAdjoint"), ("FBDF", "InterpolatingAdjoint")])
+def test_continuous_adjoints_resolve_a_fast_layer_at_a_late_final_time(solver, algorithm):
+    """``y' = -k (y - b)`` on ``[0, 1e8]`` (a PEtab preequilibration's span), loss ``sum(y(T))``: ``dL/db = 1``
+    comes from the adjoint's layer of width ``1/k = 1e-4`` before ``T``. Timed in ``t`` itself, FBDF's first
+    backward steps into it were shorter than the step-size floor near ``1e8`` (``DtLessThanMin``), and
+    GaussAdjoint, reading the adjoint at differences of times near ``1e8`` (ulp 1.5e-8), put ``dL/db``
+    5.5e-5 off (Zheng_PNAS2012's GaussAdjoint gradient was 2e-3 from forward mode's)."""
+    k, b = np.array([1e4, 1.0]), np.array([1.0, 1.0])
+    problem = pss.Problem(lambda t, y, p: -p["k"] * (y - p["b"]), np.zeros(2), (0.0, 1e8), {"k": k, "b": b})
+    result = pss.gradient(problem, solver, algorithm, rtol=1e-8, atol=1e-10)
+    assert result.status == pss.ReturnCode.Success
+    np.testing.assert_allclose(result.grad["b"], 1.0, rtol=1e-7)
+    np.testing.assert_allclose(result.grad["k"], 0.0, atol=1e-12)
+
+
 def _central_differences(problem, params_key, rtol):
     """Central finite differences of tightly solved runs (relative step 1e-4)."""
     base = problem.params

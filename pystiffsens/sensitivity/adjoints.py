@@ -292,31 +292,40 @@ class GaussAdjoint(AbstractSensitivity):
             n_forward = forward.step_t.shape[0]
             forward_t = lambda i: jnp.where(i < n_forward, forward.step_t[jnp.minimum(i, n_forward - 1)], jnp.inf)
 
-            def step_integral(step, accepted):
+            def step_integral(step, accepted, t_hi):
                 """The integral over one backward step, on the forward steps' grid inside it.
 
-                The step runs from ``s0`` to ``s0 + h`` in reversed time, i.e. over ``[-(s0 + h), -s0]``
-                in ``t``, where ``lambda`` is the step's own dense output; the forward step
-                boundaries inside it split it, so both interpolants are smooth on every piece.
+                The step runs from ``s0`` to ``s0 + h`` in the segment's reversed time ``s = t_hi - t``,
+                i.e. over ``[t_hi - s0 - h, t_hi - s0]`` in ``t``, where ``lambda`` is the step's own
+                dense output; the forward step boundaries inside it split it, so both interpolants are
+                smooth on every piece.
+
+                Pieces and nodes are placed by the step's own fraction ``u`` (``t = t_hi - s0 - u h``), so
+                the weights add up to the ``h`` the backward solve stepped and ``lambda`` is read
+                where its node is: a difference of times near a large ``t`` loses the digits a
+                short step needs (``ulp(1e8)`` is 1.5e-8, 1.5 % of a 1e-6 step at the end of a
+                preequilibration to ``t = 1e8``).
                 """
                 s0, h = step["t"], step["h"]
-                a, b = -(s0 + h), -s0
+                b = t_hi - s0
+                a = b - h
+                h_safe = jnp.where(h > 0, h, 1.0)
 
                 def piece(carry):
-                    lo, i, acc = carry
-                    boundary = forward_t(i)
-                    hi = jnp.minimum(boundary, b)
-                    width = hi - lo
+                    u_lo, i, acc = carry  # the piece runs from fraction u_lo (its lower end in t) down to u_hi
+                    u_hi = jnp.clip((b - forward_t(i)) / h_safe, 0.0, u_lo)  # 0 past the step's upper end
+                    width = u_lo - u_hi
                     for x, w in zip(nodes, weights):
-                        t = lo + x * width
+                        u = u_hi + x * width
+                        t = b - u * h
                         y = dense_eval(solver, forward, t)
-                        lam = solver.interpolate(step["dense"], (-t - s0) / h)
-                        acc = acc + (w * width) * vjp_rhs(problem.rhs, t, y, theta, lam)[1]
-                    return hi, i + (boundary <= hi), acc
+                        lam = solver.interpolate(step["dense"], u)
+                        acc = acc + (w * width * h) * vjp_rhs(problem.rhs, t, y, theta, lam)[1]
+                    return u_hi, i + (u_hi > 0), acc
 
                 first = jnp.searchsorted(forward.step_t, a, side="right")
-                start = (jnp.where(accepted, a, b), first, jnp.zeros_like(theta))  # nothing to add for a rejected step
-                return while_any(lambda c: c[0] < b, piece, start)[2]
+                start = (jnp.where(accepted, 1.0, 0.0), first, jnp.zeros_like(theta))  # nothing to add when rejected
+                return while_any(lambda c: c[0] > 0, piece, start)[2]
 
             rhs = adjoint_rhs if pattern is None else SparseRHS(adjoint_rhs, pattern)
             return rhs, (step_integral, jnp.zeros_like(theta))

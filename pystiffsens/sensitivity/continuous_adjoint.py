@@ -4,8 +4,13 @@ The adjoint ``lambda`` of ``L(y(t_1), ..., y(t_K))`` obeys ``lambda' = -J^T lamb
 backward in time, jumps by ``dL/dy(t_k)`` at every saved time, and the parameter
 gradient is ``dL/dp + int_{t0}^{T} lambda^T df/dp dt`` (Cao, Li, Petzold & Serban, SIAM
 J. Sci. Comput. 24 (2003)). Backward solves use the same solver on the time-reversed
-system ``z'(s) = -F(-s, z)``, segment by segment between saved times (a ``lax.scan`` over
-segments), so multistep methods restart cleanly after each jump.
+system ``z'(s) = -F(t_hi - s, z)``, segment by segment between saved times (a ``lax.scan`` over
+segments), so multistep methods restart cleanly after each jump. Each segment's ``s`` starts at
+0 at its upper end ``t_hi``, where the jump starts a layer of ``lambda``: in ``t`` itself a step
+there can be no shorter than a few ulps of ``t_hi`` (the step-size floor is ``10 eps |t|``),
+which at the end of a preequilibration to ``t = 1e8`` is 2.2e-7, longer than FBDF's first
+steps into Zheng_PNAS2012's adjoint layer at rtol 1e-8 (the backward solve stopped with
+``DtLessThanMin``).
 
 The parameter integral ``mu`` is a quadrature (CVODES's quadrature variables): the
 backward right-hand side is a :class:`~pystiffsens.solvers.partitioned.QuadratureRHS`
@@ -15,6 +20,8 @@ is left out of the error test (CVODES's ``errconQ`` defaults to false).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -38,12 +45,13 @@ def segment_bounds(problem):
 
 
 def reversed_rhs(rhs):
-    """``z'(s) = -rhs(-s, z)``: integrating in ``s`` from ``-t_hi`` to ``-t_lo`` runs ``t`` backward."""
+    """``z'(s) = -rhs(t_ref - s, z, args)``, taking ``(args, t_ref)`` as its args: integrating in ``s`` from 0
+    to ``t_ref - t_lo`` runs ``t`` backward from ``t_ref`` to ``t_lo``."""
     if isinstance(rhs, QuadratureRHS):
         return rhs.time_reversed()
     if isinstance(rhs, SparseRHS):
         return SparseRHS(reversed_rhs(rhs.fn), rhs.jac_sparsity)
-    return lambda s, z, args: -rhs(-s, z, args)
+    return lambda s, z, args: -rhs(args[1] - s, z, args[0])
 
 
 def backward_segments(
@@ -60,9 +68,9 @@ def backward_segments(
     jump : ``(z, k) -> z`` applied on reaching saved time ``k`` (not at ``t0``).
     per_segment : optional ``(trajectory, z_end, extra) -> extra`` run after each segment's
         solve (a consistency check, or collecting ``trajectory.accumulated``), starting from ``extra0``.
-    accumulate : optional ``(fn, init)`` passed to each segment's
-        :func:`~pystiffsens.integrate.integrate`: a sum over its backward steps, in
-        ``trajectory.accumulated``.
+    accumulate : optional ``(fn, init)``: ``(fn(step, accepted, t_hi), init)`` is passed to each segment's
+        :func:`~pystiffsens.integrate.integrate`, a sum over its backward steps in
+        ``trajectory.accumulated`` (``step["t"]`` is the step's start in the segment's ``s = t_hi - t``).
     window : optional ``(lo, hi)``: integrate from ``hi`` down to ``lo`` only, every segment
         clipped to it (those outside it become empty), and jump at the saved times in ``[lo, hi)``.
         Without it, from the final time to ``t0``.
@@ -88,8 +96,8 @@ def backward_segments(
     if options.dt is not None:  # fixed steps take dt
         h_init = jnp.zeros(())
     else:
-        estimate = initial_step(backward, -upper[0], z_final, theta, upper[0] - lower[0], solver.error_order + 1,
-                                options.rtol, options.atol)
+        estimate = initial_step(backward, jnp.zeros(()), z_final, (theta, upper[0]), upper[0] - lower[0],
+                                solver.error_order + 1, options.rtol, options.atol)
         given = jnp.asarray(False) if h_init is None else h_init > 0
         h_init = estimate if h_init is None else jnp.where(given, h_init, estimate)
         stats0["n_f"] = stats0["n_f"] + jnp.where(given, 0, 2).astype(stats0["n_f"].dtype)
@@ -97,9 +105,10 @@ def backward_segments(
     def segment(carry, xs):
         z, status, stats, extra, h = carry
         t_hi, t_lo, k, jumped = xs
+        summed = None if accumulate is None else (functools.partial(accumulate[0], t_hi=t_hi), accumulate[1])
         traj: Trajectory = integrate(
-            backward, solver, z, theta, t0=-t_hi, stops=(-t_lo)[None], options=options, error_mask=error_mask,
-            accumulate=accumulate, h_init=h,
+            backward, solver, z, (theta, t_hi), t0=jnp.zeros(()), stops=(t_hi - t_lo)[None], options=options,
+            error_mask=error_mask, accumulate=summed, h_init=h,
         )
         z_end = traj.ys[0]
         if per_segment is not None:

@@ -106,13 +106,15 @@ class QuadratureRHS:
         return jnp.concatenate([F, G])
 
     def time_reversed(self) -> QuadratureRHS:
-        """``z'(s) = -rhs(-s, z)``, still partitioned."""
+        """``z'(s) = -rhs(t_ref - s, z, args)``, still partitioned, taking ``(args, t_ref)`` as its args: ``s``
+        runs backward in time from ``t_ref``
+        (:func:`pystiffsens.sensitivity.continuous_adjoint.reversed_rhs`)."""
         fn, implicit = self.fn, self.implicit
         return QuadratureRHS(
-            lambda s, a, args: jax.tree_util.tree_map(jnp.negative, fn(-s, a, args)),
+            lambda s, a, args: jax.tree_util.tree_map(jnp.negative, fn(args[1] - s, a, args[0])),
             self.size,
             self.error_control,
-            implicit=lambda s, a, args: -implicit(-s, a, args),
+            implicit=lambda s, a, args: -implicit(args[1] - s, a, args[0]),
             sparsity=self.sparsity,
         )
 
