@@ -281,6 +281,24 @@ def test_features_programs_are_traced_once(features, monkeypatch):
     assert len(traces) == 2
 
 
+def test_a_failed_backward_solve_is_a_failure_not_a_silent_nan(features, monkeypatch):
+    """Every simulation succeeds, but the continuous adjoint's backward solve fails (made to here): the evaluation
+    says so, keeps the nllh and makes every gradient entry NaN. Before, the status was Success beside NaN entries
+    (FBDF with InterpolatingAdjoint on Zheng_PNAS2012, whose backward solve stopped with DtLessThanMin)."""
+    backward = pss.sensitivity.InterpolatingAdjoint.backward
+
+    def failing(self, *args, **kwargs):
+        return backward(self, *args, **kwargs)._replace(status=jnp.asarray(int(pss.ReturnCode.DtLessThanMin)))
+
+    monkeypatch.setattr(pss.sensitivity.InterpolatingAdjoint, "backward", failing)
+    options = dict(rtol=2e-8, atol=1e-10)  # tolerances of their own: a program not compiled before
+    result = features.evaluate(gradient=True, sensitivity="InterpolatingAdjoint", **options)
+    assert result.status == pss.ReturnCode.Failure and result.failed == {pss_petab.problem.BACKWARD_PASS:
+                                                                          pss.ReturnCode.Failure}
+    assert result.nllh == pytest.approx(features.nllh(**options), rel=1e-12)
+    assert all(math.isnan(g) for g in result.gradient.values())
+
+
 def test_gradient_programs_hold_short_step_records_and_rerun_when_a_solve_fills_them(features, monkeypatch):
     """A gradient program holds one short length of step records, not also a checkpointed ``max_steps`` one; when a
     solve fills them, the program whose records follow the solve gives the gradient, then runs alone for those

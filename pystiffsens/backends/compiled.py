@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from .. import _program_cache, _xla, memory
+from .. import _mappings, _program_cache, _xla, memory
 from ..options import Options
 
 
@@ -90,7 +90,8 @@ class Programs:
     (:func:`pystiffsens.memory.compiled_bytes`) and the estimate are compared with the limit
     in force on every use (:meth:`Program.check`). The :data:`KEPT` most recently made
     programs and plans are kept (a new ``rhs`` function each call would otherwise keep every
-    program it made). Programs of built-in problems are also kept on disk as traced programs
+    program it made), fewer where the process runs short of memory mappings
+    (:func:`pystiffsens._mappings.make_room`). Programs of built-in problems are also kept on disk as traced programs
     (:mod:`pystiffsens._program_cache`).
     """
 
@@ -124,6 +125,7 @@ class Programs:
             # A plain solve (estimate 0: no records) allocates nothing that grows with the steps.
             if estimate:
                 memory.check_bytes(estimate, algorithm, shapes, batch=batch, memory_limit=memory_limit, device=device)
+            _mappings.make_room(self._compiled)
             with jax.default_device(device):
                 compiled = _program_cache.compile_cached(_xla.jit(build()), args, identity, device)
             program = Program(compiled, estimate, memory.compiled_bytes(compiled), algorithm, shapes, batch, device)

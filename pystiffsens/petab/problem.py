@@ -10,6 +10,7 @@ Its value and gradient are compiled once per solver, sensitivity and tolerances.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import math
@@ -19,13 +20,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _xla, api, memory, sbml
+from .. import _mappings, _xla, api, memory, sbml
 from ..problem import Problem
 from ..returncode import ReturnCode
 from . import preequilibration, tables
 from .formulas import MeasurementSet, compile_observables
 
 _UNSCALE = {"lin": lambda v: v, "log": jnp.exp, "log10": lambda v: 10.0**v}
+
+
+#: The key of :attr:`Evaluation.failed` for a failed backward solve.
+BACKWARD_PASS = "backward pass"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +46,9 @@ class Evaluation:
         simulation in :attr:`failed`.
     failed : ``{simulation: code}`` of every simulation that failed, each named by its condition
         id (``"preequilibration_id:condition_id"`` after a preequilibration). A preequilibration
-        that reaches no steady state is ``Failure``.
+        that reaches no steady state is ``Failure``. When every simulation succeeded but a
+        backward solve of the gradient (a continuous adjoint's) failed, it is
+        ``{"backward pass": Failure}``: the nllh stands and every gradient entry is NaN.
     """
 
     nllh: float
@@ -145,7 +152,7 @@ class PetabProblem:
         # The internal measurement order, by batch: (row in the measurement table, batch, lane, index in its times).
         self._order = order
         self._measurements = MeasurementSet([table.measurements[k] for k, *_ in order], self._compiled)
-        self._programs: dict = {}
+        self._programs: collections.OrderedDict = collections.OrderedDict()
         self._long_records: set = set()  # gradient settings whose solves once filled the short step records
         self._steps: dict = {}  # (solver, rtol, atol, max_steps) -> the most steps a solve took at the last call
 
@@ -173,11 +180,15 @@ class PetabProblem:
         self._steps[(solver, float(rtol), float(atol), int(max_steps))] = int(steps)
         failed = {label: ReturnCode.from_value(code) for label, code in zip(self._labels, np.asarray(statuses))
                   if code != ReturnCode.Success}
-        status = next(iter(failed.values()), ReturnCode.Success)
         nan = bool(failed)
         grads = None
         if gradient:
-            grads = {pid: math.nan if nan else float(g) for pid, g in zip(self.estimated, np.asarray(grad))}
+            if not failed and not np.all(np.isfinite(grad)):
+                # A backward solve runs after the simulations report their statuses; one that fails makes its
+                # cotangents NaN (pss.solve's rule), and this is how it shows.
+                failed = {BACKWARD_PASS: ReturnCode.Failure}
+            grads = {pid: math.nan if failed else float(g) for pid, g in zip(self.estimated, np.asarray(grad))}
+        status = next(iter(failed.values()), ReturnCode.Success)
         return Evaluation(math.nan if nan else float(nllh), grads, status, failed)
 
     def nllh(self, x=None, *, solver="Rodas5P", rtol: float = 1e-8, atol: float = 1e-10,
@@ -528,8 +539,13 @@ class PetabProblem:
         return self._program("gradient", solver, sensitivity, rtol, atol, max_steps)(vector)
 
     def _program(self, kind: str, solver, sensitivity, rtol, atol, max_steps, max_saved_steps=None):
+        """The compiled program of ``kind`` for these settings; the least recently used ones are dropped where the
+        process runs short of memory mappings (:func:`pystiffsens._mappings.make_room`)."""
         key = (kind, solver, sensitivity, float(rtol), float(atol), int(max_steps), max_saved_steps)
-        if key not in self._programs:
+        if key in self._programs:
+            self._programs.move_to_end(key)
+        else:
+            _mappings.make_room(self._programs)
             if kind == "simulations":
                 simulate = self._simulations_fn(solver, sensitivity, rtol, atol, max_steps)
 

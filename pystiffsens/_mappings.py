@@ -1,0 +1,68 @@
+"""The process's memory mappings against the kernel's limit, and room made for a new compiled program.
+
+XLA:CPU loads each fused kernel of a compiled program as an object of its own, with mappings
+of its own: one PEtab gradient program of Zheng_PNAS2012 (15 states) adds about 3600 to the
+process (Rodas5P with the discrete adjoint; KenCarp4 with InterpolatingAdjoint about 3800).
+Linux gives a process at most ``vm.max_map_count`` mappings (65530 by default), and past it
+LLVM aborts the whole process ("LLVM ERROR: Unable to allocate section memory!"): a script
+that compiled 22 such programs in one process died that way (benchmarks/README.md, section 8).
+Dropping a program's last reference gives its mappings back.
+
+So the caches of compiled programs (:class:`pystiffsens.backends.compiled.Programs`,
+:class:`pystiffsens.petab.problem.PetabProblem`) call :func:`make_room` before they compile
+one more: while the process is within :data:`RESERVE` mappings of the limit, it drops their
+least recently used programs. A dropped program compiles again when next used (from the
+persistent compilation cache where that is on). Where ``/proc`` does not say (not Linux),
+nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import gc
+from pathlib import Path
+
+#: Mappings kept free for the next program: a few times the largest program measured (about 3800).
+RESERVE = 16384
+
+_MAPS = Path("/proc/self/maps")
+_LIMIT = Path("/proc/sys/vm/max_map_count")
+
+
+def count() -> int | None:
+    """The process's memory mappings now (None where ``/proc`` does not say)."""
+    try:
+        with _MAPS.open("rb") as handle:
+            return sum(1 for _ in handle)
+    except OSError:
+        return None
+
+
+@functools.cache
+def limit() -> int | None:
+    """The kernel's limit on a process's mappings, ``vm.max_map_count`` (None where ``/proc`` does not say)."""
+    try:
+        return int(_LIMIT.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def crowded() -> bool:
+    """Whether the process is within :data:`RESERVE` mappings of :func:`limit`."""
+    most, now = limit(), count()
+    return most is not None and now is not None and now + RESERVE > most
+
+
+def make_room(cache: collections.OrderedDict) -> int:
+    """Drop ``cache``'s oldest entries (least recently used first) while :func:`crowded`; return how many.
+
+    Garbage is collected after each drop, so that the dropped program's mappings are given back
+    before the next count.
+    """
+    dropped = 0
+    while cache and crowded():
+        cache.popitem(last=False)
+        gc.collect()
+        dropped += 1
+    return dropped
