@@ -21,7 +21,9 @@ from __future__ import annotations
 import collections
 import functools
 import gc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 #: Mappings kept free for the next program: a few times the largest program measured (about 3800).
 RESERVE = 16384
@@ -54,15 +56,19 @@ def crowded() -> bool:
     return most is not None and now is not None and now + RESERVE > most
 
 
-def make_room(cache: collections.OrderedDict) -> int:
+def make_room(cache: collections.OrderedDict, forget: Callable[[Any], None] | None = None) -> int:
     """Drop ``cache``'s oldest entries (least recently used first) while :func:`crowded`; return how many.
 
-    Garbage is collected after each drop, so that the dropped program's mappings are given back
-    before the next count.
+    ``forget(value)`` is called with each dropped value, to drop the other references its owner
+    keeps to it. Garbage is collected after each drop, so that the dropped program's mappings
+    are given back before the next count.
     """
     dropped = 0
     while cache and crowded():
-        cache.popitem(last=False)
+        _, value = cache.popitem(last=False)
+        if forget is not None:
+            forget(value)
+        del value
         gc.collect()
         dropped += 1
     return dropped

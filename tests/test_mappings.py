@@ -1,6 +1,8 @@
 """Room for new compiled programs: caches drop their least recently used programs near the mapping limit."""
 
 import collections
+import gc
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +39,12 @@ def test_crowded_front_door_and_petab_caches_keep_one_program_and_still_answer(m
     native = pss.backends.get("jax")
     problem = pss.problems.get("robertson", t_end=10.0)
     expected = {solver: pss.solve(problem, solver, rtol=1e-7, atol=1e-9).ys[-1] for solver in ("Rodas5P", "FBDF")}
+    held = [weakref.ref(program.compiled) for program in native.programs._compiled.values()]
     monkeypatch.setattr(_mappings, "crowded", lambda: True)
     assert np.isfinite(pss.solve(problem, "KenCarp4", rtol=1e-7, atol=1e-9).ys[-1]).all()  # a new program
     assert len(native.programs._compiled) == 1
+    gc.collect()
+    assert all(ref() is None for ref in held)  # freed: no plan holds a dropped program
     for solver in ("Rodas5P", "FBDF"):  # dropped, compiled again: the same answers
         np.testing.assert_array_equal(pss.solve(problem, solver, rtol=1e-7, atol=1e-9).ys[-1], expected[solver])
         assert len(native.programs._compiled) == 1

@@ -125,7 +125,7 @@ class Programs:
             # A plain solve (estimate 0: no records) allocates nothing that grows with the steps.
             if estimate:
                 memory.check_bytes(estimate, algorithm, shapes, batch=batch, memory_limit=memory_limit, device=device)
-            _mappings.make_room(self._compiled)
+            _mappings.make_room(self._compiled, self._forget)
             with jax.default_device(device):
                 compiled = _program_cache.compile_cached(_xla.jit(build()), args, identity, device)
             program = Program(compiled, estimate, memory.compiled_bytes(compiled), algorithm, shapes, batch, device)
@@ -136,6 +136,11 @@ class Programs:
             self._compiled.move_to_end(key)
         program.check(memory_limit)
         return program
+
+    def _forget(self, program: Program) -> None:
+        """Drop the plans that hold ``program``, a program dropped from the cache, so that it is freed."""
+        for key in [key for key, plan in self._plans.items() if any(p is program for p in plan.programs.values())]:
+            del self._plans[key]
 
     def plan(self, key, make: Callable[[], Plan]) -> Plan:
         """The plan kept for ``key``, made by ``make()`` on first use (and not kept where ``key`` is unhashable:
