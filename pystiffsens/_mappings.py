@@ -5,7 +5,8 @@ of its own: one PEtab gradient program of Zheng_PNAS2012 (15 states) adds about 
 process (Rodas5P with the discrete adjoint; KenCarp4 with InterpolatingAdjoint about 3800).
 Linux gives a process at most ``vm.max_map_count`` mappings (65530 by default), and past it
 LLVM aborts the whole process ("LLVM ERROR: Unable to allocate section memory!"): a script
-that compiled 22 such programs in one process died that way (benchmarks/README.md, section 8).
+compiling such programs in one process died that way at its twenty-second (benchmarks/README.md,
+section 5).
 Dropping a program's last reference gives its mappings back.
 
 So the caches of compiled programs (:class:`pystiffsens.backends.compiled.Programs`,

@@ -91,8 +91,8 @@ class Programs:
     in force on every use (:meth:`Program.check`). The :data:`KEPT` most recently made
     programs and plans are kept (a new ``rhs`` function each call would otherwise keep every
     program it made), fewer where the process runs short of memory mappings
-    (:func:`pystiffsens._mappings.make_room`). Programs of built-in problems are also kept on disk as traced programs
-    (:mod:`pystiffsens._program_cache`).
+    (:func:`pystiffsens._mappings.make_room`). Programs of built-in problems are also kept on
+    disk as traced programs (:mod:`pystiffsens._program_cache`).
     """
 
     #: Compiled programs (and plans) kept in memory, least recently used dropped first.
