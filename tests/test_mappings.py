@@ -10,6 +10,7 @@ import pytest
 
 import pystiffsens as pss
 from pystiffsens import _mappings
+from pystiffsens.backends.compiled import Programs
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="no /proc: the mapping count is unknown here")
@@ -37,6 +38,7 @@ def test_make_room_drops_the_least_recently_used_entries_until_there_is_room(mon
 def test_crowded_front_door_and_petab_caches_keep_one_program_and_still_answer(monkeypatch):
     """Where the process is always short of mappings, each new program replaces the one before it."""
     native = pss.backends.get("jax")
+    monkeypatch.setattr(native, "programs", Programs())  # this test's programs only: the worker's others stay
     problem = pss.problems.get("robertson", t_end=10.0)
     expected = {solver: pss.solve(problem, solver, rtol=1e-7, atol=1e-9).ys[-1] for solver in ("Rodas5P", "FBDF")}
     held = [weakref.ref(program.compiled) for program in native.programs._compiled.values()]
