@@ -26,7 +26,8 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _mappings() -> int | None:
-    """The process's memory mappings now (None without ``/proc``)."""
+    """The process's memory mappings now (None without ``/proc``). ``pystiffsens._mappings.count`` reads the same;
+    this copy lets the script run on revisions that predate that module (for before/after comparisons)."""
     try:
         with open("/proc/self/maps", "rb") as handle:
             return sum(1 for _ in handle)
