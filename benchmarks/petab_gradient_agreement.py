@@ -58,8 +58,14 @@ def main() -> None:
     solver, sensitivity = args.reference
     rtol, atol = args.reference_tol
     _common.progress(f"{problem.name}: reference {solver} + {sensitivity} at rtol {rtol:g}, atol {atol:g}")
-    reference = problem.gradient(solver=solver, sensitivity=sensitivity, rtol=rtol, atol=atol)
-    ref = np.array([reference[pid] for pid in problem.estimated])
+    reference = problem.evaluate(gradient=True, solver=solver, sensitivity=sensitivity, rtol=rtol, atol=atol)
+    if not reference.success:  # every row would be NaN
+        failed = [f"{name}: {code.name}" for name, code in reference.failed.items()]
+        listed = ", ".join(failed[:3]) + (", ..." if len(failed) > 3 else "")
+        raise SystemExit(f"{problem.name}: the reference ({solver} + {sensitivity} at rtol {rtol:g}, atol {atol:g}) "
+                         f"failed in {len(failed)} simulation(s) ({listed}); choose another --reference or "
+                         "--reference-tol.")
+    ref = np.array([reference.gradient[pid] for pid in problem.estimated])
     rows = []
     for solver in args.solvers:
         for sensitivity in args.sensitivities:
