@@ -3,7 +3,8 @@
     python benchmarks/petab_gradient_agreement.py tests/data/petab/Zheng_PNAS2012/Zheng_PNAS2012.yaml
 
 The reference is ``--reference`` (a solver and a sensitivity) at ``--reference-tol`` (rtol, atol);
-every other pair of ``--solvers`` and ``--sensitivities`` runs at each of ``--tols``. Each row
+a reference with a failed simulation stops the script, naming them. Every pair of ``--solvers``
+and ``--sensitivities`` runs at each of ``--tols``. Each row
 gives the relative L2 distance of its gradient (by estimated parameter, on their scales) from the
 reference's, the parameter farthest from it, the status, and the process's memory mappings after
 the call (``/proc/self/maps``; each compiled program adds its own: ``pystiffsens/_mappings.py``).

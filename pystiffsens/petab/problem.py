@@ -48,7 +48,7 @@ class Evaluation:
         id (``"preequilibration_id:condition_id"`` after a preequilibration). A preequilibration
         that reaches no steady state is ``Failure``. When every simulation succeeded but a
         backward solve of the gradient (a continuous adjoint's) failed, it is
-        ``{"backward pass": Failure}``: the nllh stands and every gradient entry is NaN.
+        ``{BACKWARD_PASS: Failure}``: the nllh stands and every gradient entry is NaN.
     """
 
     nllh: float
