@@ -36,6 +36,16 @@ Stops at the initial time
 -------------------------
 A stop equal to ``t0`` (``saveat`` starting at ``t0``) is reached before the first step: its
 saved state is ``y0``, and the loop starts at the next stop. Stops may be traced values.
+
+Stops next to each other
+------------------------
+A stop at most two units in the last place ahead is reached by a step of a sixteenth of the
+gap, which the error test does not judge (no shorter step could replace it) and after which
+the step size proposed before it is kept and a multistep method restarts at order one
+(:meth:`~pystiffsens.solvers.base.AbstractSolver.restart`). Every stage time of such a step
+rounds to its start, so it sees the right-hand side on that side: with stops next to a time
+where the right-hand side jumps (:mod:`pystiffsens.sbml.switches`), no step has that time
+inside it or evaluates the right-hand side on the far side of it.
 """
 
 from __future__ import annotations
@@ -330,20 +340,25 @@ class _Loop:
         t, h, state, k = c["t"], c["h"], c["state"], c["k"]
         stop_t = self.stops[jnp.minimum(k, self.n_stops - 1)]
         remaining = stop_t - t
-        land = h >= remaining * (1.0 - 1e-12)
-        h_try = jnp.where(land, remaining, h)
+        # Stops next to each other (module docstring): every stage time t + c h of the step rounds to t, and the state
+        # moves by less than time resolves there. Such a step is shorter than h_min below: no error test can shrink it.
+        adjacent = remaining <= 2 * EPS * jnp.abs(stop_t)
+        land = adjacent | (h >= remaining * (1.0 - 1e-12))
+        h_try = jnp.where(adjacent, remaining / 16, jnp.where(land, remaining, h))
         attempt = solver.attempt(self.fn, t, h_try, state, self.args, tol)
         y_old, y_new = solver.y_of(state), solver.y_of(attempt.state)
         scale = tol.atol + tol.rtol * jnp.maximum(jnp.abs(y_old), jnp.abs(y_new))
         err_norm = lax.stop_gradient(scaled_rms(attempt.error, scale, self.error_mask))
         finite = jnp.all(jnp.isfinite(y_new)) & jnp.isfinite(err_norm)
-        # With fixed steps the error estimate only informs order selection (FBDF), never acceptance.
-        ok = attempt.converged & finite & (fixed | (err_norm <= 1.0))
+        # With fixed steps the error estimate only informs order selection (FBDF), never acceptance; nor does it decide
+        # a step to an adjacent stop (a multistep method's history from before a switch would call it wrong).
+        ok = attempt.converged & finite & (fixed | adjacent | (err_norm <= 1.0))
 
         accepted_state, h_accept = solver.accept(attempt.state, err_norm, h_try, tol)
+        accepted_state = tree_where(adjacent, solver.restart(accepted_state), accepted_state)
         rejected_norm = jnp.where(attempt.converged & finite, err_norm, jnp.inf)
         h_reject = solver.reject(state, rejected_norm, h_try, tol)
-        h_next = self.dt if fixed else lax.stop_gradient(jnp.where(ok, h_accept, h_reject))
+        h_next = self.dt if fixed else lax.stop_gradient(jnp.where(adjacent, h, jnp.where(ok, h_accept, h_reject)))
         h_next = jnp.asarray(h_next, jnp.float64)
         t_new = jnp.where(land, stop_t, t + h_try)
 

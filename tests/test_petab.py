@@ -470,6 +470,71 @@ def test_refused_event_constructs(tmp_path):
     assert "model.xml" in str(error.value)
 
 
+# -- switches in time (piecewise of time) ------------------------------------------------------
+SWITCH_ON = {"early": 1.5, "late": 3.0}  # the late switch falls on a measurement time
+INFLOW = 1e6  # the jump of A's inflow: no step across it, or of one ulp onto it, passes the error test at atol 1e-12
+
+
+def switch_sbml() -> str:
+    """The chain with the inflow ``u = L * piecewise(0, time - t_on < 0, 1)`` into A, an assignment rule."""
+    doc = libsbml.readSBMLFromString(chain_sbml())
+    model = doc.getModel()
+    for pid, value, constant in (("L", INFLOW, True), ("t_on", 1.0, True), ("u", 0.0, False)):
+        parameter = model.createParameter()
+        parameter.setId(pid), parameter.setValue(value), parameter.setConstant(constant)
+    rule = model.createAssignmentRule()
+    rule.setVariable("u"), rule.setMath(libsbml.parseL3Formula("L * piecewise(0, time - t_on < 0, 1)"))
+    model.getReaction("r0").getKineticLaw().setMath(libsbml.parseL3Formula("c * u"))
+    return libsbml.writeSBMLToString(doc)
+
+
+def switch_A(t, t_on, k1):
+    """A of the chain with the switched inflow: its decay from 2, plus the inflow's approach to L / k1 after t_on."""
+    return 2.0 * jnp.exp(-k1 * t) + jnp.where(t > t_on, INFLOW / k1 * (1.0 - jnp.exp(-k1 * (t - t_on))), 0.0)
+
+
+def switch_problem(directory, *, estimated_switch=False):
+    parameters = [par("k1", "log10", 0.5), par("sd", "lin", 1.0, estimate=0)]
+    if estimated_switch:
+        parameters.append(par("t_late", "lin", 3.0))
+    conditions = [{"conditionId": "early", "t_on": SWITCH_ON["early"]},
+                  {"conditionId": "late", "t_on": "t_late" if estimated_switch else SWITCH_ON["late"]}]
+    measurements = [meas("obs_A", cond, t, float(switch_A(t, on, 0.5)) + 0.3 * (-1) ** i)
+                    for cond, on in SWITCH_ON.items() for i, t in enumerate((0.0, 1.0, 2.0, 3.0, 4.0))]
+    return write_problem(directory, sbml=switch_sbml(), parameters=parameters,
+                         observables=[obs("obs_A", "A", "sd")], conditions=conditions, measurements=measurements)
+
+
+def test_a_switch_in_time_is_stepped_over_at_tight_tolerances(tmp_path):
+    """Each condition's solve stops around its own switch time (lanes of one batch) and gets over it at rtol 1e-10,
+    where a step across it cannot pass the error test; likelihood and gradient match the closed form."""
+    problem = pss_petab.load(switch_problem(tmp_path))
+    frame = problem.table.petab_problem.measurement_df
+
+    def nllh(x):
+        k1 = 10.0 ** x
+        residuals = [(m - switch_A(t, SWITCH_ON[cond], k1)) for cond, t, m in
+                     zip(frame["simulationConditionId"], frame["time"], frame["measurement"])]
+        return jnp.sum(0.5 * jnp.log(2 * jnp.pi) + 0.5 * jnp.stack(residuals) ** 2)
+
+    x = problem.nominal["k1"]
+    tight = dict(rtol=1e-10, atol=1e-12)
+    evaluation = problem.evaluate(**tight)
+    assert evaluation.status == pss.ReturnCode.Success, evaluation.failed
+    assert evaluation.nllh == pytest.approx(float(nllh(x)), rel=1e-7)
+    exact = float(jax.grad(nllh)(x))
+    for sensitivity in ("ForwardDiffSensitivity", "InterpolatingAdjoint"):
+        gradient = problem.gradient(sensitivity=sensitivity, **tight)
+        assert gradient["k1"] == pytest.approx(exact, rel=1e-6), sensitivity
+    assert problem.model.switches == ("t_on",)
+
+
+def test_a_switch_time_set_by_an_estimated_parameter_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"piecewise conditions on time whose switch times \['t_on'\] depend on "
+                                         r"estimated parameters is not supported"):
+        pss_petab.load(switch_problem(tmp_path, estimated_switch=True))
+
+
 # -- refusals ---------------------------------------------------------------------------------
 def small_problem(tmp_path, *, parameters=None, observables=None, conditions=None, measurements=None,
                   config_changes=None):

@@ -37,7 +37,7 @@ def steady_state_norm(rhs, y, p, rtol: float, atol: float):
 
 
 def steady_state(template, p, y0, *, solver, sensitivity, rtol: float, atol: float, max_steps: int,
-                 max_saved_steps: int | None = None):
+                 max_saved_steps: int | None = None, saveat=None):
     """``(y, status, steps)``: the end of ``template`` (a problem on ``[0, horizon]`` saving its end) from ``y0``, if
     steady, and the steps the solve accepted.
 
@@ -46,9 +46,9 @@ def steady_state(template, p, y0, *, solver, sensitivity, rtol: float, atol: flo
     The test is relative to ``y``: a state growing linearly, ``y = c t``, passes it once ``rtol t``
     exceeds about 1, as in AMICI (whose simulation stops at the first such time). A horizon below
     ``1 / rtol`` tells such a model from a settled one; the default :data:`HORIZON` suits rates
-    down to about ``1e-6``.
+    down to about ``1e-6``. ``saveat``: the stops of the solve (None: the template's), ending at the horizon.
     """
-    sol = api.solve(template, solver, sensitivity=sensitivity, params=p, y0=y0, rtol=rtol, atol=atol,
+    sol = api.solve(template, solver, sensitivity=sensitivity, params=p, y0=y0, saveat=saveat, rtol=rtol, atol=atol,
                     max_steps=max_steps, max_saved_steps=max_saved_steps)
     y = sol.ys[-1]
     converged = steady_state_norm(template.rhs, y, p, rtol, atol) <= 1.0

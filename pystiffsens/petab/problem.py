@@ -23,6 +23,7 @@ import numpy as np
 from .. import _mappings, _xla, api, memory, sbml
 from ..problem import Problem
 from ..returncode import ReturnCode
+from ..sbml import switches
 from . import preequilibration, tables
 from .formulas import MeasurementSet, compile_observables
 
@@ -99,14 +100,18 @@ def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZO
     parameters on ``lin``/``log``/``log10`` scales; preequilibration (see
     :mod:`~pystiffsens.petab.preequilibration`, simulated for ``preequilibration_horizon``);
     time-triggered SBML events (the solve is split at their times, which must not depend on
-    estimated parameters; a measurement at an event time sees the state after the event).
+    estimated parameters; a measurement at an event time sees the state after the event);
+    piecewise conditions that compare time with parameters (each solve, preequilibrations
+    included, stops next to such a switch time on both sides, :mod:`pystiffsens.sbml.switches`;
+    switch times must not depend on estimated parameters either).
     ``layout`` is the SBML model's program layout (:func:`pystiffsens.sbml.load`).
 
     Refused with a ``ValueError`` naming the construct and the file: PEtab v2 and extensions,
     several models or problems, mapping tables, steady-state measurements (``time`` inf),
     measurements before ``t = 0``, other
     transformations or noise distributions, events together with preequilibration, events whose
-    time depends on an estimated parameter or lies at or before ``t = 0``; the SBML reader
+    time depends on an estimated parameter or lies at or before ``t = 0``, switch times that
+    depend on an estimated parameter; the SBML reader
     refuses SBML it cannot translate (e.g. events not triggered by time).
     """
     table = tables.read(yaml_path)
@@ -228,7 +233,9 @@ class PetabProblem:
         """One simulation condition as a plain :class:`pss.Problem`, at the nominal parameters.
 
         ``params`` are the model inputs on linear scale (``model.parameter_ids``), the loss is the
-        condition's nllh term as a function of them, ``saveat`` its measurement times and ``y0``
+        condition's nllh term as a function of them, ``saveat`` its measurement times (and, in a model
+        whose right-hand side switches in time, the stops around each switch time in the time span,
+        :mod:`pystiffsens.sbml.switches`) and ``y0``
         its initial state (after preequilibration, computed at the nominal parameters with
         Rodas5P, rtol 1e-8, atol 1e-10; ``y0`` is fixed, so derivatives by parameters that set
         initial values are not carried). ``stiffness`` is passed to ``pss.Problem`` (a model
@@ -261,7 +268,12 @@ class PetabProblem:
         rows = [(k, batch.times[t_idx]) for k, bb, ll, t_idx in self._order if (bb, ll) == (b, lane)]
         subset = MeasurementSet([self.table.measurements[k] for k, _ in rows], self._compiled)
         times = np.unique([t for _, t in rows])
-        t_index = np.searchsorted(times, [t for _, t in rows])
+        t_end = float(times[-1]) if times[-1] > 0 else 1.0
+        saveat = times
+        if self.model.switches:  # also stop around the times where the right-hand side jumps (sbml.switches)
+            stops = np.asarray(switches.stops(times, self.model.switch_times(p_sim), 0.0, t_end)[0])
+            saveat = np.union1d(times, stops[stops > 0.0])
+        t_index = np.searchsorted(saveat, [t for _, t in rows])
         theta = {k: float(v) for k, v in theta.items()}
 
         def loss(ts, ys, p):
@@ -269,8 +281,7 @@ class PetabProblem:
             return jnp.sum(subset.nllh_terms(ys[t_index], ts[t_index], pk, theta))
 
         params = self._resolved(p_sim)
-        t_end = float(times[-1]) if times[-1] > 0 else 1.0
-        return Problem(self.model.sparse_rhs, np.asarray(y0), (0.0, t_end), params, loss=loss, saveat=times,
+        return Problem(self.model.sparse_rhs, np.asarray(y0), (0.0, t_end), params, loss=loss, saveat=saveat,
                        stiffness=stiffness, name=f"{self.name}:{condition_id}")
 
     # -- building -----------------------------------------------------------------------------
@@ -297,6 +308,7 @@ class PetabProblem:
             t_end = max(m.time for m in self.table.measurements
                         if (m.preequilibration, m.condition) == (sim.preequilibration, sim.condition))
             events = self._event_times(cond, t_end)
+            self._check_switch_times(cond)
             if events and pre is not None:
                 raise tables.refuse(f"events ({[e.id for e in self.model.events]}) together with preequilibration "
                                     f"(condition {sim.condition!r} after {sim.preequilibration!r})",
@@ -341,6 +353,22 @@ class PetabProblem:
             if t_event <= t_end:
                 out[j] = t_event
         return out
+
+    def _check_switch_times(self, cond) -> None:
+        """The model's switch times (:meth:`pystiffsens.sbml.Model.switch_times`) must not depend on estimated
+        parameters: the solves step over them, and the jump's own contribution to the gradient is not computed."""
+        if not (self.model.switches and self.estimated):
+            return
+
+        def times(x):
+            return self.model.switch_times(self._condition_inputs(cond, self._theta(x))[0])
+
+        x = jnp.asarray([self.nominal[pid] for pid in self.estimated])
+        moved = np.any(np.asarray(jax.jacobian(times)(x)) != 0, axis=1)
+        if np.any(moved):
+            shown = [t for t, m in zip(self.model.switches, moved) if m]
+            raise tables.refuse(f"piecewise conditions on time whose switch times {shown} depend on estimated "
+                                "parameters", self.table.yaml_path)
 
     def _segments(self, times: np.ndarray, events: tuple[float, ...]):
         """The problems between events, each saving its measurement times and its end."""
@@ -433,9 +461,14 @@ class PetabProblem:
         if not batch.simulations[0].preequilibration:
             return self.model.initial_state(p_sim, species=s_sim), jnp.int32(ReturnCode.Success), jnp.int32(0)
         y_pre = self.model.initial_state(p_pre, species=s_pre)
+        stops = None
+        if self.model.switches:  # step onto and over the times where the right-hand side jumps
+            stops = switches.stops(self._pre_template.saveat, self.model.switch_times(p_pre),
+                                   *self._pre_template.tspan)[0]
         y_ss, status, steps = preequilibration.steady_state(self._pre_template, p_pre, y_pre, solver=solver,
                                                             sensitivity=sensitivity, rtol=rtol, atol=atol,
-                                                            max_steps=max_steps, max_saved_steps=max_saved_steps)
+                                                            max_steps=max_steps, max_saved_steps=max_saved_steps,
+                                                            saveat=stops)
         return self.model.initial_state(p_sim, species=s_sim, y=y_ss), status, steps
 
     def _simulate(self, batch: _Batch, inputs, solver, sensitivity, rtol, atol, max_steps, max_saved_steps=None):
@@ -453,10 +486,15 @@ class PetabProblem:
             offset = 0
             for i, (segment, save) in enumerate(zip(batch.segments, batch.save)):
                 if segment is not None:
-                    sol = api.solve(segment, solver, sensitivity=sensitivity, params=p_sim, y0=y, rtol=rtol,
-                                    atol=atol, max_steps=max_steps, max_saved_steps=max_saved_steps)
-                    ys = ys.at[offset:offset + save.size].set(sol.ys[save])
-                    y = sol.ys[-1]
+                    saveat, positions = None, None
+                    if self.model.switches:  # step onto and over the times where the right-hand side jumps
+                        saveat, positions = switches.stops(segment.saveat, self.model.switch_times(p_sim),
+                                                           *segment.tspan)
+                    sol = api.solve(segment, solver, sensitivity=sensitivity, params=p_sim, y0=y, saveat=saveat,
+                                    rtol=rtol, atol=atol, max_steps=max_steps, max_saved_steps=max_saved_steps)
+                    saved = sol.ys if positions is None else sol.ys[positions]
+                    ys = ys.at[offset:offset + save.size].set(saved[save])
+                    y = saved[-1]
                     status = jnp.where(status == ReturnCode.Success, sol.status, status)
                     steps = jnp.maximum(steps, sol.stats["n_steps"])
                 else:

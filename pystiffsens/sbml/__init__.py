@@ -5,9 +5,11 @@ JAX with sympy's JAX printer (:mod:`.jaxify`). The supported subset (SBML Level 
 :mod:`.translate` gives the semantics): species in amounts or concentrations, boundary and
 constant species, compartments of any size (set by parameters, initial assignments, assignment
 or rate rules), reactions with local parameters and stoichiometries given by ids, rate rules,
-assignment rules, initial assignments, function definitions, piecewise, and time-triggered
-events. Anything else is refused with :class:`NotSupported` (a ``ValueError``) naming the
-construct, the element and the file.
+assignment rules, initial assignments, function definitions, piecewise (conditions that
+compare time with parameters are switches in time, :meth:`Model.switch_times`, which a solve
+steps over with the stops of :mod:`.switches`), and time-triggered events. Anything else is
+refused with :class:`NotSupported` (a ``ValueError``) naming the construct, the element and
+the file.
 
 ``to_jax(expr, symbols)`` turns a sympy expression of named symbols into a JAX function (for
 formulas that name no model quantity, such as PEtab noise formulas with placeholders);

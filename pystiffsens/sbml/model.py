@@ -41,6 +41,9 @@ class Model:
         where an initial assignment sets it (absent or NaN in ``p`` means "use the initial assignment").
     assigned_parameter_ids : the parameter ids with an initial assignment (NaN in :attr:`defaults`).
     events : the time-triggered events, :class:`~pystiffsens.sbml.TimeEvent`.
+    switches : the times :meth:`switch_times` gives, as formulas (``str``): one per distinct time at
+        which a condition (of a piecewise function, in a rule or kinetic law) that compares time
+        with a function of parameters changes, such as ``Fsk_time`` for ``piecewise(0, time - Fsk_time < 0, 1)``.
     layout : ``"scalar"`` or ``"vectorised"``, the layout of its programs (:func:`pystiffsens.sbml.load`).
     """
 
@@ -61,6 +64,7 @@ class Model:
         self.assigned_parameter_ids = tuple(k for k in self.parameter_ids if k in translation.with_initial_assignment)
         self._programs: dict = {}
         self.events = tuple(self._time_event(spec) for spec in translation.events)
+        self.switches = tuple(str(at) for at in translation.switches)
 
     def __repr__(self) -> str:
         return (
@@ -329,6 +333,22 @@ class Model:
         values = {k: float(v) for k, v in values.items() if not (k in self._t.with_initial_assignment and _is_nan(v))}
         y0 = self.initial_state(values, t0=tspan[0])
         return Problem(self.sparse_rhs, y0, tspan, values, loss=loss, saveat=saveat, stiffness=stiffness, name=name or self.id)
+
+    def switch_times(self, p: Mapping):
+        """The times at which the right-hand side jumps because a condition on time changes, from the inputs ``p``.
+
+        A ``(switches,)`` float64 array (jax-traceable): for each condition that compares time
+        with a function of parameters and compartments (``time - Fsk_time < 0`` gives
+        ``Fsk_time``), the time it changes at. The right-hand side is discontinuous there, and
+        an adaptive solver that steps across, or onto, such a time shrinks its steps until they
+        fall below the smallest allowed (``DtLessThanMin``); :mod:`pystiffsens.sbml.switches`
+        turns these times into stops a solve steps onto and over.
+        """
+        if not self._t.switches:
+            return jnp.zeros((0,))
+        overrides = self._overrides(p)
+        program = self._program(self._t.switches, overrides, "the switch times", initial=True)
+        return jnp.stack(program(self._inputs(p, program, overrides, self.parameter_ids, math.nan)))
 
     def _time_event(self, spec) -> TimeEvent:
         t = self._t

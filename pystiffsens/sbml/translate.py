@@ -21,6 +21,9 @@ Semantics (SBML L3V2 core; Level 2 reads the same way):
 * Local parameters of a kinetic law shadow global ids inside it (Sect. 4.11); a reaction id
   in a formula stands for its rate and a species reference id for its stoichiometry
   (Sect. 4.11).
+* A relation that compares time with a function of inputs, ``a time + b`` against 0 (in a
+  piecewise), makes the right-hand side jump at ``-b / a``: those times are the
+  model's switches (:meth:`pystiffsens.sbml.Model.switch_times`).
 
 Refused (``NotSupported``): algebraic rules, fast reactions, reactions without kinetic law,
 rate rules on species references, events that assign compartments, events with delays or
@@ -75,6 +78,7 @@ class Translation:
     initial_definitions: dict[str, Definition]  # quantities at t0, in terms of time and inputs
     initial_outputs: tuple[sympy.Basic, ...]  # the state vector at t0
     events: tuple[EventSpec, ...]
+    switches: tuple[sympy.Basic, ...] = ()  # times at which a condition comparing time with inputs changes
 
     def rhs_bases(self, overrides=()) -> frozenset[str]:
         inputs = (self.input_bases[k] for k in self.parameter_ids if k not in self.state_ids)
@@ -308,7 +312,8 @@ def translate(doc: libsbml.SBMLDocument, source: str) -> Translation:
     constant = [q for q in (*parameter_ids, *references) if q in initial and q not in state_ids and q not in assignment]
     _check_constant(translation, constant + overridable, "an initial assignment or initial value", source)
     events = tuple(_event(event, expr, translation, source) for event in model.getListOfEvents())
-    return dataclasses.replace(translation, events=events)
+    switches = _switches((*definitions.values(), *derivative_of.values()), translation, source)
+    return dataclasses.replace(translation, events=events, switches=switches)
 
 
 def _stoichiometry(sr, level, definitions, initial, assignment, expr, rid, source) -> sympy.Basic:
@@ -384,6 +389,40 @@ def _event(event, expr, translation: Translation, source: str) -> EventSpec:
     return EventSpec(eid, at, bool(initial_value), assignments)
 
 
+def _switches(expressions, translation: Translation, source: str) -> tuple[sympy.Basic, ...]:
+    """The times ``T`` at which a condition in ``expressions`` that compares time with inputs changes value.
+
+    Every relation whose two sides differ by ``a time + b`` (``a`` a nonzero number, ``b`` free of
+    time), with ``T = -b / a`` a function of parameters and compartments: ``time - Fsk_time < 0`` in
+    a piecewise gives ``Fsk_time``. Relations that also depend on states are left out (a solve
+    cannot know in advance when they change); so are those with ``T`` depending on time otherwise.
+    """
+    allowed = {translation.input_bases[k] for k in translation.parameter_ids} | set(translation.overridable_species)
+    found: dict[sympy.Basic, None] = {}
+    for expression in expressions:
+        for relation in sympy.sympify(expression).atoms(sympy.core.relational.Relational):
+            if TIME not in relation.free_symbols:
+                continue
+            at = _crossing(relation.lhs - relation.rhs)
+            if at is None or at[0] in found:
+                continue
+            program = Program(translation.definitions, translation.rhs_bases(), [at[0]], source, "a switch in time")
+            if not program.used_bases - allowed:
+                found[at[0]] = None
+    return tuple(found)
+
+
+def _crossing(difference: sympy.Basic) -> tuple[sympy.Basic, sympy.Basic] | None:
+    """``(T, a)`` for ``difference = a (time - T)`` with ``a`` a nonzero number and ``T`` free of time, else None."""
+    slope = sympy.diff(difference, TIME)
+    if not slope.is_number or slope == 0:
+        return None
+    rest = sympy.expand(difference - slope * TIME)
+    if TIME in rest.free_symbols:
+        return None
+    return -rest / slope, slope
+
+
 def _trigger_time(condition: sympy.Basic) -> sympy.Basic | None:
     """``T`` for a trigger equivalent to ``time >= T`` (or ``>``) with ``T`` free of time, else None."""
     if isinstance(condition, (sympy.Ge, sympy.Gt)):
@@ -392,10 +431,5 @@ def _trigger_time(condition: sympy.Basic) -> sympy.Basic | None:
         difference = condition.rhs - condition.lhs
     else:
         return None
-    slope = sympy.diff(difference, TIME)
-    if not slope.is_number or not slope > 0:
-        return None
-    rest = sympy.expand(difference - slope * TIME)
-    if TIME in rest.free_symbols:
-        return None
-    return -rest / slope
+    at = _crossing(difference)
+    return at[0] if at is not None and at[1] > 0 else None

@@ -131,6 +131,11 @@ class AbstractSolver(abc.ABC):
         """State and next step size after an accepted step."""
         return state, h * _factor(err_norm, self.error_order, MAX_FACTOR)
 
+    def restart(self, state):
+        """The state after a step over a switch in time (a step to an adjacent stop, :mod:`pystiffsens.integrate`),
+        where what the method kept of earlier steps stops describing the solution. A one-step method keeps nothing."""
+        return state
+
     def reject(self, state, err_norm, h, tol):
         """Next step size after a rejected step (the state is the one before the step)."""
         return h * jnp.minimum(1.0, _factor(err_norm, self.error_order, 1.0))

@@ -205,6 +205,13 @@ class BDF(AbstractSolver):
         factor = jnp.where(ready, jnp.minimum(MAX_FACTOR, SAFETY * factors[best]), 1.0)
         return state._replace(order=new_order), h * factor
 
+    def restart(self, state):
+        """Order one, from the step just taken: the higher differences span the switch, where the derivative jumps,
+        and would say that every step after it is wrong."""
+        return state._replace(D=jnp.where(_ORDERS <= 1, state.D, 0.0), D_beyond=jnp.zeros_like(state.D_beyond),
+                              order=jnp.ones_like(state.order), n_equal_steps=jnp.zeros_like(state.n_equal_steps),
+                              order_errors=jnp.full_like(state.order_errors, jnp.inf))
+
     def reject(self, state, err_norm, h, tol):
         raw = SAFETY * jnp.where(err_norm > 0, err_norm, 1e-10) ** (-1.0 / (state.order + 1))
         raw = jnp.where(jnp.isfinite(raw), raw, MIN_FACTOR)
