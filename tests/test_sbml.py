@@ -312,6 +312,23 @@ def test_piecewise_value_and_gradient():
         np.testing.assert_allclose(jax.grad(lambda s: u(s, y, p))(t), 2 * 2.0 * t if t < 1 else 0.0)
 
 
+def test_switch_times_are_where_conditions_on_time_change():
+    """Relations linear in time against parameters are switches, whichever side time is on; one on a state is not."""
+    model = sbml.load(
+        build(
+            species=[{"id": "S", "conc": 1.0}],
+            parameters=[("ts", 1.0, True), ("k", 4.0, True), *((v, None, False) for v in ("u", "v", "w", "z"))],
+            assignment_rules=[("u", "piecewise(1, time < ts, 0)"), ("v", "piecewise(1, k >= time, 0)"),
+                              ("w", "piecewise(1, 2 * time - k > 0, 0)"), ("z", "piecewise(1, S < time, 0)")],
+            reactions=[("r", [], [("S", 1)], "u + v + w + z", {})],
+        )
+    )
+    assert sorted(model.switches) == ["k", "k/2", "ts"]
+    times = dict(zip(model.switches, np.asarray(model.switch_times({"ts": 1.5, "k": 3.0}))))
+    assert times == {"ts": 1.5, "k": 3.0, "k/2": 1.5}
+    assert sbml.load(build(parameters=[("a", 1.0, True)])).switch_times({"a": 1.0}).shape == (0,)
+
+
 def test_jacobian_sparsity_follows_rules_branches_and_rate_rules():
     """The pattern reaches states through assignment rules and both branches of a piecewise, and is what
     ``model.problem`` solves with (a SparseRHS)."""

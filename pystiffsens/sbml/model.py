@@ -309,6 +309,9 @@ class Model:
         ``tspan[0]``. To differentiate through initial values that depend on parameters, pass
         ``y0=model.initial_state(params)`` to ``pss.solve`` with traced params. ``tspan``
         defaults to ``(0, max(saveat))``. A model with events is refused: a Problem has no events.
+        In a model with :attr:`switches`, add the stops of :func:`pystiffsens.sbml.switches.stops`
+        around :meth:`switch_times` to ``saveat`` (as :mod:`pystiffsens.petab` does) to solve at
+        tight tolerances.
         """
         if self.events:
             raise ValueError(
