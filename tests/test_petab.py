@@ -527,6 +527,15 @@ def test_a_switch_in_time_is_stepped_over_at_tight_tolerances(tmp_path):
         gradient = problem.gradient(sensitivity=sensitivity, **tight)
         assert gradient["k1"] == pytest.approx(exact, rel=1e-6), sensitivity
     assert problem.model.switches == ("t_on",)
+    # One condition as a plain problem: its saveat has the stops too, and its loss is its share of the nllh.
+    late = problem.problem("late")
+    assert {np.nextafter(3.0, 0.0), 3.0, np.nextafter(3.0, 4.0)} <= set(late.saveat.tolist())
+    sol = pss.solve(late, "Rodas5P", **tight)
+    assert sol.status == pss.ReturnCode.Success, sol.status
+    rows = frame["simulationConditionId"] == "late"
+    share = 0.5 * np.log(2 * np.pi) * rows.sum() + 0.5 * np.sum(
+        (frame["measurement"][rows] - np.asarray(switch_A(frame["time"][rows].to_numpy(), SWITCH_ON["late"], 0.5))) ** 2)
+    assert float(late.loss(sol.ts, jnp.asarray(sol.ys), late.params)) == pytest.approx(share, rel=1e-7)
 
 
 def test_a_switch_time_set_by_an_estimated_parameter_is_refused(tmp_path):
