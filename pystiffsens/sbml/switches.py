@@ -11,12 +11,15 @@ steps shrink towards the stop instead. AMICI finds such switches as roots of its
 functions and restarts the solver at each.
 
 Here each switch time ``T`` becomes three stops: the floats next to ``T`` on either side and
-``T`` itself. Every step then lies on one side of the switch, except the two steps of one unit
-in the last place between those stops, whose error is the jump times that unit; whichever side
-the condition gives at ``T`` itself, one of them holds it. After them the solver's step size
-grows back from that unit. The switch times are traced values (each lane of a batch has its
-own), so the stops are too: a switch time outside the open interval ``(t0, t1)``, or equal to
-another stop, is moved to ``t0``, where a solve counts a stop as reached before its first step.
+``T`` itself. The integration loop goes from one of them to the next by a step whose stage times
+all round to its start (:mod:`pystiffsens.integrate`, "Stops next to each other"), so every step
+sees the right-hand side of one side of the switch, whichever side the condition gives at ``T``
+itself, and the steps after them start with the step size proposed before (a multistep method
+at order one). A ulp-long step alone is not enough: on Isensee its error test failed (the
+jump times one ulp exceeds atol 1e-12), which at that size ends the solve with ``DtLessThanMin``.
+The switch times are traced values (each lane of a batch has its own), so the stops are too: a
+switch time outside the open interval ``(t0, t1)``, or equal to another stop, is moved to ``t0``,
+where a solve counts a stop as reached before its first step.
 Derivatives do not pass through the switch times (``lax.stop_gradient``): a switch time that
 depends on a differentiated parameter would need the jump's own contribution, which is not
 computed (:func:`pystiffsens.petab.load` refuses such problems).
