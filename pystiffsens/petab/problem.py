@@ -465,15 +465,18 @@ class PetabProblem:
         if not batch.simulations[0].preequilibration:
             return self.model.initial_state(p_sim, species=s_sim), jnp.int32(ReturnCode.Success), jnp.int32(0)
         y_pre = self.model.initial_state(p_pre, species=s_pre)
-        stops = None
-        if self.model.switches:  # step onto and over the times where the right-hand side jumps
-            stops = switches.stops(self._pre_template.saveat, self.model.switch_times(p_pre),
-                                   *self._pre_template.tspan)[0]
         y_ss, status, steps = preequilibration.steady_state(self._pre_template, p_pre, y_pre, solver=solver,
                                                             sensitivity=sensitivity, rtol=rtol, atol=atol,
                                                             max_steps=max_steps, max_saved_steps=max_saved_steps,
-                                                            saveat=stops)
+                                                            saveat=self._switch_stops(self._pre_template, p_pre)[0])
         return self.model.initial_state(p_sim, species=s_sim, y=y_ss), status, steps
+
+    def _switch_stops(self, template: Problem, p):
+        """``(saveat, positions)`` of a solve of ``template`` that steps over the switch times of the inputs ``p``
+        (:func:`pystiffsens.sbml.switches.stops`); ``(None, None)`` in a model without switches."""
+        if not self.model.switches:
+            return None, None
+        return switches.stops(template.saveat, self.model.switch_times(p), *template.tspan)
 
     def _simulate(self, batch: _Batch, inputs, solver, sensitivity, rtol, atol, max_steps, max_saved_steps=None):
         """``(states, status, steps)`` of every lane from the batch's stacked ``inputs``: ``(lanes, times, states)``,
@@ -490,10 +493,7 @@ class PetabProblem:
             offset = 0
             for i, (segment, save) in enumerate(zip(batch.segments, batch.save)):
                 if segment is not None:
-                    saveat, positions = None, None
-                    if self.model.switches:  # step onto and over the times where the right-hand side jumps
-                        saveat, positions = switches.stops(segment.saveat, self.model.switch_times(p_sim),
-                                                           *segment.tspan)
+                    saveat, positions = self._switch_stops(segment, p_sim)
                     sol = api.solve(segment, solver, sensitivity=sensitivity, params=p_sim, y0=y, saveat=saveat,
                                     rtol=rtol, atol=atol, max_steps=max_steps, max_saved_steps=max_saved_steps)
                     saved = sol.ys if positions is None else sol.ys[positions]
