@@ -76,10 +76,10 @@ def solve(spec: Spec, save_steps: int) -> Callable:
 
 def traced_solve(spec: Spec, leaves, y0, t0, ts, options, *, save_steps: int, record_lengths: tuple[int, ...]):
     """The differentiable solve inside a user's transformation (:mod:`pystiffsens.sensitivity.rules`)."""
-    problem, theta, _ = spec.flat(leaves, t0, ts)
+    problem, _, _ = spec.flat(leaves, t0, ts)
     assert spec.algorithm is not None
     rule = Rule(problem.rhs, spec.solver, spec.algorithm, options.max_saved_steps, record_lengths, save_steps)
-    return differentiable_solve(rule, theta, y0, t0, ts, options)
+    return differentiable_solve(rule, leaves, y0, t0, ts, options)
 
 
 def gradient(spec: Spec, lengths: tuple[int, ...]) -> Callable:

@@ -164,15 +164,27 @@ class ForwardModeSensitivity(AbstractSensitivity):
     Its residual is ``(S_theta, S_y0)``: ``d ys / d theta`` (``K x n x P``) and ``d ys / d y0``
     (``K x n x n``, or None when ``y0`` is not differentiated). The backward half contracts
     them with the cotangents; the tangent of a solve applies them to the tangents
-    (:mod:`.rules`).
+    (:mod:`.rules`). Its :meth:`forward` also takes ``wrt_theta``, the entries of ``theta``
+    to differentiate with respect to (an integer array; None: all): ``S_theta`` then has one
+    column per entry, in that order, and costs one tangent per entry.
     """
 
     forward_mode = True
+
+    @abc.abstractmethod
+    def forward(self, problem: FlatProblem, solver, theta, y0, options, *, saved_steps: int | None,
+                wrt_y0: bool = False, wrt_theta=None, record_states: bool = False) -> ForwardPass:
+        """:meth:`AbstractSensitivity.forward`, with the sensitivities to the entries ``wrt_theta`` of ``theta`` only."""
 
     def backward(self, problem, solver, theta, y0, options, fwd, g_ys, *, saved_steps):
         S_theta, S_y0 = fwd.residual
         g_y0 = jnp.zeros_like(y0) if S_y0 is None else jnp.einsum("kn,knm->m", g_ys, S_y0)
         return BackwardPass(jnp.einsum("kn,knp->p", g_ys, S_theta), g_y0)
+
+
+def with_entries(theta, positions, values):
+    """``theta`` with its entries at the (sorted, distinct) integer ``positions`` replaced by ``values``."""
+    return theta.at[positions].set(values, indices_are_sorted=True, unique_indices=True)
 
 
 def checkpoints_option(checkpoints):

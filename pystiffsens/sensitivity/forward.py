@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from ..integrate import integrate
-from .base import ForwardModeSensitivity, ForwardPass, saved_ys_bytes, step_bytes
+from .base import ForwardModeSensitivity, ForwardPass, saved_ys_bytes, step_bytes, with_entries
 
 
 class ForwardSensitivity(ForwardModeSensitivity):
@@ -30,15 +30,19 @@ class ForwardSensitivity(ForwardModeSensitivity):
     def __init__(self, error_control_sensitivities: bool = False):
         self.error_control_sensitivities = bool(error_control_sensitivities)
 
-    def forward(self, problem, solver, theta, y0, options, *, saved_steps, wrt_y0=False, record_states=False):
-        n, P = y0.shape[0], theta.shape[0]
+    def forward(self, problem, solver, theta, y0, options, *, saved_steps, wrt_y0=False, wrt_theta=None,
+                record_states=False):
+        n, P = y0.shape[0], theta.shape[0] if wrt_theta is None else len(wrt_theta)
         m = P + (n if wrt_y0 else 0)
 
         def augmented(t, z, th):
             y, S = z[:n], z[n:].reshape(n, m)
             f, tangent_map = jax.linearize(lambda yy: problem.rhs(t, yy, th), y)
             JS = jax.vmap(tangent_map, in_axes=1, out_axes=1)(S)
-            f_p = jax.jacfwd(problem.rhs, argnums=2)(t, y, th)
+            if wrt_theta is None:
+                f_p = jax.jacfwd(problem.rhs, argnums=2)(t, y, th)
+            else:
+                f_p = jax.jacfwd(lambda u: problem.rhs(t, y, with_entries(th, wrt_theta, u)))(th[wrt_theta])
             source = jnp.concatenate([f_p, jnp.zeros((n, n), f_p.dtype)], axis=1) if wrt_y0 else f_p
             return jnp.concatenate([f, (JS + source).ravel()])
 

@@ -8,7 +8,13 @@ its derivative is the chosen algorithm's, through the two halves every algorithm
   half computes the sensitivities ``S = d ys / d theta`` (and ``d ys / d y0`` when ``y0`` is
   perturbed), the tangent is ``S @ d theta``. That tangent is linear in ``d theta`` with
   ``S`` computed from primal values alone, so JAX also transposes it: ``jax.grad`` works
-  and contracts the cotangent with the same ``S`` (what ``ForwardDiffSensitivity`` means);
+  and contracts the cotangent with the same ``S`` (what ``ForwardDiffSensitivity`` means).
+  ``S`` has a column only for the parameter leaves that are perturbed (``wrt_theta`` of
+  :class:`~.base.ForwardModeSensitivity`): a leaf whose tangent is a symbolic zero (a
+  constant of the caller's function, or a leaf it does not differentiate) costs no tangent,
+  as SciMLSensitivity's forward mode carries one dual part per parameter differentiated. A
+  PEtab model's solve takes every model input, of which few depend on the estimated
+  parameters (benchmarks/README.md, section 8: Smith_BMCSystBiol2013, 16 of 392);
 * adjoints define a ``jax.custom_vjp``: the backward half maps the cotangents on the saved
   states to cotangents on ``theta`` and ``y0`` (``jax.jvp`` is then refused, as for
   diffrax's adjoints).
@@ -37,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
+from jax.flatten_util import ravel_pytree
 
 from ..integrate import integrate
 from ..lanes import any_lane
@@ -92,12 +99,18 @@ def _primal(rule: Rule, theta, y0, t0, ts, options) -> Solved:
     return primal(rule.rhs, rule.solver, theta, y0, t0, ts, options, rule.save_steps)
 
 
-def solve(rule: Rule, theta, y0, t0, ts, options) -> Solved:
-    """Integrate from ``(t0, y0)`` through the stops ``ts``, differentiable in ``theta`` and ``y0`` by ``rule.algorithm``."""
+def solve(rule: Rule, leaves, y0, t0, ts, options) -> Solved:
+    """Integrate from ``(t0, y0)`` through the stops ``ts``, differentiable in the parameter ``leaves`` (a sequence of
+    float arrays, raveled in order into the ``theta`` of ``rule.rhs``) and ``y0`` by ``rule.algorithm``."""
     t0, ts = jnp.asarray(t0, jnp.float64), jnp.asarray(ts, jnp.float64)
     if rule.algorithm.forward_mode:
-        return _forward_mode(rule, theta, y0, t0, ts, options)
-    return _adjoint(rule, theta, y0, t0, ts, options)
+        return _forward_mode(rule, tuple(leaves), y0, t0, ts, options)
+    return _adjoint(rule, _ravel(leaves), y0, t0, ts, options)
+
+
+def _ravel(leaves):
+    """``theta``: the parameter leaves raveled in order into one vector, as :meth:`pystiffsens.programs.Spec.flat` does."""
+    return ravel_pytree(list(leaves))[0]
 
 
 def _refuse_time_derivatives(rule: Rule, perturbed: dict) -> None:
@@ -134,25 +147,28 @@ def _float0_like(tree):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _forward_mode(rule, theta, y0, t0, ts, options):
-    return _primal(rule, theta, y0, t0, ts, options)
+def _forward_mode(rule, leaves, y0, t0, ts, options):
+    return _primal(rule, _ravel(leaves), y0, t0, ts, options)
 
 
 def _forward_mode_jvp(rule, primals, tangents):
-    theta, y0, t0, ts, options = primals
-    d_theta, d_y0, d_t0, d_ts, d_options = tangents
+    leaves, y0, t0, ts, options = primals
+    d_leaves, d_y0, d_t0, d_ts, d_options = tangents
     _refuse_time_derivatives(rule, {"t0": not _is_zero(d_t0), "saveat": not _is_zero(d_ts),
                                     "the tolerances or dt": not _is_zero(d_options)})
     wrt_y0 = not _is_zero(d_y0)
+    moving = [i for i, d in enumerate(d_leaves) if not _is_zero(d)]
+    theta = _ravel(leaves)
+    positions = _positions(leaves, moving)
     problem = FlatProblem(rule.rhs, t0, ts)
     fwd = rule.algorithm.forward(problem, rule.solver, theta, y0, options, saved_steps=rule.save_steps or None,
-                                 wrt_y0=wrt_y0, record_states=bool(rule.save_steps))
+                                 wrt_y0=wrt_y0, wrt_theta=positions, record_states=bool(rule.save_steps))
     # NaN sensitivities after a failure (in the primal values, so that the transposed rule is NaN too).
     failed = fwd.status != ReturnCode.Success
     S_theta, S_y0 = (None if S is None else jnp.where(failed, jnp.nan, S) for S in fwd.residual)
     d_ys = jnp.zeros_like(fwd.ys)
-    if not _is_zero(d_theta):
-        d_ys = d_ys + jnp.einsum("knp,p->kn", S_theta, d_theta)
+    if moving:
+        d_ys = d_ys + jnp.einsum("knp,p->kn", S_theta, _ravel([d_leaves[i] for i in moving]))
     if wrt_y0:
         d_ys = d_ys + jnp.einsum("knm,m->kn", S_y0, d_y0)
     out = solved(rule.solver, fwd.trajectory, fwd.ys, y0.shape[0], rule.save_steps)
@@ -160,6 +176,14 @@ def _forward_mode_jvp(rule, primals, tangents):
 
 
 _forward_mode.defjvp(_forward_mode_jvp, symbolic_zeros=True)
+
+
+def _positions(leaves, moving: list[int]):
+    """The entries of ``theta`` (the ``leaves`` raveled) that the leaves at the indices ``moving`` fill; None for all."""
+    if len(moving) == len(leaves):
+        return None
+    offsets = np.cumsum([0] + [int(np.size(leaf)) for leaf in leaves])
+    return np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in moving] + [np.zeros(0, int)])
 
 
 # ------------------------------------------------------------------ adjoints: custom_vjp
