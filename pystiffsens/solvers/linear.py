@@ -17,7 +17,9 @@ XLA's CPU ``triangular-solve`` costs far more than its arithmetic on such small 
 vmapped batch above all (a batch of 32 ROBER gradients, Rodas5P, rtol 1e-8, ran
 in 50 ms with it and 22 ms with substitution). Up to :data:`ELIMINATION_MAX_SIZE` unknowns the
 factorisation is written-out Gaussian elimination too, since LAPACK's ``getrf`` comes with a
-loop of its own per factorisation (:func:`_eliminate`; benchmarks/README.md, section 6).
+loop of its own per factorisation (:func:`_eliminate`; benchmarks/README.md, section 6). Larger
+systems call LAPACK through :mod:`.lapack`, which hands a vmapped batch to jaxlib in chunks that
+never wait on its thread pool (jaxlib 0.10-0.11 could deadlock there).
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..sparsity import Sparsity
-from . import sparse_lu
+from . import lapack, sparse_lu
 
 SUBSTITUTION_MAX_SIZE = 8
-"""Largest system solved by written-out substitution instead of ``lax.linalg.triangular_solve``."""
+"""Largest system solved by written-out substitution instead of LAPACK's ``trsm`` (:func:`.lapack.lu_solve`)."""
 
 ELIMINATION_MAX_SIZE = 4
 """Largest system factorised by written-out elimination (:func:`_eliminate`) instead of LAPACK's ``getrf``.
@@ -159,15 +161,14 @@ def fused_matmul(a, b):
 
 
 def _apply_factors(factors, permutation, reciprocal_pivots, columns, b):
-    """``U^-1 L^-1 P b``: written-out substitution on small systems, ``triangular_solve`` on larger ones; its rows
+    """``U^-1 L^-1 P b``: written-out substitution on small systems, LAPACK's ``trsm`` on larger ones; its rows
     put back by ``columns`` where the factors are of ``P A P^T``."""
     vector = b.ndim == 1
     rhs = b[permutation][:, None] if vector else b[permutation]
     if reciprocal_pivots is not None:
         x = _substitute(factors, reciprocal_pivots, rhs)
     else:
-        y = lax.linalg.triangular_solve(factors, rhs, left_side=True, lower=True, unit_diagonal=True)
-        x = lax.linalg.triangular_solve(factors, y, left_side=True, lower=False)
+        x = lapack.lu_solve(factors, rhs)
     if columns is not None:
         x = x[columns]
     return x[:, 0] if vector else x
@@ -213,8 +214,8 @@ def lu_factor(matrix, product: MatrixProduct | None = None, sparsity: Sparsity |
     Real or complex: :class:`~pystiffsens.solvers.FIRK` factorises one complex matrix per
     complex-conjugate pair of eigenvalues, and both solve paths work unchanged in complex arithmetic.
     Systems of at most :data:`ELIMINATION_MAX_SIZE` unknowns are factorised by written-out
-    Gaussian elimination (:func:`_eliminate`), larger ones by ``jax.lax.linalg.lu`` (LAPACK
-    ``getrf`` on CPU).
+    Gaussian elimination (:func:`_eliminate`), larger ones by LAPACK's ``getrf`` (:func:`.lapack.lu`, which
+    keeps vmapped batches from waiting on jaxlib's thread pool).
     """
     planned = sparse_lu.elimination(sparsity) if sparsity is not None else None
     if planned is not None:
@@ -222,7 +223,7 @@ def lu_factor(matrix, product: MatrixProduct | None = None, sparsity: Sparsity |
     if matrix.shape[-1] <= ELIMINATION_MAX_SIZE:
         factors, permutation = _eliminate(matrix)
     else:
-        factors, _, permutation = lax.linalg.lu(matrix)
+        factors, permutation = lapack.lu(matrix)
     small = matrix.shape[-1] <= SUBSTITUTION_MAX_SIZE
     return LU(factors, permutation, matrix, 1.0 / jnp.diagonal(factors)[:, None] if small else None, product)
 
