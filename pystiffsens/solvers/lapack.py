@@ -10,15 +10,20 @@ thread until they are done (``GetLapackBatchChunkSize`` and ``ParallelBatchMap``
 program on that same pool, so when as many such calls start at once as the pool has threads
 (two on a 2-core machine), every thread waits for chunks that no thread is free to run, and the
 program never returns. That is what kept Smith_BMCSystBiol2013's forward-mode gradient from
-finishing: a vmapped batch of its 25 conditions (25 states, 17 columns per solve) hung at zero
-CPU with both pool threads in ``lapack_dtrsm_ffi``'s ``ParallelBatchMap`` (gdb), while the first
-16 conditions, below the threshold, ran. JAX disabled the parallel path in its open-source builds
-after 0.11.0 (commit 859992407d, 2026-07-21: "Don't try to parallelize LAPACK kernels in
-opensource builds").
+finishing: in a vmapped batch of 25 of its conditions (105 states), each stage solves for the
+state (one column, a batch cost of 25 * 105^2 = 275 625) and, independently, for the 16 tangents;
+the program hung at zero CPU with both pool threads in ``lapack_dtrsm_ffi``'s
+``ParallelBatchMap`` (gdb), while 16 conditions (a state solve of 176 400, run on its caller's
+thread) ran. JAX disabled the parallel path in its open-source builds after 0.11.0 (commit
+859992407d, 2026-07-21: "Don't try to parallelize LAPACK kernels in opensource builds").
 
 So under ``jax.vmap`` the calls here hand LAPACK chunks of at most ``(PARALLEL_BATCH_COST - 1) //
-cost`` matrices, one chunk after another (``lax.map``, :func:`_batch_safe`); a batch that fits in
-one chunk is the plain batched call it was. ``custom_vmap`` functions have no derivative rules of
+cost`` matrices (:func:`_batch_safe`): up to :data:`MAX_UNROLLED_CHUNKS` chunks as calls side by
+side, more one after another (``lax.map``); a batch that fits in one chunk is the plain batched
+call it was. That costs the parallelism jaxlib gave where it did not hang: on POLLU (20 states,
+25 parameters) a vmapped batch of 64 forward-mode gradients took 981-1041 ms against 578-607 ms;
+single calls and a batch of 64 solves are unchanged (``benchmarks/bench_lapack_batches.py``,
+benchmarks/README.md, section 8). ``custom_vmap`` functions have no derivative rules of
 their own, so each triangular solve is a ``lax.custom_linear_solve`` (its transpose is the solve
 with the transposed factor, its derivative with respect to the factor follows from the matrix
 product) and the factorisation a ``jax.custom_jvp`` with the derivative of ``getrf``'s factors.
