@@ -88,7 +88,8 @@ def _batch_safe(fun, cost):
     at most ``(PARALLEL_BATCH_COST - 1) // cost(*args)`` matrices at a time, under any number of ``jax.vmap``.
 
     A ``jax.vmap`` over the result adds a leading batch dimension and calls it again, so the limit holds for the
-    whole batch of nested maps, not only the innermost; a batch over the limit runs in chunks, one after another.
+    whole batch of nested maps, not only the innermost. A batch over the limit runs in chunks: up to
+    :data:`MAX_UNROLLED_CHUNKS` of them side by side, more one after another.
     """
 
     @custom_vmap
@@ -115,12 +116,12 @@ def _batch_safe(fun, cost):
     return call
 
 
-def _getrf(matrix):
+def _lapack_lu(matrix):
     factors, _, permutation = lax.linalg.lu(matrix)
     return factors, permutation
 
 
-_getrf = _batch_safe(_getrf, lambda matrix: _cost(matrix.dtype, matrix.shape[-1] ** 3))
+_getrf = _batch_safe(_lapack_lu, lambda matrix: _cost(matrix.dtype, matrix.shape[-1] ** 3))
 
 
 def _trsm(factors, rhs, lower: bool, transpose: bool):
