@@ -83,3 +83,12 @@ def test_vmapped_solves_and_forward_mode_gradients_keep_lapack_batches_below_the
         assert any("getrf" in target and size > 1 for target, size, _ in calls), calls
         # A single matrix, whatever its cost, runs on the calling thread (RadauIIA5's 60 x 60 real system).
         assert all(cost < lapack.PARALLEL_BATCH_COST or size == 1 for _, size, cost in calls), calls
+
+
+def test_other_backends_get_the_whole_batch():
+    """The chunks are for XLA:CPU's thread pool: lowered for CUDA (jax.export, cross-platform), getrf takes all 40 lanes."""
+    matrices = jnp.asarray(RNG.normal(size=(40, 25, 25)) + 5 * np.eye(25))
+    rhs = jnp.asarray(RNG.normal(size=(40, 25, 17)))
+    text = jax.export.export(jax.jit(jax.vmap(_solve)), platforms=["cuda"])(matrices, rhs).mlir_module()
+    getrf = [line for line in text.splitlines() if "custom_call @cusolver_getrf" in line]
+    assert len(getrf) == 1 and "tensor<40x25x25xf64>" in getrf[0].rsplit(" : (", 1)[1]

@@ -17,10 +17,10 @@ the program hung at zero CPU with both pool threads in ``lapack_dtrsm_ffi``'s
 thread) ran. JAX disabled the parallel path in its open-source builds after 0.11.0 (commit
 859992407d, 2026-07-21: "Don't try to parallelize LAPACK kernels in opensource builds").
 
-So under ``jax.vmap`` the calls here hand LAPACK chunks of at most ``(PARALLEL_BATCH_COST - 1) //
+So under ``jax.vmap``, in programs lowered for the CPU, the calls here hand LAPACK chunks of at most ``(PARALLEL_BATCH_COST - 1) //
 cost`` matrices (:func:`_batch_safe`): up to :data:`MAX_UNROLLED_CHUNKS` chunks as calls side by
 side, more one after another (``lax.map``); a batch that fits in one chunk is the plain batched
-call it was. That costs the parallelism jaxlib gave where it did not hang: on POLLU (20 states,
+call it was, and so is the batch on other backends (``lax.platform_dependent``). That costs the parallelism jaxlib gave where it did not hang: on POLLU (20 states,
 25 parameters) a vmapped batch of 64 forward-mode gradients took 981-1041 ms against 578-607 ms;
 single calls and a batch of 64 solves are unchanged (``benchmarks/bench_lapack_batches.py``,
 benchmarks/README.md, section 8). ``custom_vmap`` functions have no derivative rules of
@@ -99,13 +99,18 @@ def _batch_safe(fun, cost):
         per_call = max(1, (PARALLEL_BATCH_COST - 1) // cost(*args))
         if size <= per_call:
             return fun(*args)
-        flat = tuple(x.reshape(size, *x.shape[-2:]) for x in args)
-        if size <= MAX_UNROLLED_CHUNKS * per_call:  # a few calls side by side: no loop to copy the chunks in and out
-            chunks = [call(*(x[start:start + per_call] for x in flat)) for start in range(0, size, per_call)]
-            out = jax.tree.map(lambda *parts: jnp.concatenate(parts), *chunks)
-        else:
-            out = lax.map(lambda one: call(*one), flat, batch_size=per_call)
-        return jax.tree.map(lambda x: x.reshape(*batch_shape, *x.shape[1:]), out)
+
+        def in_chunks(*args):
+            flat = tuple(x.reshape(size, *x.shape[-2:]) for x in args)
+            if size <= MAX_UNROLLED_CHUNKS * per_call:  # a few calls side by side: no loop to copy chunks in and out
+                chunks = [call(*(x[start:start + per_call] for x in flat)) for start in range(0, size, per_call)]
+                out = jax.tree.map(lambda *parts: jnp.concatenate(parts), *chunks)
+            else:
+                out = lax.map(lambda one: call(*one), flat, batch_size=per_call)
+            return jax.tree.map(lambda x: x.reshape(*batch_shape, *x.shape[1:]), out)
+
+        # The thread pool is XLA:CPU's: another backend (cuSOLVER's batched calls) gets the whole batch at once.
+        return lax.platform_dependent(*args, cpu=in_chunks, default=fun)
 
     @call.def_vmap
     def batched(axis_size, in_batched, *args):
