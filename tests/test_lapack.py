@@ -21,7 +21,8 @@ def _solve(matrix, rhs):
 
 def _lapack_costs(lowered) -> list[tuple[str, int, int]]:
     """``(target, batch size, batch size times jaxlib's cost per matrix)`` of every LAPACK call in a lowered program
-    (``n^3`` for getrf, ``n^2 k`` for trsm, three times that in complex arithmetic: ``jaxlib/cpu/lapack_kernels.cc``)."""
+    (``n^3`` for getrf, ``n^2 k`` for trsm, three times that in complex arithmetic:
+    ``jaxlib/cpu/lapack_kernels.cc``)."""
     calls = []
     for line in lowered.as_text().splitlines():
         target = re.search(r"custom_call @(lapack_\w+_ffi)", line)
@@ -86,7 +87,8 @@ def test_vmapped_solves_and_forward_mode_gradients_keep_lapack_batches_below_the
 
 
 def test_other_backends_get_the_whole_batch():
-    """The chunks are for XLA:CPU's thread pool: lowered for CUDA (jax.export, cross-platform), getrf takes all 40 lanes."""
+    """The chunks are for XLA:CPU's thread pool: lowered for CUDA (jax.export, cross-platform), getrf takes all 40
+    lanes."""
     matrices = jnp.asarray(RNG.normal(size=(40, 25, 25)) + 5 * np.eye(25))
     rhs = jnp.asarray(RNG.normal(size=(40, 25, 17)))
     text = jax.export.export(jax.jit(jax.vmap(_solve)), platforms=["cuda"])(matrices, rhs).mlir_module()

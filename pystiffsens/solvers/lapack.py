@@ -17,16 +17,18 @@ the program hung at zero CPU with both pool threads in ``lapack_dtrsm_ffi``'s
 thread) ran. JAX disabled the parallel path in its open-source builds after 0.11.0 (commit
 859992407d, 2026-07-21: "Don't try to parallelize LAPACK kernels in opensource builds").
 
-So under ``jax.vmap``, in programs lowered for the CPU, the calls here hand LAPACK chunks of at most ``(PARALLEL_BATCH_COST - 1) //
-cost`` matrices (:func:`_batch_safe`): up to :data:`MAX_UNROLLED_CHUNKS` chunks as calls side by
-side, more one after another (``lax.map``); a batch that fits in one chunk is the plain batched
-call it was, and so is the batch on other backends (``lax.platform_dependent``). That costs the parallelism jaxlib gave where it did not hang: on POLLU (20 states,
-25 parameters) a vmapped batch of 64 forward-mode gradients took 981-1041 ms against 578-607 ms;
-single calls and a batch of 64 solves are unchanged (``benchmarks/bench_lapack_batches.py``,
-benchmarks/README.md, section 8). ``custom_vmap`` functions have no derivative rules of
-their own, so each triangular solve is a ``lax.custom_linear_solve`` (its transpose is the solve
-with the transposed factor, its derivative with respect to the factor follows from the matrix
-product) and the factorisation a ``jax.custom_jvp`` with the derivative of ``getrf``'s factors.
+So under ``jax.vmap``, in programs lowered for the CPU, the calls here hand LAPACK chunks of at most
+``(PARALLEL_BATCH_COST - 1) // cost`` matrices (:func:`_batch_safe`): up to
+:data:`MAX_UNROLLED_CHUNKS` chunks as calls side by side, more one after another (``lax.map``); a
+batch that fits in one chunk is the plain batched call it was, and so is the batch on other backends
+(``lax.platform_dependent``). That costs the parallelism jaxlib gave where it did not hang: on POLLU
+(20 states, 25 parameters) a vmapped batch of 64 forward-mode gradients took 981-1041 ms against
+578-607 ms; single calls and a batch of 64 solves are unchanged
+(``benchmarks/bench_lapack_batches.py``, benchmarks/README.md, section 8). ``custom_vmap`` functions
+have no derivative rules of their own, so each triangular solve is a ``lax.custom_linear_solve``
+(its transpose is the solve with the transposed factor, its derivative with respect to the factor
+follows from the matrix product) and the factorisation a ``jax.custom_jvp`` with the derivative of
+``getrf``'s factors.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from jax import lax
 from jax.custom_batching import custom_vmap
 
 MAX_UNROLLED_CHUNKS = 8
-"""A batch of at most this many chunks is split by static slices into calls side by side; a larger one by ``lax.map``."""
+"""A batch of at most this many chunks is split by static slices into calls side by side; a larger one by
+``lax.map``."""
 
 PARALLEL_BATCH_COST = 200_000
 """Batch size times cost per matrix from which jaxlib 0.10-0.11 split a LAPACK call over the thread pool
@@ -48,7 +51,8 @@ PARALLEL_BATCH_COST = 200_000
 
 @jax.custom_jvp
 def lu(matrix):
-    """``(factors, permutation)`` with ``matrix[permutation] = L U``, ``L`` unit lower and ``U`` packed in ``factors`` (``getrf``)."""
+    """``(factors, permutation)`` with ``matrix[permutation] = L U``, ``L`` unit lower and ``U`` packed in
+    ``factors`` (``getrf``)."""
     return _getrf(matrix)
 
 
@@ -65,12 +69,14 @@ def _lu_jvp(primals, tangents):
 
 
 def lu_solve(factors, rhs):
-    """``U^-1 L^-1 rhs`` for the packed ``factors`` of :func:`lu` and a matrix ``rhs`` (a column per right-hand side)."""
+    """``U^-1 L^-1 rhs`` for the packed ``factors`` of :func:`lu` and a matrix ``rhs`` (a column per right-hand
+    side)."""
     return triangular_solve(factors, triangular_solve(factors, rhs, lower=True), lower=False)
 
 
 def triangular_solve(factors, rhs, *, lower: bool, transpose: bool = False):
-    """``T^-1 rhs`` (``T^-T rhs`` if ``transpose``) with ``T`` the unit lower (``lower``) or the upper triangle of ``factors``."""
+    """``T^-1 rhs`` (``T^-T rhs`` if ``transpose``) with ``T`` the unit lower (``lower``) or the upper triangle of
+    ``factors``."""
     triangle = jnp.tril(factors, -1) + jnp.eye(factors.shape[-1], dtype=factors.dtype) if lower else jnp.triu(factors)
     matrix = triangle.T if transpose else triangle
     return lax.custom_linear_solve(
