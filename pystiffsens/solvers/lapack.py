@@ -106,8 +106,8 @@ def _batch_safe(fun, cost):
         if size <= per_call:
             return fun(*args)
 
-        def in_chunks(*args):
-            flat = tuple(x.reshape(size, *x.shape[-2:]) for x in args)
+        def in_chunks(*operands):
+            flat = tuple(x.reshape(size, *x.shape[-2:]) for x in operands)
             if size <= MAX_UNROLLED_CHUNKS * per_call:  # a few calls side by side: no loop to copy chunks in and out
                 chunks = [call(*(x[start:start + per_call] for x in flat)) for start in range(0, size, per_call)]
                 out = jax.tree.map(lambda *parts: jnp.concatenate(parts), *chunks)
