@@ -53,7 +53,7 @@ def test_values_and_derivatives_are_those_of_jax_linalg():
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.complex128])
 def test_a_batch_over_the_threshold_runs_in_chunks_under_nested_vmaps(dtype):
-    n, k, lanes = 25, 17, 40  # getrf 25^3 and trsm 25^2 * 17 per matrix: 12 and 18 matrices a call (4 in complex)
+    n, k, lanes = 25, 17, 40  # getrf 25^3 and trsm 25^2 * 17 per matrix: 12 and 18 matrices a call (4 and 6 in complex)
     matrices = jnp.asarray(RNG.normal(size=(lanes, n, n)) + 5 * np.eye(n), dtype)
     rhs = jnp.asarray(RNG.normal(size=(lanes, n, k)), dtype)
     expected = jnp.linalg.solve(matrices, rhs)
@@ -82,7 +82,7 @@ def test_vmapped_solves_and_forward_mode_gradients_keep_lapack_batches_below_the
         fn = jax.vmap(jax.grad(last_state) if sensitivity else last_state, in_axes=(0, None, None))
         calls = _lapack_costs(jax.jit(fn, static_argnums=(1, 2)).lower(scales, solver, sensitivity))
         assert any("getrf" in target and size > 1 for target, size, _ in calls), calls
-        # A single matrix, whatever its cost, runs on the calling thread (RadauIIA5's 60 x 60 real system).
+        # A single matrix, whatever its cost, runs on the calling thread (a 60 x 60 one of RadauIIA5's, one a call).
         assert all(cost < lapack.PARALLEL_BATCH_COST or size == 1 for _, size, cost in calls), calls
 
 
