@@ -94,3 +94,17 @@ def test_other_backends_get_the_whole_batch():
     text = jax.export.export(jax.jit(jax.vmap(_solve)), platforms=["cuda"])(matrices, rhs).mlir_module()
     getrf = [line for line in text.splitlines() if "custom_call @cusolver_getrf" in line]
     assert len(getrf) == 1 and "tensor<40x25x25xf64>" in getrf[0].rsplit(" : (", 1)[1]
+
+
+def test_right_hand_sides_of_one_matrix_are_columns_of_one_solve():
+    """Forward mode vmaps a solve over its tangents with one matrix: one trsm with a column per tangent, as
+    jax.lax.linalg's batching rule gives, not a batch of copies of the factors (POLLU's FBDF forward-mode gradient took
+    17.7-19.3 ms that way against 14.7-15.5 ms)."""
+    matrix = jnp.asarray(RNG.normal(size=(12, 12))) + 4 * jnp.eye(12)
+    rhs = jnp.asarray(RNG.normal(size=(12, 3)))
+    tangents = jnp.asarray(RNG.normal(size=(30, 12, 3)))
+    columns = jax.vmap(lambda t: jax.jvp(lambda b: _solve(matrix, b), (rhs,), (t,))[1])
+    np.testing.assert_allclose(columns(tangents), jnp.linalg.solve(matrix, tangents), rtol=1e-12)
+    trsm = [line.rsplit(" : (", 1)[1] for line in jax.jit(columns).lower(tangents).as_text().splitlines()
+            if "custom_call @lapack_dtrsm" in line]
+    assert trsm and all(operands.startswith("tensor<12x12xf64>, tensor<12x90xf64>") for operands in trsm), trsm

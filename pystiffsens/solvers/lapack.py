@@ -21,9 +21,10 @@ So under ``jax.vmap``, in programs lowered for the CPU, the calls here hand LAPA
 ``(PARALLEL_BATCH_COST - 1) // cost`` matrices (:func:`_batch_safe`): up to
 :data:`MAX_UNROLLED_CHUNKS` chunks as calls side by side, more one after another (``lax.map``); a
 batch that fits in one chunk is the plain batched call it was, and so is the batch on other backends
-(``lax.platform_dependent``). That costs the parallelism jaxlib gave where it did not hang: on POLLU
-(20 states, 25 parameters) a vmapped batch of 64 forward-mode gradients took 981-1041 ms against
-578-607 ms; single calls and a batch of 64 solves are unchanged
+(``lax.platform_dependent``). Right-hand sides that share one matrix across a map (a forward-mode
+step's tangents) are the columns of one call, as ``jax.lax.linalg``'s batching does. On POLLU (20
+states, 25 parameters) a vmapped batch of 64 forward-mode gradients took 447-454 ms against 592-599 ms
+with jaxlib's parallel calls; single calls and a batch of 64 solves are unchanged
 (``benchmarks/bench_lapack_batches.py``, benchmarks/README.md, section 8). ``custom_vmap`` functions
 have no derivative rules of their own, so each triangular solve is a ``lax.custom_linear_solve``
 (its transpose is the solve with the transposed factor, its derivative with respect to the factor
@@ -89,13 +90,14 @@ def _cost(dtype, flops: int) -> int:
     return 3 * flops if jnp.issubdtype(dtype, jnp.complexfloating) else flops
 
 
-def _batch_safe(fun, cost):
+def _batch_safe(fun, cost, shared_first=None):
     """``fun`` (LAPACK on matrices with any leading batch dimensions, the same in every argument), called on batches of
     at most ``(PARALLEL_BATCH_COST - 1) // cost(*args)`` matrices at a time, under any number of ``jax.vmap``.
 
     A ``jax.vmap`` over the result adds a leading batch dimension and calls it again, so the limit holds for the
     whole batch of nested maps, not only the innermost. A batch over the limit runs in chunks: up to
-    :data:`MAX_UNROLLED_CHUNKS` of them side by side, more one after another.
+    :data:`MAX_UNROLLED_CHUNKS` of them side by side, more one after another. ``shared_first(call, axis_size,
+    *args)``, where given, maps the batch when only the first argument (the matrix) is the same in every lane.
     """
 
     @custom_vmap
@@ -120,6 +122,8 @@ def _batch_safe(fun, cost):
 
     @call.def_vmap
     def batched(axis_size, in_batched, *args):
+        if shared_first is not None and not in_batched[0] and all(in_batched[1:]):
+            return shared_first(call, axis_size, *args), True
         args = tuple(x if b else jnp.broadcast_to(x, (axis_size, *x.shape)) for x, b in zip(args, in_batched))
         out = call(*args)
         return out, jax.tree.map(lambda _: True, out)
@@ -144,7 +148,17 @@ def _trsm_call(lower: bool, transpose: bool):
         return lax.linalg.triangular_solve(factors, rhs, left_side=True, lower=lower, transpose_a=transpose,
                                            unit_diagonal=lower)
 
-    return _batch_safe(trsm, lambda factors, rhs: _cost(rhs.dtype, rhs.shape[-2] ** 2 * rhs.shape[-1]))
+    return _batch_safe(trsm, lambda factors, rhs: _cost(rhs.dtype, rhs.shape[-2] ** 2 * rhs.shape[-1]),
+                       shared_first=_columns_of_one_solve)
+
+
+def _columns_of_one_solve(call, axis_size: int, factors, rhs):
+    """Right-hand sides of every lane solved with the one ``factors`` as columns of a single ``trsm``, as
+    ``jax.lax.linalg.triangular_solve``'s own batching rule does (a forward-mode step's tangents, for one): not a
+    batch of copies of the factors."""
+    columns = jnp.moveaxis(rhs, 0, -1)  # lanes last: (..., n, k, lanes)
+    out = call(factors, columns.reshape(*columns.shape[:-2], -1))
+    return jnp.moveaxis(out.reshape(columns.shape), -1, 0)
 
 
 _TRSM = {(lower, transpose): _trsm_call(lower, transpose) for lower in (True, False) for transpose in (True, False)}
