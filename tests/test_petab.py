@@ -423,6 +423,60 @@ def test_preequilibration_that_does_not_settle_fails_with_nan(tmp_path):
     assert math.isnan(result.nllh) and all(math.isnan(g) for g in result.gradient.values())
 
 
+def inflow_solution(t, k_in, k1, k2, A0=2.0, B0=0.5):
+    """Closed-form A, B of the chain with inflow ``k_in`` (c = 1); at ``t = inf`` the steady state ``k_in / k1``,
+    ``k_in / k2``."""
+    A_ss, B_ss = k_in / k1, k_in / k2
+    a = A0 - A_ss
+    decay1, decay2 = np.exp(-k1 * t), np.exp(-k2 * t)
+    return A_ss + a * decay1, B_ss + a * k1 / (k2 - k1) * decay1 + (B0 - B_ss - a * k1 / (k2 - k1)) * decay2
+
+
+def steady_state_problem(tmp_path, *, horizon=None, k1_off=0.5):
+    """Condition "on" (inflow 1) is measured at t = 0.5, 1 and at steady state; "ss" (inflow 2) at steady state
+    only; both with A and B observed. ``k1_off``: k1 of a third condition "off", measured at steady state only."""
+    path = write_problem(
+        tmp_path, sbml=chain_sbml(),
+        parameters=[par("k1", "log10", 0.5), par("k2", "lin", 0.3), par("sd", "lin", 0.1, estimate=0)],
+        observables=[obs("obs_A", "A", "sd"), obs("obs_B", "B", "sd")],
+        conditions=[{"conditionId": "on", "k_in": 1.0, "k1": "k1"}, {"conditionId": "ss", "k_in": 2.0, "k1": "k1"},
+                    {"conditionId": "off", "k_in": 1.0, "k1": k1_off}],
+        measurements=[meas(o, "on", t, value) for o in ("obs_A", "obs_B") for t, value in ((0.5, 1.5), (1.0, 1.0),
+                                                                                            (math.inf, 2.5))]
+        + [meas(o, c, math.inf, 3.0) for o in ("obs_A", "obs_B") for c in ("ss", "off")],
+    )
+    return pss_petab.load(path) if horizon is None else pss_petab.load(path, preequilibration_horizon=horizon)
+
+
+def test_steady_state_measurements(tmp_path):
+    """time inf: the steady state of the simulation condition, reached from its last finite measurement time."""
+    problem = steady_state_problem(tmp_path)
+    assert [batch.times.tolist() for batch in problem._batches] == [[0.5, 1.0, math.inf]]  # one batch of three
+    frame = problem.simulations(**TOL)
+    k_in = frame["simulationConditionId"].map({"on": 1.0, "ss": 2.0, "off": 1.0}).to_numpy()
+    A, B = inflow_solution(frame["time"].to_numpy(), k_in, 0.5, 0.3)
+    np.testing.assert_allclose(frame["simulation"], np.where(frame["observableId"] == "obs_A", A, B), rtol=1e-7)
+    tables = problem.table.petab_problem
+    llh = petab.calculate_llh(tables.measurement_df, frame.drop(columns=["sigma"]), tables.observable_df,
+                              tables.parameter_df)
+    assert problem.nllh(**TOL) == pytest.approx(-llh, rel=1e-12)
+    h = 1e-5
+    fd = {pid: (problem.nllh({pid: problem.nominal[pid] + h}, **TOL)
+                - problem.nllh({pid: problem.nominal[pid] - h}, **TOL)) / (2 * h) for pid in problem.estimated}
+    for sensitivity in ("ForwardDiffSensitivity", "ReverseDiffAdjoint", "InterpolatingAdjoint"):
+        assert problem.gradient(sensitivity=sensitivity, **TOL) == pytest.approx(fd, rel=1e-5), sensitivity
+    with pytest.raises(ValueError, match=r"condition 'on' of .* has steady-state measurements \(time inf\)"):
+        problem.problem("on")
+
+
+def test_a_steady_state_that_is_not_reached_fails_with_nan(tmp_path):
+    """With k1 = 0 in condition "off" the inflow makes A grow linearly: its postequilibration fails, the rest runs."""
+    problem = steady_state_problem(tmp_path, horizon=100.0, k1_off=0.0)
+    result = problem.evaluate(gradient=True, sensitivity="forward", **TOL)
+    assert result.status == pss.ReturnCode.Failure and result.failed == {"off": pss.ReturnCode.Failure}
+    assert math.isnan(result.nllh) and all(math.isnan(g) for g in result.gradient.values())
+
+
 def test_failed_solve_gives_its_status_and_nan(features):
     """A solve that runs out of steps: MaxIters for the simulations it ends, NaN nllh and gradient."""
     result = features.evaluate(gradient=True, sensitivity="forward", max_steps=3, **TOL)
@@ -457,6 +511,21 @@ def test_time_event_splits_the_solve(tmp_path):
     np.testing.assert_allclose(frame["simulation"], np.where(frame["observableId"] == "obs_A", A, B), rtol=1e-6)
     with pytest.raises(ValueError, match=r"condition 'main' of problem has events at t = \[2.0\]"):
         problem.problem("main")
+
+
+def test_a_steady_state_measurement_sees_the_events_after_the_last_finite_time(tmp_path):
+    """A -> B with k2 = 0 conserves A + B; the pulse A = A + 1 at t = 2, after the last finite measurement (t = 1),
+    still reaches the steady state A = 0, B = 2 + 0.5 + 1."""
+    path = write_problem(
+        tmp_path, sbml=chain_sbml(event_trigger="time >= te"), parameters=[par("k1", "lin", 0.5),
+                                                                            par("sd", "lin", 0.1, estimate=0)],
+        observables=[obs("obs_A", "A", "sd"), obs("obs_B", "B", "sd")],
+        conditions=[{"conditionId": "main", "k_in": 0.0, "k2": 0.0}],
+        measurements=[meas(o, "main", t, 1.0) for o in ("obs_A", "obs_B") for t in (1.0, math.inf)],
+    )
+    frame = pss_petab.load(path).simulations(**TOL)
+    A, B = chain_solution(1.0, 2.0, 0.5, 0.5, 0.0)
+    np.testing.assert_allclose(frame["simulation"], [A, 0.0, B, 3.5], rtol=1e-7, atol=1e-9)
 
 
 def test_refused_event_constructs(tmp_path):
@@ -538,6 +607,18 @@ def test_a_switch_in_time_is_stepped_over_at_tight_tolerances(tmp_path):
     assert float(late.loss(sol.ts, jnp.asarray(sol.ys), late.params)) == pytest.approx(share, rel=1e-7)
 
 
+def test_a_steady_state_is_tested_at_the_end_of_its_solve(tmp_path):
+    """The inflow switches on at t = 1.5: the steady state A = L / k1 holds for the right-hand side at the end of the
+    postequilibration (from t = 0 here), not at its start, where the inflow is off."""
+    path = write_problem(tmp_path, sbml=switch_sbml(), parameters=[par("k1", "lin", 0.5), par("sd", "lin", 1.0, 0)],
+                         observables=[obs("obs_A", "A", "sd")], conditions=[{"conditionId": "on", "t_on": 1.5}],
+                         measurements=[meas("obs_A", "on", math.inf, 1.0)])
+    evaluation = pss_petab.load(path).evaluate(**TOL)
+    assert evaluation.status == pss.ReturnCode.Success, evaluation.failed
+    residual = 1.0 - INFLOW / 0.5
+    assert evaluation.nllh == pytest.approx(0.5 * math.log(2 * math.pi) + 0.5 * residual**2, rel=1e-7)
+
+
 def test_a_switch_time_set_by_an_estimated_parameter_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"piecewise conditions on time whose switch times \['t_on'\] depend on "
                                          r"estimated parameters is not supported"):
@@ -557,7 +638,6 @@ def small_problem(tmp_path, *, parameters=None, observables=None, conditions=Non
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(measurements=[meas("obs_A", "main", math.inf, 1.0)]), r"a steady-state measurement \(time inf\) is not"),
     (dict(measurements=[meas("obs_A", "main", -1.0, 1.0)]), r"a measurement at time -1.0 before the start t=0"),
     (dict(observables=[obs("obs_A", "A", "sd", transformation="sqrt")]),
      r"observableTransformation 'sqrt' of observable 'obs_A' is not supported .* Valid: \['lin', 'log', 'log10'\]"),

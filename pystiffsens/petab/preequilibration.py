@@ -1,8 +1,11 @@
-"""Preequilibration: the steady state of the preequilibration condition, by simulation (as AMICI's fallback).
+"""Steady states by simulation (as AMICI's fallback): preequilibration and steady-state measurements.
 
 PEtab v1, measurement table, ``preequilibrationConditionId``: the model is first brought to a
 steady state under that condition; the simulation condition then starts from it at ``t = 0``,
 with its own parameters and its species overrides applied (NaN: keep the preequilibrated value).
+A measurement at ``time`` ``inf`` is of the steady state of its simulation condition, reached from
+the state at the condition's last finite measurement time (from ``t = 0`` when there is none), as
+AMICI's postequilibration does.
 
 The steady state is found as AMICI finds it by simulation: integrate from the condition's
 initial state to a large time ``horizon`` (default :data:`HORIZON`) and accept the end state
@@ -30,16 +33,16 @@ from ..returncode import ReturnCode
 HORIZON = 1e8
 
 
-def steady_state_norm(rhs, y, p, rtol: float, atol: float):
-    """AMICI's weighted RMS norm of ``rhs(0, y, p)``: at most 1 at an accepted steady state."""
-    f = rhs(0.0, y, p)
+def steady_state_norm(rhs, t, y, p, rtol: float, atol: float):
+    """AMICI's weighted RMS norm of ``rhs(t, y, p)``: at most 1 at an accepted steady state."""
+    f = rhs(t, y, p)
     return jnp.sqrt(jnp.mean((f / (atol + rtol * jnp.abs(y))) ** 2))
 
 
 def steady_state(template, p, y0, *, solver, sensitivity, rtol: float, atol: float, max_steps: int,
                  max_saved_steps: int | None = None, saveat=None):
-    """``(y, status, steps)``: the end of ``template`` (a problem on ``[0, horizon]`` saving its end) from ``y0``, if
-    steady, and the steps the solve accepted.
+    """``(y, status, steps)``: the end of ``template`` (a problem on ``[t0, t0 + horizon]`` saving its end) from
+    ``y0``, if steady (the test at the end time), and the steps the solve accepted.
 
     Differentiable in ``p`` and ``y0``. When the solve fails, ``y`` is NaN and ``status`` the
     solve's; when its end fails the test, ``y`` is NaN and ``status`` is ``Failure``.
@@ -51,6 +54,6 @@ def steady_state(template, p, y0, *, solver, sensitivity, rtol: float, atol: flo
     sol = api.solve(template, solver, sensitivity=sensitivity, params=p, y0=y0, saveat=saveat, rtol=rtol, atol=atol,
                     max_steps=max_steps, max_saved_steps=max_saved_steps)
     y = sol.ys[-1]
-    converged = steady_state_norm(template.rhs, y, p, rtol, atol) <= 1.0
+    converged = steady_state_norm(template.rhs, template.tspan[1], y, p, rtol, atol) <= 1.0
     status = jnp.where((sol.status == ReturnCode.Success) & ~converged, ReturnCode.Failure, sol.status)
     return jnp.where(converged, y, jnp.nan), status, sol.stats["n_steps"]

@@ -78,7 +78,9 @@ class _Batch:
     ``event_times`` (the events at a segment's end are applied before the next starts);
     ``fires[lane, i, j]`` says whether the model's event ``j`` fires at ``event_times[i]`` in that
     lane; ``save`` gives, for each segment, the positions in ``times`` of the states it saves (its
-    last saved state, the segment's end, starts the next segment).
+    last saved state, the segment's end, starts the next segment). ``steady`` is the problem a
+    postequilibration solves (from the last finite time or event) when the
+    simulations have steady-state measurements (``times`` then ends with ``inf``), else None.
     """
 
     simulations: tuple[_Simulation, ...]
@@ -87,6 +89,7 @@ class _Batch:
     fires: np.ndarray
     segments: tuple
     save: tuple
+    steady: Problem | None = None
 
 
 def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZON, layout: str = "auto") -> PetabProblem:
@@ -97,8 +100,9 @@ def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZO
     parameter ids; NaN for a species keeps its value); ``observableParameters`` and
     ``noiseParameters`` overrides (``;``-separated numbers or parameter ids); ``lin``/``log``/
     ``log10`` observable transformations; ``normal`` and ``laplace`` noise; estimated and fixed
-    parameters on ``lin``/``log``/``log10`` scales; preequilibration (see
-    :mod:`~pystiffsens.petab.preequilibration`, simulated for ``preequilibration_horizon``);
+    parameters on ``lin``/``log``/``log10`` scales; preequilibration and steady-state
+    measurements (``time`` inf; see :mod:`~pystiffsens.petab.preequilibration`, each steady state
+    simulated for ``preequilibration_horizon``);
     time-triggered SBML events (the solve is split at their times, which must not depend on
     estimated parameters; a measurement at an event time sees the state after the event);
     piecewise conditions that compare time with parameters (each solve, preequilibrations
@@ -107,8 +111,7 @@ def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZO
     ``layout`` is the SBML model's program layout (:func:`pystiffsens.sbml.load`).
 
     Refused with a ``ValueError`` naming the construct and the file: PEtab v2 and extensions,
-    several models or problems, mapping tables, steady-state measurements (``time`` inf),
-    measurements before ``t = 0``, other
+    several models or problems, mapping tables, measurements before ``t = 0``, other
     transformations or noise distributions, events together with preequilibration, events whose
     time depends on an estimated parameter or lies at or before ``t = 0``, switch times that
     depend on an estimated parameter; the SBML reader
@@ -146,10 +149,7 @@ class PetabProblem:
         sims = list(dict.fromkeys(_Simulation(m.preequilibration, m.condition) for m in table.measurements))
         self.conditions = tuple(dict.fromkeys(s.condition for s in sims))
         if any(s.preequilibration for s in sims):
-            # The problem every preequilibration solves (built here: a Problem made inside a trace holds tracers).
-            self._pre_template = Problem(model.sparse_rhs, np.zeros(len(model.state_ids)), (0.0, horizon),
-                                         self._template_params, saveat=[horizon],
-                                         name=f"{self.name}:preequilibration")
+            self._pre_template = self._steady_template(0.0, "preequilibration")
         self._batches, order = self._plan(sims)
         # Each simulation's name, in the order of the programs' statuses (batch by batch, lane by lane).
         self._labels = [f"{s.preequilibration}:{s.condition}" if s.preequilibration else s.condition
@@ -259,6 +259,9 @@ class PetabProblem:
         if batch.event_times:
             raise ValueError(f"condition {condition_id!r} of {self.name} has events at t = {list(batch.event_times)}; "
                              "a pss.Problem has no events, so it cannot be written as one.")
+        if batch.steady is not None:
+            raise ValueError(f"condition {condition_id!r} of {self.name} has steady-state measurements (time inf); "
+                             "a pss.Problem saves at finite times, so it cannot be written as one.")
         theta = self._theta(jnp.asarray([self.nominal[pid] for pid in self.estimated]))
         p_pre, s_pre, p_sim, s_sim = (jax.tree.map(lambda a: a[lane], part) for part in self._inputs(batch, theta))
         y0, *_ = self._initial_state(batch, p_pre, s_pre, p_sim, s_sim, "Rodas5P", None, 1e-8, 1e-10, 100_000)
@@ -307,26 +310,33 @@ class PetabProblem:
         for sim in sims:
             pre = self._conditions[sim.preequilibration] if sim.preequilibration else None
             cond = self._conditions[sim.condition]
-            t_end = max(m.time for m in self.table.measurements
-                        if (m.preequilibration, m.condition) == (sim.preequilibration, sim.condition))
-            events = self._event_times(cond, t_end)
+            times = [m.time for m in self.table.measurements
+                     if (m.preequilibration, m.condition) == (sim.preequilibration, sim.condition)]
+            steady = any(math.isinf(t) for t in times)
+            # A steady-state measurement sees every event: the solve runs on past the last finite time.
+            events = self._event_times(cond, math.inf if steady else max(times))
             if events and pre is not None:
                 raise tables.refuse(f"events ({[e.id for e in self.model.events]}) together with preequilibration "
                                     f"(condition {sim.condition!r} after {sim.preequilibration!r})",
                                     self.table.yaml_path)
-            key = (pre is not None, _overridden(pre), _overridden(cond), tuple(sorted(set(events.values()))))
+            key = (pre is not None, _overridden(pre), _overridden(cond), tuple(sorted(set(events.values()))), steady)
             groups.setdefault(key, []).append((sim, events))
         batches, order = [], []
-        for b, ((*_, event_times), group) in enumerate(groups.items()):
+        for b, ((*_, event_times, steady), group) in enumerate(groups.items()):
             lanes = {sim: lane for lane, (sim, _) in enumerate(group)}
             rows = [(k, m) for k, m in enumerate(self.table.measurements)
                     if _Simulation(m.preequilibration, m.condition) in lanes]
             times = np.array(sorted({m.time for _, m in rows}))
-            segments, save = self._segments(times, event_times)
+            post = None
+            if steady:  # inf sorts last; with no finite time, t = 0 is saved (unmeasured) to start from
+                times = np.union1d(times, [0.0]) if times.size == 1 else times
+                start = max((float(times[-2]), *event_times))
+                post = self._steady_template(start, "postequilibration")
+            segments, save = self._segments(times[:-1] if steady else times, event_times)
             fires = np.array([[[events.get(j) == t for j in range(len(self.model.events))] for t in event_times]
                               for _, events in group], dtype=bool).reshape(len(group), len(event_times),
                                                                             len(self.model.events))
-            batches.append(_Batch(tuple(lanes), times, event_times, fires, segments, save))
+            batches.append(_Batch(tuple(lanes), times, event_times, fires, segments, save, post))
             for k, m in rows:
                 order.append((k, b, lanes[_Simulation(m.preequilibration, m.condition)],
                               int(np.searchsorted(times, m.time))))
@@ -373,6 +383,12 @@ class PetabProblem:
             shown = [t for t, m in zip(self.model.switches, moved) if m]
             raise tables.refuse(f"piecewise conditions on time whose switch times {shown} depend on estimated "
                                 "parameters", self.table.yaml_path)
+
+    def _steady_template(self, start: float, kind: str) -> Problem:
+        """The problem a steady-state solve from ``start`` solves: ``horizon`` long, saving its end (built while
+        loading: a Problem made inside a trace holds tracers)."""
+        return Problem(self.model.sparse_rhs, np.zeros(len(self.model.state_ids)), (start, start + self.horizon),
+                       self._template_params, saveat=[start + self.horizon], name=f"{self.name}:{kind}")
 
     def _segments(self, times: np.ndarray, events: tuple[float, ...]):
         """The problems between events, each saving its measurement times and its end."""
@@ -506,6 +522,14 @@ class PetabProblem:
                 offset += save.size
                 if i < len(batch.event_times):
                     y = self._apply_events(batch.event_times[i], fires[i], y, p_sim)
+            if batch.steady is not None:  # steady-state measurements: on from the last state to a steady state
+                y_ss, post_status, post_steps = preequilibration.steady_state(
+                    batch.steady, p_sim, y, solver=solver, sensitivity=sensitivity, rtol=rtol, atol=atol,
+                    max_steps=max_steps, max_saved_steps=max_saved_steps,
+                    saveat=self._switch_stops(batch.steady, p_sim)[0])
+                ys = ys.at[-1].set(y_ss)
+                status = jnp.where(status == ReturnCode.Success, post_status, status)
+                steps = jnp.maximum(steps, post_steps)
             return ys, status, steps
 
         p_pre, s_pre, p_sim, s_sim = inputs

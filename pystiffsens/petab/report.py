@@ -83,7 +83,7 @@ def stiffness_along_conditions(problem, solver="Rodas5P", *, rtol=1e-8, atol=1e-
     """Stiffness proxies along every simulation condition's solution, with a ``condition`` column.
 
     Returns ``(frame, skipped)``: ``skipped`` maps a condition that cannot be written as a plain
-    problem (events, several preequilibrations) or whose solve failed to the reason.
+    problem (events, steady-state measurements, several preequilibrations) or whose solve failed to the reason.
     """
     frames, skipped = [], {}
     for condition in tqdm(problem.conditions, desc="stiffness along conditions", disable=not progress):

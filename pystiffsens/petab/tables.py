@@ -227,7 +227,7 @@ def _overrides(value, placeholders: tuple, kind: str, where: str) -> tuple:
 
 
 def _measurements(df, observables: dict[str, Observable], where: str) -> list[Measurement]:
-    """The measurement table (PEtab v1, "Measurement table"); steady-state (``inf``) times are refused."""
+    """The measurement table (PEtab v1, "Measurement table"); ``time`` ``inf`` is a steady-state measurement."""
     out = []
     for i, row in enumerate(df.itertuples(index=False)):
         row = row._asdict()
@@ -236,8 +236,6 @@ def _measurements(df, observables: dict[str, Observable], where: str) -> list[Me
         if oid not in observables:
             raise ValueError(f"{line}: observableId {oid!r} is not in the observables table; known: {sorted(observables)}.")
         time = float(row[C.TIME])
-        if math.isinf(time):
-            raise refuse("a steady-state measurement (time inf)", line)
         if not time >= 0:
             raise refuse(f"a measurement at time {time!r} before the start t=0", line)
         pre = row.get(C.PREEQUILIBRATION_CONDITION_ID)
