@@ -563,11 +563,13 @@ def switch_A(t, t_on, k1):
 
 
 def switch_problem(directory, *, estimated_switch=False):
+    """Conditions "early" and "late" switch the inflow on at SWITCH_ON; with ``estimated_switch`` the early one's
+    time is the estimated parameter ``t_early``."""
     parameters = [par("k1", "log10", 0.5), par("sd", "lin", 1.0, estimate=0)]
     if estimated_switch:
-        parameters.append(par("t_late", "lin", 3.0))
-    conditions = [{"conditionId": "early", "t_on": SWITCH_ON["early"]},
-                  {"conditionId": "late", "t_on": "t_late" if estimated_switch else SWITCH_ON["late"]}]
+        parameters.append(par("t_early", "lin", SWITCH_ON["early"]))
+    conditions = [{"conditionId": "early", "t_on": "t_early" if estimated_switch else SWITCH_ON["early"]},
+                  {"conditionId": "late", "t_on": SWITCH_ON["late"]}]
     measurements = [meas("obs_A", cond, t, float(switch_A(t, on, 0.5)) + 0.3 * (-1) ** i)
                     for cond, on in SWITCH_ON.items() for i, t in enumerate((0.0, 1.0, 2.0, 3.0, 4.0))]
     return write_problem(directory, sbml=switch_sbml(), parameters=parameters,
@@ -619,10 +621,29 @@ def test_a_steady_state_is_tested_at_the_end_of_its_solve(tmp_path):
     assert evaluation.nllh == pytest.approx(0.5 * math.log(2 * math.pi) + 0.5 * residual**2, rel=1e-7)
 
 
-def test_a_switch_time_set_by_an_estimated_parameter_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"piecewise conditions on time whose switch times \['t_on'\] depend on "
-                                         r"estimated parameters is not supported"):
-        pss_petab.load(switch_problem(tmp_path, estimated_switch=True))
+def test_the_gradient_carries_a_switch_time_set_by_an_estimated_parameter(tmp_path):
+    """t_on = t_early, estimated: moving the switch moves the inflow's start, whose effect on A is the jump term
+    Phi (f_- - f_+) dT (sbml.switches.warped), which forward mode and the adjoints all carry."""
+    problem = pss_petab.load(switch_problem(tmp_path, estimated_switch=True))
+    frame = problem.table.petab_problem.measurement_df
+
+    def nllh(x):
+        k1, on = 10.0 ** x[0], {"early": x[1], "late": SWITCH_ON["late"]}
+        residuals = [(m - switch_A(t, on[cond], k1)) for cond, t, m in
+                     zip(frame["simulationConditionId"], frame["time"], frame["measurement"])]
+        return jnp.sum(0.5 * jnp.log(2 * jnp.pi) + 0.5 * jnp.stack(residuals) ** 2)
+
+    x = jnp.asarray([problem.nominal["k1"], problem.nominal["t_early"]])
+    tight = dict(rtol=1e-10, atol=1e-12)
+    assert problem.nllh(**tight) == pytest.approx(float(nllh(x)), rel=1e-7)
+    exact = np.asarray(jax.grad(nllh)(x))
+    for sensitivity in ("ForwardDiffSensitivity", "ReverseDiffAdjoint", "InterpolatingAdjoint"):
+        gradient = problem.gradient(sensitivity=sensitivity, **tight)
+        np.testing.assert_allclose([gradient["k1"], gradient["t_early"]], exact, rtol=1e-6, err_msg=sensitivity)
+    assert abs(exact[1]) > 1e3  # the switch's own term: without it d nllh / d t_early would be 0
+    # The condition as a plain problem, whose params hold the model's t_on: its gradient carries the move too.
+    plain = pss.gradient(problem.problem("early"), "Rodas5P", "ForwardDiffSensitivity", **tight)
+    assert plain.grad["t_on"] == pytest.approx(exact[1], rel=1e-6)
 
 
 # -- refusals ---------------------------------------------------------------------------------
@@ -698,8 +719,8 @@ def test_benchmark_matches_amici_reference(name, n_conditions):
     assert problem.nllh(**TOL) == pytest.approx(-reference, rel=2e-6)
     # The model's Jacobian pattern, which its solves use, holds every entry jacfwd finds at random states.
     condition = problem.problem(problem.conditions[0])
-    assert condition.rhs == problem.model.sparse_rhs
     pattern = problem.model.jacobian_sparsity.mask
+    assert np.array_equal(condition.rhs.jac_sparsity.mask, pattern)  # (Fujita's rhs is warped around a switch)
     jac = jax.jit(jax.vmap(jax.jacfwd(condition.rhs, argnums=1), in_axes=(None, 0, None)))
     states = np.random.default_rng(0).uniform(0.1, 10.0, (4, condition.y0.size)) * (1.0 + np.abs(condition.y0))
     nonzero = np.any(np.asarray(jac(1.0, states, condition.params)) != 0.0, axis=0)

@@ -106,15 +106,15 @@ def load(yaml_path, *, preequilibration_horizon: float = preequilibration.HORIZO
     time-triggered SBML events (the solve is split at their times, which must not depend on
     estimated parameters; a measurement at an event time sees the state after the event);
     piecewise conditions that compare time with parameters (each solve, preequilibrations
-    included, stops next to such a switch time on both sides, :mod:`pystiffsens.sbml.switches`;
-    switch times must not depend on estimated parameters either).
+    included, stops next to such a switch time on both sides, :mod:`pystiffsens.sbml.switches`; a
+    switch time that depends on estimated parameters moves with them, and the gradient carries
+    the move, :func:`pystiffsens.sbml.switches.warped`).
     ``layout`` is the SBML model's program layout (:func:`pystiffsens.sbml.load`).
 
     Refused with a ``ValueError`` naming the construct and the file: PEtab v2 and extensions,
     several models or problems, mapping tables, measurements before ``t = 0``, other
     transformations or noise distributions, events together with preequilibration, events whose
-    time depends on an estimated parameter or lies at or before ``t = 0``, switch times that
-    depend on an estimated parameter; the SBML reader
+    time depends on an estimated parameter or lies at or before ``t = 0``; the SBML reader
     refuses SBML it cannot translate (e.g. events not triggered by time).
     """
     table = tables.read(yaml_path)
@@ -148,6 +148,8 @@ class PetabProblem:
         self._compiled = compile_observables(model, table.observables, table.parameters, str(table.yaml_path))
         sims = list(dict.fromkeys(_Simulation(m.preequilibration, m.condition) for m in table.measurements))
         self.conditions = tuple(dict.fromkeys(s.condition for s in sims))
+        self._moving_switches = self._switches_moved_by_estimates(
+            {name: self._conditions[name] for sim in sims for name in (sim.preequilibration, sim.condition) if name})
         if any(s.preequilibration for s in sims):
             self._pre_template = self._steady_template(0.0, "preequilibration")
         self._batches, order = self._plan(sims)
@@ -273,8 +275,11 @@ class PetabProblem:
         times = np.unique([t for _, t in rows])
         t_end = float(times[-1]) if times[-1] > 0 else 1.0
         saveat = times
+        # Its params are every model input, so any switch time may move with them: warp around every one.
+        every = np.ones(len(self.model.switches), dtype=bool)
         if self.model.switches:  # also stop around the times where the right-hand side jumps (sbml.switches)
-            stops = np.asarray(switches.stops(times, self.model.switch_times(p_sim), 0.0, t_end)[0])
+            warps = (_knots(times, (0.0, t_end)), every)
+            stops = np.asarray(switches.stops(times, self.model.switch_times(p_sim), 0.0, t_end, warps=warps)[0])
             saveat = np.union1d(times, stops[stops > 0.0])
         t_index = np.searchsorted(saveat, [t for _, t in rows])
         theta = {k: float(v) for k, v in theta.items()}
@@ -284,7 +289,8 @@ class PetabProblem:
             return jnp.sum(subset.nllh_terms(ys[t_index], ts[t_index], pk, theta))
 
         params = self._resolved(p_sim)
-        return Problem(self.model.sparse_rhs, np.asarray(y0), (0.0, t_end), params, loss=loss, saveat=saveat,
+        rhs = self._rhs(times, (0.0, t_end), moving=every)
+        return Problem(rhs, np.asarray(y0), (0.0, t_end), params, loss=loss, saveat=saveat,
                        stiffness=stiffness, name=f"{self.name}:{condition_id}")
 
     # -- building -----------------------------------------------------------------------------
@@ -304,8 +310,6 @@ class PetabProblem:
 
     def _plan(self, sims: list[_Simulation]):
         """Group simulations into batches of one structure, and order the measurements by batch."""
-        self._check_switch_times({name: self._conditions[name] for sim in sims
-                                  for name in (sim.preequilibration, sim.condition) if name})
         groups: dict = {}
         for sim in sims:
             pre = self._conditions[sim.preequilibration] if sim.preequilibration else None
@@ -365,12 +369,12 @@ class PetabProblem:
                 out[j] = t_event
         return out
 
-    def _check_switch_times(self, conditions: dict) -> None:
-        """The model's switch times (:meth:`pystiffsens.sbml.Model.switch_times`) in ``conditions`` must not depend
-        on estimated parameters: the solves step over them, and the jump's own contribution to the gradient is not
-        computed. (One Jacobian for all conditions: one per condition made loading Isensee_JCB2018 4x slower.)"""
+    def _switches_moved_by_estimates(self, conditions: dict) -> np.ndarray:
+        """Which of the model's switch times (:meth:`pystiffsens.sbml.Model.switch_times`) depend on estimated
+        parameters in some of ``conditions`` (a boolean per switch). (One Jacobian for all conditions: one per
+        condition made loading Isensee_JCB2018 4x slower.)"""
         if not (self.model.switches and self.estimated):
-            return
+            return np.zeros(len(self.model.switches), dtype=bool)
 
         def times(x):
             theta = self._theta(x)
@@ -378,17 +382,26 @@ class PetabProblem:
                               for cond in conditions.values()])
 
         x = jnp.asarray([self.nominal[pid] for pid in self.estimated])
-        moved = np.any(np.asarray(jax.jacfwd(times)(x)) != 0, axis=(0, 2))
-        if np.any(moved):
-            shown = [t for t, m in zip(self.model.switches, moved) if m]
-            raise tables.refuse(f"piecewise conditions on time whose switch times {shown} depend on estimated "
-                                "parameters", self.table.yaml_path)
+        return np.any(np.asarray(jax.jacfwd(times)(x)) != 0, axis=(0, 2))
+
+    def _rhs(self, saveat, tspan, moving=None):
+        """The model's right-hand side for solves saving at ``saveat`` over ``tspan``: warped in time around the
+        switch times ``moving`` (a boolean per switch; default: those the estimated parameters move), so that
+        gradients carry the moves of those switches (:func:`pystiffsens.sbml.switches.warped`, whose stops
+        :meth:`_switch_stops` adds); the model's own where none move."""
+        moving = self._moving_switches if moving is None else moving
+        if not np.any(moving):
+            return self.model.sparse_rhs
+        which = np.flatnonzero(moving)
+        return switches.warped(self.model.sparse_rhs, lambda p: self.model.switch_times(p)[which],
+                               _knots(saveat, tspan))
 
     def _steady_template(self, start: float, kind: str) -> Problem:
         """The problem a steady-state solve from ``start`` solves: ``horizon`` long, saving its end (built while
         loading: a Problem made inside a trace holds tracers)."""
-        return Problem(self.model.sparse_rhs, np.zeros(len(self.model.state_ids)), (start, start + self.horizon),
-                       self._template_params, saveat=[start + self.horizon], name=f"{self.name}:{kind}")
+        end = start + self.horizon
+        return Problem(self._rhs([end], (start, end)), np.zeros(len(self.model.state_ids)), (start, end),
+                       self._template_params, saveat=[end], name=f"{self.name}:{kind}")
 
     def _segments(self, times: np.ndarray, events: tuple[float, ...]):
         """The problems between events, each saving its measurement times and its end."""
@@ -405,8 +418,8 @@ class PetabProblem:
             if stop <= start:  # an event at the last measurement time: nothing left to integrate
                 segments.append(None)
             else:
-                segments.append(Problem(self.model.sparse_rhs, y_dummy, (start, stop), p_default, saveat=saveat,
-                                        name=f"{self.name}:segment"))
+                segments.append(Problem(self._rhs(saveat, (start, stop)), y_dummy, (start, stop), p_default,
+                                        saveat=saveat, name=f"{self.name}:segment"))
             save.append(np.searchsorted(saveat, inside))
         return tuple(segments), tuple(save)
 
@@ -489,10 +502,12 @@ class PetabProblem:
 
     def _switch_stops(self, template: Problem, p):
         """``(saveat, positions)`` of a solve of ``template`` that steps over the switch times of the inputs ``p``
-        (:func:`pystiffsens.sbml.switches.stops`); ``(None, None)`` in a model without switches."""
+        (:func:`pystiffsens.sbml.switches.stops`, with the stops its warped right-hand side needs, :meth:`_rhs`);
+        ``(None, None)`` in a model without switches."""
         if not self.model.switches:
             return None, None
-        return switches.stops(template.saveat, self.model.switch_times(p), *template.tspan)
+        warps = (_knots(template.saveat, template.tspan), self._moving_switches) if any(self._moving_switches) else None
+        return switches.stops(template.saveat, self.model.switch_times(p), *template.tspan, warps=warps)
 
     def _simulate(self, batch: _Batch, inputs, solver, sensitivity, rtol, atol, max_steps, max_saved_steps=None):
         """``(states, status, steps)`` of every lane from the batch's stacked ``inputs``: ``(lanes, times, states)``,
@@ -636,6 +651,11 @@ class PetabProblem:
             raise ValueError(f"x has {unknown}, which are not estimated parameters of {self.name}; "
                              f"valid ids: {list(self.estimated)}.")
         return jnp.asarray([float(x.get(pid, self.nominal[pid])) for pid in self.estimated], dtype=jnp.float64)
+
+
+def _knots(saveat, tspan) -> np.ndarray:
+    """The stops of every solve saving at ``saveat`` over ``tspan``: the knots of its warped right-hand side."""
+    return np.union1d(np.asarray(saveat, dtype=np.float64), np.asarray(tspan, dtype=np.float64))
 
 
 def short_records(max_steps: int) -> int:

@@ -311,7 +311,9 @@ class Model:
         defaults to ``(0, max(saveat))``. A model with events is refused: a Problem has no events.
         In a model with :attr:`switches`, add the stops of :func:`pystiffsens.sbml.switches.stops`
         around :meth:`switch_times` to ``saveat`` (as :mod:`pystiffsens.petab` does) to solve at
-        tight tolerances.
+        tight tolerances. Derivatives by a parameter that moves a switch time miss the switch's own
+        term here: for those, use the right-hand side :func:`pystiffsens.sbml.switches.warped` and
+        the stops it needs (``stops(..., warps=...)``), as :meth:`pystiffsens.petab.PetabProblem.problem` does.
         """
         if self.events:
             raise ValueError(
