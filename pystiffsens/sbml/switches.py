@@ -44,11 +44,11 @@ def stops(saveat, switch_times, t0, t1, warps=None):
     ``switch_times``.
 
     ``saveat`` is increasing, in ``[t0, t1]``, and ends at ``t1``; ``stops`` holds it and, around
-    each switch time, the stops described in the module docstring (``3 * len(switch_times)`` more,
-    sorted); ``stops[positions]`` is ``saveat``, so ``solution.ys[positions]`` are the states there.
+    each switch time, the stops described in the module docstring (3 per switch time, sorted);
+    ``stops[positions]`` is ``saveat``, so ``solution.ys[positions]`` are the states there.
     ``warps``: ``(knots, moving)``, where the solve's right-hand side is :func:`warped` with these
     ``knots`` around the switch times ``switch_times[moving]``; the stops then also hold the float
-    below each end of their hats (:func:`_hats`).
+    below each end of their hats (:func:`_hats`; 2 more per such switch time).
     """
     saveat = jnp.asarray(saveat, jnp.float64)
     at = lax.stop_gradient(jnp.asarray(switch_times, jnp.float64))
