@@ -68,7 +68,7 @@ def _hats(knots, fixed):
     """``(below, above, inside)``: the ends of the hat around each of the switch times ``fixed`` (:func:`warped`),
     the nearest of ``knots`` or of the other switch times on either side; ``inside`` is False for a switch time with
     none on one side (its ends are then ``fixed -/+ 1``, and it has no hat)."""
-    every = jnp.concatenate([jnp.asarray(np.unique(np.asarray(knots, dtype=np.float64))), fixed])
+    every = jnp.concatenate([jnp.asarray(knots, jnp.float64), fixed])
     below = jnp.max(jnp.where(every[None, :] < fixed[:, None], every[None, :], -jnp.inf), axis=1)
     above = jnp.min(jnp.where(every[None, :] > fixed[:, None], every[None, :], jnp.inf), axis=1)
     inside = jnp.isfinite(below) & jnp.isfinite(above)
@@ -93,6 +93,7 @@ def warped(rhs: SparseRHS, switch_times: Callable, knots) -> SparseRHS:
     its left end (``[a, Tbar)``, ``[Tbar, b)``), and a solve also stops at the float below each end
     (:func:`stops` with ``warps``), as it does below a switch. The pattern of the Jacobian is ``rhs``'s.
     """
+    knots = np.unique(np.asarray(knots, dtype=np.float64))  # once, not at each trace of the right-hand side
 
     def fn(t, y, p):
         moved = jnp.atleast_1d(switch_times(p))
